@@ -1,0 +1,589 @@
+"""Reading user images and masks robustly, and writing outputs atomically with provenance.
+
+This is the one place where user files are decoded and results are written. Every problem a
+user can cause (a missing, empty, truncated or non-image file, a huge image, an unusable mask,
+an unwritable output folder) becomes an :class:`ImageInputError` or :class:`OutputError` whose
+message is one line naming the file, so the CLI can print it and carry on with a batch.
+
+Decisions:
+
+* Alpha is composited onto **white** (the usual paper/background colour of photos and scans);
+  when any pixel was not fully opaque the loaded image says so (:func:`alpha_dropped`, :func:`image_notes`).
+* Masks: white / non-zero = 1 = to fill (see :func:`load_mask` for images with alpha).
+* Outputs default to PNG (lossless); metadata goes into PNG text chunks, or into a sidecar
+  ``<output>.json`` for other formats.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import glob
+import io
+import json
+import os
+import struct
+import tempfile
+import threading
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL.PngImagePlugin import PngInfo
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"})
+OUTPUT_FORMATS = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".webp": "WEBP",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".bmp": "BMP",
+}
+DEFAULT_OUTPUT_EXTENSION = ".png"
+JPEG_QUALITY = 95
+WEBP_QUALITY = 95
+
+# Keys this module adds to ``Image.info`` of a loaded image.
+INFO_NOTES = "palette_cli.notes"
+INFO_ALPHA_DROPPED = "palette_cli.alpha_dropped"
+INFO_SOURCE_FORMAT = "palette_cli.source_format"
+INFO_SOURCE_MODE = "palette_cli.source_mode"
+
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error, IndexError)
+_PILLOW_GLOBALS_LOCK = threading.Lock()
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
+class ImageInputError(ValueError):
+    """A user input that cannot be used; ``str()`` is one line naming the file and the problem."""
+
+    def __init__(self, path: str | os.PathLike[str], problem: str) -> None:
+        self.path = str(path)
+        self.problem = " ".join(str(problem).split())
+        super().__init__(f"{self.path}: {self.problem}")
+
+
+class OutputError(OSError):
+    """An output that cannot be written; ``str()`` is one line naming the file and the problem."""
+
+    def __init__(self, path: str | os.PathLike[str], problem: str) -> None:
+        self.path = str(path)
+        self.problem = " ".join(str(problem).split())
+        super().__init__(f"{self.path}: {self.problem}")
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.problem}"
+
+
+# --------------------------------------------------------------------------- reading
+
+
+@contextlib.contextmanager
+def _pillow_guards(allow_huge: bool) -> Iterator[int | None]:
+    """Decode strictly (truncated data raises); yield the pixel limit this load must enforce.
+
+    Pillow keeps both settings as module globals, so they are changed under a lock and restored.
+    Its own size check is lifted meanwhile, so that the caller can refuse a huge image with a
+    message giving its size.
+    """
+    with _PILLOW_GLOBALS_LOCK:
+        saved_truncated = ImageFile.LOAD_TRUNCATED_IMAGES
+        saved_limit = Image.MAX_IMAGE_PIXELS
+        ImageFile.LOAD_TRUNCATED_IMAGES = False
+        Image.MAX_IMAGE_PIXELS = None
+        try:
+            yield None if allow_huge else saved_limit
+        finally:
+            ImageFile.LOAD_TRUNCATED_IMAGES = saved_truncated
+            Image.MAX_IMAGE_PIXELS = saved_limit
+
+
+def _huge_message(width: int, height: int, limit: int) -> str:
+    return (
+        f"image is {width}x{height} = {width * height / 1e6:.1f} megapixels, over the "
+        f"decompression-bomb safety limit of {limit / 1e6:.1f} megapixels; "
+        "pass --allow-huge if you trust this file"
+    )
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise ImageInputError(path, "no such file")
+    if path.is_dir():
+        raise ImageInputError(path, "is a folder, not an image file")
+    if path.stat().st_size == 0:
+        raise ImageInputError(path, "file is empty (0 bytes)")
+
+
+def _open_decoded(path: Path, allow_huge: bool) -> Image.Image:
+    """Open and fully decode ``path`` (first frame), with EXIF orientation applied."""
+    _check_file(path)
+    with _pillow_guards(allow_huge) as limit:
+        try:
+            with Image.open(path) as img:
+                width, height = img.size
+                if limit is not None and width * height > limit:
+                    raise ImageInputError(path, _huge_message(width, height, limit))
+                frames = getattr(img, "n_frames", 1)
+                img.load()
+                source_format = img.format
+                source_mode = img.mode
+                decoded = ImageOps.exif_transpose(img) or img.copy()
+        except ImageInputError:
+            raise
+        except PermissionError:
+            raise ImageInputError(path, "permission denied") from None
+        except UnidentifiedImageError:
+            raise ImageInputError(path, "not an image file (Pillow cannot identify its format)") from None
+        except _DECODE_ERRORS as err:
+            raise ImageInputError(path, f"image data is truncated or corrupt ({err})") from None
+    decoded.info[INFO_SOURCE_FORMAT] = source_format
+    decoded.info[INFO_SOURCE_MODE] = source_mode
+    notes: list[str] = []
+    if frames > 1:
+        notes.append(f"only the first of {frames} frames is used")
+    decoded.info[INFO_NOTES] = notes
+    return decoded
+
+
+def _to_uint8_gray(img: Image.Image, notes: list[str]) -> np.ndarray:
+    """16-bit, 32-bit integer and float single-channel pixels scaled (not clipped) to 0..255.
+
+    'I;16*' is 16-bit; 'I' is read as 16-bit when its values fit 0..65535 (Pillow's historical
+    16-bit mode); 'F' is read as 0..1 or 0..255 when its values fit; anything else is stretched
+    from its minimum to its maximum, with a note.
+    """
+    values = np.asarray(img).astype(np.float64)
+    values = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
+    low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+    if img.mode.startswith("I;16") or (img.mode == "I" and low >= 0 and high <= 65535):
+        scale, offset = 255.0 / 65535.0, 0.0
+    elif img.mode == "F" and low >= 0 and high <= 1:
+        scale, offset = 255.0, 0.0
+    elif img.mode == "F" and low >= 0 and high <= 255:
+        scale, offset = 1.0, 0.0
+    else:
+        notes.append(f"pixel values {low:g}..{high:g} of mode {img.mode} were stretched to 0..255")
+        scale = 255.0 / (high - low) if high > low else 0.0
+        offset = low
+    return np.clip(np.rint((values - offset) * scale), 0, 255).astype(np.uint8)
+
+
+def _icc_colour_space(profile: bytes | None) -> bytes | None:
+    """The data colour space signature of an ICC profile (b'RGB ', b'GRAY', b'CMYK', ...)."""
+    if not profile or len(profile) < 20:
+        return None
+    return bytes(profile[16:20])
+
+
+def _cmyk_to_rgb(img: Image.Image, notes: list[str]) -> Image.Image:
+    """Use the embedded CMYK ICC profile when it is usable; otherwise Pillow's plain conversion."""
+    profile = img.info.get("icc_profile")
+    if profile:
+        try:
+            from PIL import ImageCms
+
+            source = ImageCms.ImageCmsProfile(io.BytesIO(profile))
+            target = ImageCms.createProfile("sRGB")
+            return ImageCms.profileToProfile(img, source, target, outputMode="RGB")
+        except Exception as err:  # a broken profile must not stop the image from loading
+            notes.append(f"embedded CMYK colour profile unusable ({type(err).__name__}); plain conversion used")
+    return img.convert("RGB")
+
+
+def _composite_on_white(rgba: Image.Image) -> tuple[Image.Image, bool]:
+    white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    translucent = rgba.getchannel("A").getextrema()[0] < 255
+    return Image.alpha_composite(white, rgba).convert("RGB"), translucent
+
+
+def _has_alpha(img: Image.Image) -> bool:
+    return img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info
+
+
+def load_image(path: str | os.PathLike[str], *, allow_huge: bool = False) -> Image.Image:
+    """Read a user image as 8-bit RGB, fully decoded, with its EXIF orientation applied.
+
+    Alpha (RGBA, LA, palette transparency) is composited onto white; :func:`alpha_dropped`
+    tells whether any pixel was translucent. 16-bit and float images are scaled to 8 bits, CMYK
+    is converted through its embedded profile when possible. The returned ``info`` keeps an
+    RGB ICC profile (``icc_profile``) for the output, the source format and mode, and notes.
+    Raises :class:`ImageInputError` for anything unusable; images over Pillow's
+    decompression-bomb limit need ``allow_huge=True``.
+    """
+    path = Path(path)
+    img = _open_decoded(path, allow_huge)
+    info = dict(img.info)
+    notes: list[str] = info[INFO_NOTES]
+    alpha_was_dropped = False
+    try:
+        if img.mode in ("I", "F") or img.mode.startswith("I;16"):
+            rgb = Image.fromarray(_to_uint8_gray(img, notes), mode="L").convert("RGB")
+        elif img.mode == "CMYK":
+            rgb = _cmyk_to_rgb(img, notes)
+        elif _has_alpha(img):
+            rgb, alpha_was_dropped = _composite_on_white(img.convert("RGBA"))
+        else:
+            rgb = img.convert("RGB")
+    except ValueError as err:
+        raise ImageInputError(path, f"colour mode {img.mode} cannot be converted to RGB ({err})") from None
+    if alpha_was_dropped:
+        notes.append("transparency was dropped: translucent pixels were composited onto white")
+    info.pop("transparency", None)
+    if _icc_colour_space(info.get("icc_profile")) != b"RGB ":
+        info.pop("icc_profile", None)
+    info[INFO_ALPHA_DROPPED] = alpha_was_dropped
+    rgb.info = info
+    return rgb
+
+
+def image_notes(img: Image.Image) -> list[str]:
+    """What :func:`load_image` changed beyond a plain conversion (alpha dropped, frames skipped...)."""
+    return list(img.info.get(INFO_NOTES, []))
+
+
+def alpha_dropped(img: Image.Image) -> bool:
+    """True when :func:`load_image` composited translucent pixels onto white."""
+    return bool(img.info.get(INFO_ALPHA_DROPPED, False))
+
+
+def _mask_fill(img: Image.Image) -> np.ndarray:
+    """Boolean (H, W) array of the pixels to fill, by the rule documented in :func:`load_mask`."""
+    if img.mode in ("I", "F") or img.mode.startswith("I;16"):
+        return np.nan_to_num(np.asarray(img).astype(np.float64)) > 0
+    if img.mode == "1":
+        return np.asarray(img.convert("L")) > 0
+    if img.mode == "L":
+        return np.asarray(img) > 0
+    if not _has_alpha(img):
+        return (np.asarray(img.convert("RGB")) > 0).any(axis=2)
+    rgba = np.asarray(img.convert("RGBA"))
+    colour, alpha = rgba[..., :3], rgba[..., 3]
+    visible = alpha > 0
+    visible_colours = colour[visible]
+    if visible_colours.size == 0 or (visible_colours == visible_colours[0]).all():
+        return visible
+    return visible & (colour > 0).any(axis=2)
+
+
+def load_mask(
+    path: str | os.PathLike[str],
+    size: tuple[int, int] | None,
+    *,
+    resize: bool = False,
+    allow_huge: bool = False,
+) -> torch.Tensor:
+    """Read an inpainting mask as a (1, H, W) float tensor of {0, 1}; 1 = fill, 0 = keep.
+
+    Rule: a pixel is filled when any of its colour values is non-zero (white, grey, any colour;
+    any mode and bit depth, palette colours looked up). With alpha, fully transparent pixels are
+    never filled; if all visible pixels share one colour, the drawing is in the alpha channel, so
+    every visible pixel is filled. EXIF orientation is applied. ``size`` is the image's
+    (width, height); a different mask size is an error unless ``resize`` (nearest neighbour).
+    An empty or all-white mask is an error.
+    """
+    path = Path(path)
+    img = _open_decoded(path, allow_huge)
+    try:
+        fill = _mask_fill(img)
+    except ValueError as err:
+        raise ImageInputError(path, f"mask colour mode {img.mode} is not supported ({err})") from None
+    if size is not None and img.size != tuple(size):
+        if not resize:
+            raise ImageInputError(
+                path,
+                f"mask is {img.width}x{img.height} but the image is {size[0]}x{size[1]} (width x height); "
+                "pass --resize-mask to scale the mask to the image",
+            )
+        binary = Image.fromarray(fill.astype(np.uint8) * 255, mode="L")
+        fill = np.asarray(binary.resize(tuple(size), Image.Resampling.NEAREST)) > 0
+    if not fill.any():
+        raise ImageInputError(path, "mask is empty: no white/non-zero pixel marks anything to fill")
+    if fill.all():
+        raise ImageInputError(path, "mask is entirely white: every pixel would be filled and nothing kept")
+    return torch.from_numpy(fill.astype(np.float32)).unsqueeze(0)
+
+
+# --------------------------------------------------------------------------- tensors
+
+
+def pil_to_tensor(img: Image.Image) -> torch.Tensor:
+    """An image as a (3, H, W) float32 tensor in [-1, 1] (0 → -1, 255 → 1)."""
+    array = np.asarray(img.convert("RGB") if img.mode != "RGB" else img, dtype=np.float32)
+    return torch.from_numpy(array / 127.5 - 1.0).permute(2, 0, 1).contiguous()
+
+
+def tensor_to_pil(tensor: torch.Tensor) -> Image.Image:
+    """A (3, H, W) tensor in [-1, 1] as an 8-bit RGB image (clamped, rounded to nearest)."""
+    if tensor.ndim == 4 and tensor.shape[0] == 1:
+        tensor = tensor[0]
+    if tensor.ndim != 3 or tensor.shape[0] != 3:
+        raise ValueError(f"expected a (3, H, W) tensor, got shape {tuple(tensor.shape)}")
+    values = ((tensor.detach().to("cpu", torch.float32) + 1.0) * 127.5).round().clamp(0, 255)
+    return Image.fromarray(values.to(torch.uint8).permute(1, 2, 0).numpy(), mode="RGB")
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def sidecar_path(path: str | os.PathLike[str]) -> Path:
+    """Where metadata of a non-PNG output lives: ``<output>.json``."""
+    path = Path(path)
+    return path.with_name(path.name + ".json")
+
+
+def _output_format(path: Path) -> str:
+    fmt = OUTPUT_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        known = " ".join(sorted(OUTPUT_FORMATS))
+        raise OutputError(path, f"unsupported output extension '{path.suffix}' (use one of: {known})")
+    return fmt
+
+
+def _atomic_write(path: Path, write: Any) -> None:
+    """Call ``write(file)`` on a temporary file next to ``path``, then rename it into place."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OutputError(path.parent, f"cannot create output folder ({err.strerror or err})") from None
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise OutputError(path.parent, "output folder is not writable")
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as err:
+        raise OutputError(path.parent, f"cannot write in output folder ({err.strerror or err})") from None
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp_name, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the usual file mode
+        os.replace(tmp_name, path)
+    except BaseException as err:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+        if isinstance(err, OSError) and not isinstance(err, OutputError):
+            raise OutputError(path, f"cannot write ({err.strerror or err})") from err
+        raise
+
+
+def _png_info(metadata: dict[str, str]) -> PngInfo:
+    info = PngInfo()
+    for key, value in metadata.items():
+        if not 1 <= len(key) <= 79:
+            raise ValueError(f"PNG text keys must have 1 to 79 characters, got {key!r}")
+        info.add_text(key, str(value))
+    return info
+
+
+def save_image_atomic(
+    img: Image.Image,
+    path: str | os.PathLike[str],
+    *,
+    metadata: dict[str, str] | None = None,
+    overwrite: bool,
+    icc_profile: bytes | None = None,
+) -> Path:
+    """Write ``img`` to ``path`` atomically (temporary file in the same folder, then rename).
+
+    The format follows the extension (png, jpg/jpeg at quality 95, webp at quality 95, tif/tiff,
+    bmp). ``metadata`` goes into PNG text chunks, or into a sidecar ``<output>.json`` (also atomic,
+    written before the image so an existing image always has its metadata). ``icc_profile``
+    defaults to the one in ``img.info``. Raises ``FileExistsError`` if the file exists and not
+    ``overwrite``; :class:`OutputError` when it cannot be written. Returns the path.
+    """
+    path = Path(path)
+    fmt = _output_format(path)
+    if path.is_dir():
+        raise OutputError(path, "is a folder; give an image file name")
+    if path.exists() and not overwrite:
+        raise FileExistsError(errno.EEXIST, "output exists (pass --overwrite to replace it)", str(path))
+    if icc_profile is None:
+        icc_profile = img.info.get("icc_profile")
+    params: dict[str, Any] = {}
+    if icc_profile and fmt != "BMP":
+        params["icc_profile"] = icc_profile
+    if fmt == "JPEG":
+        params["quality"] = JPEG_QUALITY
+    elif fmt == "WEBP":
+        params["quality"] = WEBP_QUALITY
+    if img.mode not in ("RGB", "L"):
+        img = img.convert("RGB")
+    if metadata:
+        if fmt == "PNG":
+            params["pnginfo"] = _png_info(metadata)
+        else:
+            text = json.dumps({k: str(v) for k, v in metadata.items()}, indent=2, sort_keys=True) + "\n"
+            _atomic_write(sidecar_path(path), lambda handle: handle.write(text.encode("utf-8")))
+    _atomic_write(path, lambda handle: img.save(handle, format=fmt, **params))
+    return path
+
+
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
+    """Metadata written by :func:`save_image_atomic`: PNG text chunks and/or the sidecar JSON."""
+    path = Path(path)
+    _check_file(path)
+    result: dict[str, str] = {}
+    if path.suffix.lower() == ".png":
+        try:
+            with Image.open(path) as img:
+                result.update(getattr(img, "text", {}) or {})
+        except (UnidentifiedImageError, *_DECODE_ERRORS) as err:
+            raise ImageInputError(path, f"cannot read PNG metadata ({err})") from None
+    sidecar = sidecar_path(path)
+    if sidecar.is_file():
+        try:
+            data = json.loads(sidecar.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            raise ImageInputError(sidecar, f"unreadable metadata file ({err})") from None
+        if not isinstance(data, dict):
+            raise ImageInputError(sidecar, "metadata file does not hold a JSON object")
+        result.update({str(k): str(v) for k, v in data.items()})
+    return result
+
+
+# --------------------------------------------------------------------------- input and output paths
+
+
+def is_image_path(path: Path) -> bool:
+    """Whether the extension is one of the image extensions (case-insensitive)."""
+    return path.suffix.lower() in IMAGE_EXTENSIONS
+
+
+def _is_hidden(rel: Path) -> bool:
+    return any(part.startswith(".") for part in rel.parts)
+
+
+def _images_in_folder(folder: Path, recursive: bool) -> list[tuple[Path, Path]]:
+    candidates = folder.rglob("*") if recursive else folder.iterdir()
+    found = []
+    for file in candidates:
+        rel = file.relative_to(folder)
+        if file.is_file() and is_image_path(file) and not _is_hidden(rel):
+            found.append((file, rel))
+    return found
+
+
+def _glob_base(pattern: str) -> Path:
+    """The folder part of a glob pattern before its first wildcard."""
+    parts = Path(pattern).parts
+    fixed = []
+    for part in parts[:-1]:
+        if glob.has_magic(part):
+            break
+        fixed.append(part)
+    return Path(*fixed) if fixed else Path(".")
+
+
+def expand_inputs(inputs: list[str], recursive: bool) -> list[tuple[Path, Path]]:
+    """Files, folders and glob patterns → sorted, de-duplicated (input file, relative output path).
+
+    A file is taken as given (its relative path is its name). A folder gives its image files
+    (subfolders only if ``recursive``; hidden files skipped) relative to the folder, so a folder in
+    gives the same tree out. A glob (``*``, ``?``, ``[]``; ``**`` when ``recursive``) gives the
+    matching image files relative to the pattern's fixed leading folders. A path that does not exist,
+    a folder without images or a pattern matching no image is an :class:`ImageInputError`.
+    """
+    pairs: dict[Path, tuple[Path, Path]] = {}
+    for spec in inputs:
+        path = Path(spec)
+        if path.is_file():
+            found = [(path, Path(path.name))]
+        elif path.is_dir():
+            found = _images_in_folder(path, recursive)
+            if not found:
+                hint = "" if recursive else " (pass --recursive to include subfolders)"
+                raise ImageInputError(path, f"folder holds no image files{hint}")
+        elif glob.has_magic(spec):
+            base = _glob_base(spec)
+            found = []
+            for match in glob.glob(spec, recursive=recursive):
+                file = Path(match)
+                if file.is_file() and is_image_path(file):
+                    found.append((file, file.relative_to(base)))
+                elif file.is_dir() and recursive:
+                    found.extend((f, f.relative_to(base)) for f, _ in _images_in_folder(file, True))
+            if not found:
+                raise ImageInputError(spec, "pattern matches no image files")
+        else:
+            raise ImageInputError(path, "no such file or folder")
+        for file, rel in found:
+            pairs.setdefault(file.resolve(), (file, rel))
+    return sorted(pairs.values(), key=lambda pair: (str(pair[0]), str(pair[1])))
+
+
+def normalise_extension(ext: str | None) -> str:
+    """'png', '.PNG' → '.png'; None → the default '.png'. Unknown extensions raise ValueError."""
+    if not ext:
+        return DEFAULT_OUTPUT_EXTENSION
+    ext = ext.lower() if ext.startswith(".") else "." + ext.lower()
+    if ext not in OUTPUT_FORMATS:
+        raise ValueError(f"unsupported output extension '{ext}' (use one of: {' '.join(sorted(OUTPUT_FORMATS))})")
+    return ext
+
+
+def output_path_for(
+    rel: Path,
+    output: Path | None,
+    single_input: bool,
+    suffix: str,
+    ext: str | None,
+    *,
+    input_path: Path | None = None,
+) -> Path:
+    """The output file for one input, given its relative path from :func:`expand_inputs`.
+
+    * ``output`` names a file (an image extension, not an existing folder) and there is one
+      input → that file, as given (its extension picks the format; ``ext`` is ignored).
+      With several inputs that is an :class:`ImageInputError`.
+    * ``output`` is a folder (or anything else) → ``output/rel`` with ``suffix`` added to the
+      stem: ``photo.jpg`` → ``output/photo_colorized.png``; subfolders of ``rel`` are kept.
+    * no ``output`` → next to ``input_path``: ``dir/photo_colorized.png``.
+
+    The extension is ``ext`` (default ``.png``, lossless). An output that would be the input
+    file itself is refused.
+    """
+    rel = Path(rel)
+    extension = normalise_extension(ext)
+    name = f"{rel.stem}{suffix}{extension}"
+    if output is not None and is_image_path(output) and not output.is_dir():
+        if not single_input:
+            raise ImageInputError(
+                output, "-o names one file but there are several inputs; give a folder instead"
+            )
+        target = output
+    elif output is not None:
+        target = output / rel.parent / name
+    elif input_path is not None:
+        target = Path(input_path).parent / name
+    else:
+        raise ValueError("output_path_for needs either output or input_path")
+    if input_path is not None and target.resolve() == Path(input_path).resolve():
+        raise ImageInputError(target, "output would overwrite its input; choose another output or suffix")
+    return target
+
+
+def plan_outputs(
+    pairs: list[tuple[Path, Path]], output: Path | None, suffix: str, ext: str | None
+) -> list[tuple[Path, Path]]:
+    """(input, output file) for every input; two inputs that would share one output raise."""
+    single = len(pairs) == 1
+    plan: list[tuple[Path, Path]] = []
+    seen: dict[Path, Path] = {}
+    for file, rel in pairs:
+        target = output_path_for(rel, output, single, suffix, ext, input_path=file)
+        key = target.resolve()
+        if key in seen:
+            raise ImageInputError(
+                file, f"would be written to {target}, the same output as {seen[key]}; give their folder instead"
+            )
+        seen[key] = file
+        plan.append((file, target))
+    return plan
