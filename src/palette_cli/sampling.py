@@ -162,6 +162,8 @@ SAMPLERS: dict[str, Callable[..., Tensor]] = {
 
 #: The spacing each sampler is meant to be used with by default.
 DEFAULT_SPACING = {"ddpm": "paper", "ddim": "logsnr", "dpmpp_2m": "logsnr"}
+#: Step counts that give each sampler its usual quality.
+DEFAULT_STEPS = {"ddpm": 1000, "ddim": 50, "dpmpp_2m": 20}
 
 
 def get_sampler(name: str) -> Callable[..., Tensor]:

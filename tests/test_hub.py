@@ -1,0 +1,80 @@
+"""Model resolution: shipped names, local files, and the Hub cache in offline mode (never the network)."""
+
+import pytest
+
+from palette_cli import hub
+from palette_cli.hub import HubRef, ModelNotFoundError, parse_hub_ref, resolve_model
+
+
+@pytest.fixture
+def offline_cache(tmp_path, monkeypatch):
+    import huggingface_hub.constants as c
+
+    cache = tmp_path / "hf-cache"
+    monkeypatch.setattr(c, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(c, "HF_HUB_OFFLINE", True)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return cache
+
+
+def put_in_cache(cache, repo, filename, data=b"weights", revision="main", commit="a" * 40):
+    root = cache / ("models--" + repo.replace("/", "--"))
+    (root / "refs").mkdir(parents=True, exist_ok=True)
+    (root / "refs" / revision).write_text(commit)
+    snap = root / "snapshots" / commit / filename
+    snap.parent.mkdir(parents=True, exist_ok=True)
+    snap.write_bytes(data)
+    return snap
+
+
+@pytest.mark.parametrize(
+    "spec,ref",
+    [
+        ("user/repo", HubRef("user/repo", "model.safetensors", None)),
+        ("hf:user/repo", HubRef("user/repo", "model.safetensors", None)),
+        ("user/repo@v1.0", HubRef("user/repo", "model.safetensors", "v1.0")),
+        ("hf:user/my.repo/sub/colorize.safetensors@main", HubRef("user/my.repo", "sub/colorize.safetensors", "main")),
+    ],
+)
+def test_parse_hub_ref(spec, ref):
+    assert parse_hub_ref(spec) == ref
+
+
+def test_parse_rejects_non_hub_specs():
+    assert parse_hub_ref("justaname") is None
+    assert parse_hub_ref("a b/c") is None
+
+
+def test_shipped_name_and_local_file(tmp_path, monkeypatch):
+    d = tmp_path / "weights"
+    d.mkdir()
+    (d / "my-model.safetensors").write_bytes(b"x")
+    monkeypatch.setenv("PALETTE_WEIGHTS_DIR", str(d))
+    assert resolve_model("my-model") == (d / "my-model.safetensors", "my-model")
+    f = tmp_path / "other.safetensors"
+    f.write_bytes(b"y")
+    assert resolve_model(str(f))[0] == f
+    with pytest.raises(ModelNotFoundError, match="model file not found"):
+        resolve_model(str(tmp_path / "missing.safetensors"))
+    with pytest.raises(ModelNotFoundError, match="unknown model 'nonsense'"):
+        resolve_model("nonsense")
+
+
+def test_hub_repo_from_cache_offline(offline_cache):
+    snap = put_in_cache(offline_cache, "someone/palette-places", "model.safetensors")
+    path, model_id = resolve_model("someone/palette-places")
+    assert path.read_bytes() == b"weights" and path.resolve() == snap.resolve()
+    assert model_id == "hf:someone/palette-places/model.safetensors"
+
+
+def test_hub_missing_offline_is_one_clear_line(offline_cache):
+    with pytest.raises(ModelNotFoundError) as e:
+        resolve_model("someone/not-downloaded@v2")
+    msg = str(e.value)
+    assert "someone/not-downloaded/model.safetensors@v2" in msg and "offline" in msg and "\n" not in msg
+
+
+def test_default_is_looked_up_in_shipped_dirs(tmp_path, monkeypatch):
+    monkeypatch.setenv("PALETTE_WEIGHTS_DIR", str(tmp_path))
+    (tmp_path / f"{hub.DEFAULT_MODEL}.safetensors").write_bytes(b"x")
+    assert resolve_model(None)[1] == hub.DEFAULT_MODEL
