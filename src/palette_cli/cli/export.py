@@ -1,0 +1,38 @@
+"""`palette export`: a training run (or one checkpoint) → a slim EMA-only .safetensors model file."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .runner import fail
+
+
+class StorageDtype(str, Enum):
+    fp16 = "fp16"
+    bf16 = "bf16"
+    fp32 = "fp32"
+
+
+def export(
+    source: Annotated[Path, typer.Argument(help="Run folder (its newest checkpoint) or a checkpoint .pt file.",
+                                           show_default=False)],
+    out: Annotated[Path, typer.Argument(help="Output model file (.safetensors).", show_default=False)],
+    dtype: Annotated[StorageDtype, typer.Option(help="Storage precision of the weights.")] = StorageDtype.fp16,
+) -> None:
+    """Export the EMA weights with their network config, schedule, tasks and training facts."""
+    from ..checkpoint import read_info
+    from ..training import ConfigError, export_checkpoint
+
+    if out.suffix != ".safetensors":
+        raise fail(f"{out}: the output must be a .safetensors file")
+    try:
+        path = export_checkpoint(source, out, dtype=dtype.value)
+    except ConfigError as e:
+        raise fail(str(e))
+    info = read_info(path)
+    typer.echo(f"{path}: {', '.join(info.tasks)}; {info.training.get('steps')} steps, "
+               f"{path.stat().st_size / 1e6:.1f} MB ({dtype.value})")
