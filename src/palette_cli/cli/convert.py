@@ -1,0 +1,53 @@
+"""`palette convert`: turn a checkpoint of the public re-implementation into a palette-cli model file."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .runner import fail
+
+
+class StorageDtype(str, Enum):
+    fp32 = "fp32"
+    fp16 = "fp16"
+    bf16 = "bf16"
+
+
+def convert(source: Annotated[Path, typer.Argument(help="A Janspiry/Palette UNet state dict (.pth).", show_default=False)],
+            output: Annotated[Path, typer.Argument(help="The .safetensors file to write.", show_default=False)],
+            task: Annotated[Optional[str], typer.Option(help="Task the model was trained for (colorize, inpaint, uncrop, jpeg).")] = None,
+            image_size: Annotated[int, typer.Option(help="Resolution the model was trained at.")] = 256,
+            num_head_channels: Annotated[int, typer.Option(help="Channels per attention head in its config.")] = 32,
+            dtype: Annotated[StorageDtype, typer.Option(help="Storage precision.")] = StorageDtype.fp32,
+            overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")] = False) -> None:
+    """Convert a guided-diffusion-flavour checkpoint (e.g. 200_Network_ema.pth) so our samplers can run it."""
+    import pickle
+
+    import torch
+
+    from ..checkpoint import ModelInfo, save_model
+    from ..convert import janspiry_state_dict_to_ours
+
+    if not source.is_file():
+        raise fail(f"{source}: file not found", 2)
+    if output.exists() and not overwrite:
+        raise fail(f"{output} exists (use --overwrite)", 2)
+    try:
+        sd = torch.load(source, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as e:
+        raise fail(f"{source}: not a readable PyTorch state dict ({str(e).splitlines()[0]})")
+    if not isinstance(sd, dict):
+        raise fail(f"{source}: expected a state dict, found {type(sd).__name__}")
+    try:
+        config, ours = janspiry_state_dict_to_ours(
+            sd, config_overrides={"image_size": image_size, "num_head_channels": num_head_channels})
+    except (KeyError, ValueError) as e:
+        raise fail(f"{source}: not a Janspiry/Palette UNet state dict ({e})")
+    info = ModelInfo(net=config.to_dict(), schedule={"kind": "linear", "steps": 2000, "start": 1e-6, "end": 0.01},
+                     tasks=[task] if task else [], extra={"converted_from": source.name})
+    save_model(output, info, ours, dtype=dtype.value)
+    typer.echo(f"wrote {output}")

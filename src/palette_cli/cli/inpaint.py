@@ -1,0 +1,75 @@
+"""`palette inpaint`: fill the white pixels of a mask (or boxes) with generated content."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .options import (AllowHuge, BatchSize, DeviceOpt, Inputs, Model, NumSamples, Output, PrecisionOpt, Quiet,
+                      Recursive, Resolution, Sampler, SamplingSteps, Seed, SpacingOpt, Overwrite, RunOptions)
+from .runner import fail, run_batch
+
+
+def parse_box(text: str) -> tuple[int, int, int, int]:
+    try:
+        x, y, w, h = (int(v) for v in text.split(","))
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not x,y,w,h (four integers)") from None
+    if w <= 0 or h <= 0 or x < 0 or y < 0:
+        raise typer.BadParameter(f"{text!r}: x and y must be ≥ 0, w and h > 0")
+    return x, y, w, h
+
+
+def box_mask(boxes: list[tuple[int, int, int, int]], width: int, height: int):
+    """A (1,H,W) mask with the x,y,w,h boxes set to 1 (clipped to the image)."""
+    from ..imageio import ImageInputError
+    from ..tasks.masks import boxes_to_mask
+
+    for x, y, w, h in boxes:
+        if x >= width or y >= height:
+            raise ImageInputError(f"--box {x},{y},{w},{h}", f"lies outside the {width}x{height} image")
+    mask = boxes_to_mask(height, width, [(y, x, h, w) for x, y, w, h in boxes])
+    if mask.all():
+        raise ImageInputError("--box", "the boxes cover the whole image: nothing is left to inpaint from")
+    return mask
+
+
+def inpaint(inputs: Inputs,
+            mask: Annotated[Optional[Path], typer.Option(
+                help="Mask image (white = fill), or a folder of masks named like the inputs.")] = None,
+            box: Annotated[Optional[list[str]], typer.Option(help="Region to fill as x,y,w,h (repeatable).")] = None,
+            resize_mask: Annotated[bool, typer.Option(help="Resize a mask whose size differs from the image.")] = False,
+            output: Output = None, model: Model = None, sampler: Sampler = "dpmpp_2m",
+            sampling_steps: SamplingSteps = None, spacing: SpacingOpt = None, seed: Seed = None,
+            num_samples: NumSamples = 1, device: DeviceOpt = "auto", precision: PrecisionOpt = "auto",
+            batch_size: BatchSize = 4, overwrite: Overwrite = False, quiet: Quiet = False,
+            recursive: Recursive = False, allow_huge: AllowHuge = False, resolution: Resolution = None) -> None:
+    """Inpaint photos: only the masked pixels change; every other pixel stays identical."""
+    if (mask is None) == (not box):
+        raise fail("give exactly one of --mask or --box", 2)
+    boxes = [parse_box(b) for b in box or []]
+    if mask is not None and not mask.exists():
+        raise fail(f"mask not found: {mask}", 2)
+    opts = RunOptions.from_cli(**{k: v for k, v in locals().items()
+                                  if k not in ("inputs", "mask", "box", "resize_mask", "boxes")})
+
+    def prepare(job, image):
+        from ..imageio import ImageInputError, load_mask
+
+        size = image.size
+        if boxes:
+            return box_mask(boxes, *size)
+        path = mask
+        if mask.is_dir():
+            candidates = [p for p in mask.glob(job.rel.with_suffix("").as_posix() + ".*") if p.is_file()]
+            if not candidates:
+                raise ImageInputError(mask, f"no mask for {job.rel} in this folder")
+            path = sorted(candidates)[0]
+        return load_mask(path, size, resize=resize_mask)
+
+    def process(pipe, image, settings, generator, on_step, hole):
+        return pipe.inpaint(image, hole, settings, generator, opts.num_samples, on_step=on_step)
+
+    run_batch("inpaint", inputs, opts, "_inpainted", process, prepare)

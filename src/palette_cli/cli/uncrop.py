@@ -1,0 +1,64 @@
+"""`palette uncrop`: extend photos beyond their borders."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Annotated
+
+import typer
+
+from .options import (AllowHuge, BatchSize, DeviceOpt, Inputs, Model, NumSamples, Output, PrecisionOpt, Quiet,
+                      Recursive, Resolution, Sampler, SamplingSteps, Seed, SpacingOpt, Overwrite, RunOptions)
+from .runner import fail, run_batch
+
+
+class Direction(str, Enum):
+    left = "left"
+    right = "right"
+    top = "top"
+    bottom = "bottom"
+    all = "all"
+
+
+def parse_amount(text: str) -> float | int:
+    """``0.5`` = half the image's size along the direction; ``128`` or ``128px`` = pixels."""
+    t = text.strip().lower().removesuffix("px")
+    try:
+        value = float(t)
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is neither a fraction (0.5) nor pixels (128)") from None
+    if value <= 0:
+        raise typer.BadParameter("the amount must be positive")
+    if "." in t or value < 1:
+        return value
+    return int(value)
+
+
+def amount_pixels(amount: float | int, length: int) -> int:
+    return amount if isinstance(amount, int) else max(1, round(amount * length))
+
+
+def uncrop(inputs: Inputs,
+           direction: Annotated[Direction, typer.Option("--direction", "-d", help="Side(s) to extend.")] = Direction.right,
+           amount: Annotated[str, typer.Option(
+               help="How far: a fraction of the image's width/height (0.5) or pixels (128).")] = "0.5",
+           output: Output = None, model: Model = None, sampler: Sampler = "dpmpp_2m",
+           sampling_steps: SamplingSteps = None, spacing: SpacingOpt = None, seed: Seed = None,
+           num_samples: NumSamples = 1, device: DeviceOpt = "auto", precision: PrecisionOpt = "auto",
+           batch_size: BatchSize = 4, overwrite: Overwrite = False, quiet: Quiet = False,
+           recursive: Recursive = False, allow_huge: AllowHuge = False, resolution: Resolution = None) -> None:
+    """Uncrop photos: grow the canvas; the original pixels stay identical. Long extensions take several passes."""
+    value = parse_amount(amount)
+    opts = RunOptions.from_cli(**{k: v for k, v in locals().items() if k not in ("inputs", "direction", "amount", "value")})
+    sides = ["left", "right", "top", "bottom"] if direction.value == "all" else [direction.value]
+
+    def process(pipe, image, settings, generator, on_step, _extra):
+        results = [image] * opts.num_samples
+        for k, side in enumerate(sides):
+            length = image.width if side in ("left", "right") else image.height
+            px = amount_pixels(value, length)
+            step_cb = (lambda i, n, k=k: on_step(k * n + i, len(sides) * n)) if on_step else None
+            results = [pipe.extend(r, side, px, settings, generator, 1, on_step=step_cb)[0] for r in results]
+        return results
+
+    run_batch("uncrop", inputs, opts, "_uncropped", process)

@@ -1,0 +1,111 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from palette_cli.pipeline import Pipeline, SamplerSettings, hole_windows, tiled_denoiser, working_size
+from tests.conftest import make_photo
+
+FAST = SamplerSettings("dpmpp_2m", 3)
+
+
+@pytest.fixture(scope="module")
+def pipe(tiny_model_file):
+    return Pipeline.from_file(tiny_model_file, device="cpu", precision="fp32", resolution=32)
+
+
+def test_working_size_keeps_area_aspect_and_divisor():
+    w, h = working_size(1024, 512, 256, 16)
+    assert w % 16 == 0 and h % 16 == 0
+    assert abs(w * h - 256 * 256) / (256 * 256) < 0.1 and w / h == pytest.approx(2.0, rel=0.1)
+    assert working_size(10, 10, 256, 8) == (256, 256)
+
+
+def test_hole_windows_group_near_holes_and_split_far_ones():
+    mask = torch.zeros(400, 400)
+    mask[10:20, 10:20] = 1
+    mask[25:30, 25:30] = 1  # close to the first: same window
+    mask[350:360, 370:380] = 1  # far away: its own window
+    wins = list(hole_windows(mask, 32))
+    assert len(wins) == 2
+    covered = torch.zeros_like(mask)
+    for x0, y0, x1, y1 in wins:
+        assert 0 <= x0 < x1 <= 400 and 0 <= y0 < y1 <= 400
+        covered[y0:y1, x0:x1] = 1
+    assert torch.all(covered[mask.bool()] == 1)
+
+
+def test_tiled_denoiser_equals_whole_canvas_for_a_local_model():
+    """For a pointwise 'network' the blended tiles must equal one pass over the whole canvas: no seams."""
+    def eps_fn(y, g, c):
+        return y * g.view(-1, 1, 1, 1) + 0.5 * c
+
+    cond = torch.randn(2, 3, 70, 90)
+    y = torch.randn(2, 3, 70, 90)
+    g = torch.tensor([0.3, 0.7])
+    tiled = tiled_denoiser(eps_fn, cond, tile=32, overlap=8)(y, g)
+    assert torch.allclose(tiled, eps_fn(y, g, cond), atol=1e-6)
+
+
+def test_inpaint_changes_only_the_hole(pipe):
+    img = make_photo(80, 60)
+    mask = torch.zeros(1, 60, 80)
+    mask[:, 20:35, 30:50] = 1
+    out = pipe.inpaint(img, mask, FAST, torch.Generator().manual_seed(0), num_samples=2)
+    a, o = np.asarray(img), [np.asarray(x) for x in out]
+    keep = mask[0].numpy() == 0
+    assert all(x.shape == a.shape for x in o)
+    assert all(np.array_equal(x[keep], a[keep]) for x in o)
+    assert not np.array_equal(o[0][~keep], a[~keep])
+    assert not np.array_equal(o[0][~keep], o[1][~keep])  # two samples differ
+
+
+def test_seeded_runs_are_identical(pipe):
+    img = make_photo(40, 40)
+    a = pipe.colorize(img, FAST, torch.Generator().manual_seed(5))[0]
+    b = pipe.colorize(img, FAST, torch.Generator().manual_seed(5))[0]
+    c = pipe.colorize(img, FAST, torch.Generator().manual_seed(6))[0]
+    assert np.array_equal(np.asarray(a), np.asarray(b))
+    assert not np.array_equal(np.asarray(a), np.asarray(c))
+
+
+def test_colorize_keeps_luminance_at_full_resolution(pipe):
+    from palette_cli.tasks.colorize import luma8
+
+    img = make_photo(100, 70).convert("L").convert("RGB")
+    out = pipe.colorize(img, FAST, torch.Generator().manual_seed(0))[0]
+    assert out.size == img.size
+    assert np.abs(luma8(np.asarray(out)).astype(int) - luma8(np.asarray(img)).astype(int)).max() <= 1
+
+
+@pytest.mark.parametrize("side", ["left", "right", "top", "bottom"])
+def test_uncrop_grows_and_keeps_the_original(pipe, side):
+    img = make_photo(40, 30)
+    out = pipe.extend(img, side, 25, FAST, torch.Generator().manual_seed(0))[0]
+    horizontal = side in ("left", "right")
+    assert out.size == ((65, 30) if horizontal else (40, 55))
+    x = 25 if side == "left" else 0
+    y = 25 if side == "top" else 0
+    assert np.array_equal(np.asarray(out)[y:y + 30, x:x + 40], np.asarray(img))
+
+
+def test_panorama_has_the_papers_proportions(pipe):
+    """The paper: 256×256, 8 steps of 128 px each side → 256×2304. Scaled by 1/8: 32×32 → 32×288."""
+    img = make_photo(32, 32)
+    frames = []
+    out = pipe.panorama(img, 8, SamplerSettings("ddim", 2), torch.Generator().manual_seed(0), on_frame=frames.append)
+    assert out.size == (288, 32) and len(frames) == 16
+    assert np.array_equal(np.asarray(out)[:, 128:160], np.asarray(img))
+
+
+def test_restore_tiles_large_images_at_native_size(pipe):
+    img = make_photo(100, 70)
+    out = pipe.restore(img, FAST, torch.Generator().manual_seed(0), tile=32, overlap=8)[0]
+    assert out.size == (100, 70)
+    assert np.asarray(out).std() > 1  # something was produced
+
+
+def test_provenance_records_how_to_reproduce(pipe):
+    meta = pipe.provenance("colorize", FAST, 42)
+    assert meta["seed"] == "42" and meta["sampler"] == "dpmpp_2m" and meta["sampling_steps"] == "3"
+    assert len(meta["model_hash"]) == 12
