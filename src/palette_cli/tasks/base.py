@@ -1,0 +1,83 @@
+"""What every task shares: the training example, the task interface, and generator-driven draws.
+
+Every random choice goes through the ``torch.Generator`` that is passed in, so one seed reproduces a
+training example exactly, in any process (DataLoader workers included).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import torch
+from torch import Tensor
+
+
+@dataclass
+class Example:
+    """One training example: ``cond`` and ``target`` are (3,H,W) in [-1,1]; ``mask`` is (1,H,W) in {0,1}.
+
+    ``mask`` marks the unknown pixels (1), where the loss is computed; it is all ones for tasks that
+    regenerate the whole image (colorization, JPEG restoration). ``task`` names the task that made it.
+    """
+
+    cond: Tensor
+    target: Tensor
+    mask: Tensor
+    task: str = ""
+
+    def as_dict(self) -> dict[str, Tensor]:
+        """The tensors only, as a dataset item (``task`` is left out so batches collate)."""
+        return {"cond": self.cond, "target": self.target, "mask": self.mask}
+
+
+@runtime_checkable
+class Task(Protocol):
+    """Turns a clean image (3,H,W) in [-1,1] into a training example, drawing randomness from ``generator``."""
+
+    name: str
+
+    def make_example(self, image: Tensor, generator: torch.Generator) -> Example: ...
+
+
+def full_mask(image: Tensor) -> Tensor:
+    """The all-ones (1,H,W) loss mask of an image: every pixel is generated."""
+    return torch.ones(1, *image.shape[-2:], dtype=image.dtype)
+
+
+def noise_fill(image: Tensor, mask: Tensor, generator: torch.Generator) -> Tensor:
+    """The image with its unknown pixels (mask 1) replaced by standard Gaussian noise."""
+    noise = torch.randn(image.shape, generator=generator, dtype=image.dtype)
+    return torch.where(mask.bool().expand_as(image), noise, image)
+
+
+# --------------------------------------------------------------------------- scalar draws
+
+
+def uniform(generator: torch.Generator, low: float = 0.0, high: float = 1.0) -> float:
+    """One float drawn uniformly from [low, high)."""
+    return low + (high - low) * float(torch.rand((), generator=generator, dtype=torch.float64))
+
+
+def randint(generator: torch.Generator, low: int, high: int) -> int:
+    """One integer drawn uniformly from [low, high] (both ends included)."""
+    return int(torch.randint(low, high + 1, (), generator=generator))
+
+
+def normal(generator: torch.Generator, mean: float = 0.0, std: float = 1.0) -> float:
+    """One float from N(mean, std²)."""
+    return mean + std * float(torch.randn((), generator=generator, dtype=torch.float64))
+
+
+def log_uniform(generator: torch.Generator, low: float, high: float) -> float:
+    """One float whose logarithm is uniform on [log low, log high)."""
+    return math.exp(uniform(generator, math.log(low), math.log(high)))
+
+
+def choice(generator: torch.Generator, weights: list[float] | Tensor) -> int:
+    """An index drawn with probability proportional to ``weights``."""
+    w = torch.as_tensor(weights, dtype=torch.float64)
+    if w.ndim != 1 or len(w) == 0 or (w < 0).any() or w.sum() <= 0:
+        raise ValueError(f"weights must be non-negative with a positive sum, got {w.tolist()}")
+    return int(torch.multinomial(w, 1, generator=generator))
