@@ -7,7 +7,7 @@ disturbed by other processes) and the fast output is compared with float32 by re
 error. Every weight gets PyTorch's default initialisation (the zero-initialised output layers too), so
 the outputs are not trivially zero.
 
-    python benchmarks/bench_forward.py [--sizes 128 256] [--repeats 5] [--batch 1]
+    python benchmarks/bench_forward.py [--sizes 128 256] [--repeats 5] [--batch 1] [--threads N]
 """
 
 from __future__ import annotations
@@ -37,7 +37,10 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[128, 256])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     torch.manual_seed(0)
     net = UNet(preset(args.preset)).eval()
