@@ -16,24 +16,25 @@ CARRY=${CARRY:-runs/gpu-carry}
 BATCH=${BATCH:-256}
 WORKERS=${WORKERS:-10}
 OUT=${OUT:-runs/gpu-out}
+DEVICE=${DEVICE:-cuda}       # DEVICE=cpu BATCH=4 WORKERS=0 scripts/train_gpu.sh 0.2  smoke-tests it on a CPU
 RUN=${GPU_RUN:-/tmp/palette-gpu-run}
 export PYTHONPATH=src${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
 
-python3 - "$CARRY" "$RUN" "$MINUTES" "$BATCH" "$WORKERS" "$OUT" <<'PY' 2>&1 | tee "$OUT/train.log"
+python3 - "$CARRY" "$RUN" "$MINUTES" "$BATCH" "$WORKERS" "$OUT" "$DEVICE" <<'PY' 2>&1 | tee "$OUT/train.log"
 import json, shutil, sys, time
 from pathlib import Path
 import torch
 from palette_cli.training import Trainer, load_config, pack_checkpoint, unpack_checkpoint
 
-carry, run, minutes, batch, workers, out = sys.argv[1:7]
+carry, run, minutes, batch, workers, out, device = sys.argv[1:8]
 run, out = Path(run), Path(out)
 ckpt = unpack_checkpoint(Path(carry) / "ckpt", run)
-print(f"resuming {ckpt} on {torch.cuda.get_device_name(0)}", flush=True)
+print(f"resuming {ckpt} on {torch.cuda.get_device_name(0) if device == 'cuda' else device}", flush=True)
 cfg = load_config("configs/shipped.toml", [
     f"data.source={carry}/photos/train", f"data.heldout={carry}/photos/heldout", f"batch_size={batch}",
-    f"num_workers={workers}", f"max_minutes={minutes}", "device=cuda", "ckpt_minutes=1000", "ckpt_every=1000000",
+    f"num_workers={workers}", f"max_minutes={minutes}", f"device={device}", "ckpt_minutes=1000", "ckpt_every=1000000",
     "val_every=1000000", "log_every=50"])
 torch.backends.cuda.matmul.allow_tf32 = True
 torch.backends.cudnn.allow_tf32 = True

@@ -270,3 +270,25 @@ def state_hash_of(state: dict) -> str:
     holder = torch.nn.Module()
     holder.state_dict = lambda: state  # type: ignore[method-assign]
     return state_hash(holder)
+
+
+def test_packed_checkpoint_round_trip_resumes(tmp_path, images):
+    from palette_cli.training import pack_checkpoint, unpack_checkpoint
+
+    Trainer(_config(images, steps=2), tmp_path / "a").run()
+    original = load_checkpoint(list_checkpoints(tmp_path / "a")[-1])
+    parts = pack_checkpoint(tmp_path / "a", tmp_path / "packed", part_bytes=20_000)
+    assert len(parts) > 3 and all(p.stat().st_size <= 20_000 for p in parts)
+    path = unpack_checkpoint(tmp_path / "packed", tmp_path / "b")
+    back = load_checkpoint(path)
+    assert back["step"] == 2 and "optimizer" not in back
+    assert all(torch.equal(back["ema"][k], v) for k, v in original["ema"].items())  # EMA travels in fp32
+    assert all(torch.equal(back["model"][k].float(), v.bfloat16().float()) for k, v in original["model"].items())
+
+    resumed = Trainer(_config(images, steps=4), tmp_path / "b", resume=True)
+    assert resumed.step == 2 and resumed.warmup_from == 2 and resumed.position == original["position"]
+    resumed.run()
+    assert resumed.step == 4 and load_checkpoint(list_checkpoints(tmp_path / "b")[-1])["warmup_from"] == 2
+    (tmp_path / "packed" / parts[1].name).write_bytes(b"broken")
+    with pytest.raises(ConfigError, match="corrupt"):
+        unpack_checkpoint(tmp_path / "packed", tmp_path / "c")

@@ -41,7 +41,7 @@ OBJECTIVES = ("diffusion", "regression")
 LOSSES = ("l2", "l1")
 OPTIMIZERS = ("adam", "adamw")
 PRECISIONS = ("bf16", "fp32")
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2  # 2: "position" counts samples (1 counted micro-batches)
 
 Hook = Callable[[str, dict], None]
 
@@ -103,6 +103,7 @@ class TrainConfig:
     val_images: int = 6
     val_steps: int = 20
     threads: int | None = None
+    adaptive_threads: bool = False  # shared CPU: 1 thread while other processes keep a core busy
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -372,22 +373,23 @@ class SampleStream(torch.utils.data.Dataset):
 
 
 class _Positions(torch.utils.data.Sampler):
-    """Positions of this rank's micro-batches, starting at a global micro-batch index."""
+    """Stream positions of this rank's micro-batches: global batch m holds the ``world × batch``
+    samples after ``start + m·world·batch``, rank r taking the r-th ``batch`` of them."""
 
-    def __init__(self, start_micro: int, batch: int, rank: int, world: int):
-        self.start, self.batch, self.rank, self.world = start_micro, batch, rank, world
+    def __init__(self, start: int, batch: int, rank: int, world: int):
+        self.start, self.batch, self.rank, self.world = start, batch, rank, world
 
     def __iter__(self) -> Iterator[int]:
-        m = self.start
+        m = 0
         while True:
-            base = (m * self.world + self.rank) * self.batch
+            base = self.start + (m * self.world + self.rank) * self.batch
             yield from range(base, base + self.batch)
             m += 1
 
 
-def make_loader(stream: SampleStream, start_micro: int, batch: int, rank: int, world: int,
+def make_loader(stream: SampleStream, start: int, batch: int, rank: int, world: int,
                 num_workers: int) -> Iterator[dict[str, Tensor]]:
-    sampler = _Positions(start_micro, batch, rank, world)
+    sampler = _Positions(start, batch, rank, world)
     if num_workers <= 0:
         def gen() -> Iterator[dict[str, Tensor]]:
             it = iter(sampler)
@@ -546,7 +548,7 @@ class Trainer:
         self.optimizer = self._make_optimizer()
         self.step = 0
         self.warmup_from = 0  # the step the learning-rate warm-up (re)started at
-        self.position = 0  # global micro-batches consumed
+        self.position = 0  # samples consumed by all ranks together: the data position
         self.wall_s = 0.0
         self.stints: list[dict[str, Any]] = []
 
@@ -579,6 +581,8 @@ class Trainer:
         self.model.load_state_dict(ckpt["model"])
         self.ema.load_state_dict(ckpt["ema"])
         self.step, self.position = int(ckpt["step"]), int(ckpt["position"])
+        if ckpt.get("version", 1) < 2:
+            self.position = int(ckpt["images_seen"])
         if "optimizer" in ckpt:
             self.optimizer.load_state_dict(ckpt["optimizer"])
             self.warmup_from = int(ckpt.get("warmup_from", 0))
@@ -594,8 +598,7 @@ class Trainer:
 
     # -- checkpoints
     def checkpoint_state(self) -> dict[str, Any]:
-        per_rank = self.config.batch_size
-        epoch, index = divmod(self.position * per_rank * self.dist.world, len(self.dataset))
+        epoch, index = divmod(self.position, len(self.dataset))
         return {
             "format": "palette-cli-train",
             "version": CHECKPOINT_VERSION,
@@ -634,7 +637,7 @@ class Trainer:
 
     @property
     def images_seen(self) -> int:
-        return self.position * self.config.batch_size * self.dist.world
+        return self.position
 
     def data_description(self) -> str:
         src = self.config.data.source
@@ -687,7 +690,7 @@ class Trainer:
                                      autocast=c.precision == "bf16")
                 (loss / c.grad_accum).backward()
             total += float(loss.detach()) / c.grad_accum
-            self.position += 1
+            self.position += c.batch_size * self.dist.world
         if c.optim.grad_clip:
             nn.utils.clip_grad_norm_(self.model.parameters(), c.optim.grad_clip)
         self.optimizer.step()
@@ -712,7 +715,10 @@ class Trainer:
         window_t, window_imgs, window_losses = time.monotonic(), 0, []
         self._emit("start", {"step": self.step, "steps": c.steps, "images_seen": self.images_seen})
         loss = float("nan")
+        max_threads = torch.get_num_threads()
         while self.step < c.steps:
+            if c.adaptive_threads and self.device.type == "cpu":
+                torch.set_num_threads(adaptive_thread_count(max_threads, torch.get_num_threads()))
             loss = self.train_step()
             self.wall_s = wall0 + time.monotonic() - start_wall  # all of it: steps, validation, checkpoints
             window_losses.append(loss)
@@ -778,6 +784,18 @@ class Trainer:
         rec = {"step": self.step, "val_loss": val_loss, "grid": str(path.relative_to(self.run_dir))}
         self._emit("val", rec)
         return rec
+
+
+def adaptive_thread_count(max_threads: int, current: int) -> int:
+    """Threads for the next CPU step: all of them, unless other processes keep cores busy.
+
+    A team of intra-op threads waits for its slowest member, so on a machine where another process
+    holds a core, two threads are much slower than one. The 1-minute load average minus our own
+    running threads estimates the others' demand. (Results then depend on the thread count:
+    a run using this is not bit-reproducible.)
+    """
+    others = os.getloadavg()[0] - current
+    return max(1, min(max_threads, round((os.cpu_count() or max_threads) - others)))
 
 
 class _nullcontext:
