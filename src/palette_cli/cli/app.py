@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from . import colorize, inpaint, models, panorama, restore, uncrop
+from . import colorize, convert, export, inpaint, models, panorama, restore, train, uncrop
+from .data import app as data_app
 
 app = typer.Typer(
     name="palette",
@@ -20,26 +21,10 @@ app.command()(uncrop.uncrop)
 app.command()(panorama.panorama)
 app.command()(restore.restore)
 app.command()(models.models)
-
-
-def _register_optional() -> None:
-    """Commands whose modules other parts of the package provide."""
-    import importlib
-
-    for module, name in (("convert", "convert"), ("train", "train"), ("export", "export"), ("evaluate", "eval_")):
-        try:
-            mod = importlib.import_module(f"palette_cli.cli.{module}")
-        except ModuleNotFoundError:
-            continue
-        app.command(name.rstrip("_"))(getattr(mod, name))
-    try:
-        from .data import app as data_app
-    except ModuleNotFoundError:
-        return
-    app.add_typer(data_app, name="data")
-
-
-_register_optional()
+app.command()(convert.convert)
+app.command()(train.train)
+app.command()(export.export)
+app.add_typer(data_app, name="data")
 
 
 def main() -> None:
