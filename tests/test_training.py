@@ -193,6 +193,15 @@ def test_validation_grid_and_checkpoint_pruning(tmp_path, images):
             if json.loads(x)["event"] == "val"]
     assert [v["step"] for v in vals] == [2, 4] and all(v["val_loss"] > 0 for v in vals)
 
+    mixed = Trainer(_config(images, task="colorize+inpaint+jpeg", val_images=3), tmp_path / "mixed")
+    batch = mixed.validation_batch()
+    assert batch["cond"].shape == (9, 3, 16, 16)  # 3 images × 3 tasks, grouped by task
+    assert torch.equal(batch["target"][:3], batch["target"][3:6])
+    gray = batch["cond"][:3]
+    assert torch.allclose(gray[:, 0], gray[:, 1]) and torch.allclose(gray[:, 1], gray[:, 2])
+    assert (batch["mask"][3:6] == 0).any() and (batch["mask"][6:] == 1).all()
+    assert torch.equal(batch["cond"], mixed.validation_batch()["cond"])
+
 
 def test_export_load_and_sample(tmp_path, images):
     from palette_cli.checkpoint import load_model, read_info

@@ -750,15 +750,20 @@ class Trainer:
 
     # -- validation
     def validation_batch(self) -> dict[str, Tensor]:
-        """Fixed held-out examples (or the first training images): same crops and degradations every time."""
+        """Fixed held-out examples (or the first training images): same crops and degradations every
+        time. A task mixture shows every image under each of its tasks, grouped by task."""
         if not hasattr(self, "_val_batch"):
             c = self.config
             source = c.data.heldout or c.data.source
             ds = build_dataset(c, source, "center", seed=12345)
             n = min(c.val_images, len(ds))
-            if hasattr(ds, "set_epoch"):
-                ds.set_epoch(0)
-            items = [ds[i * len(ds) // n] for i in range(n)]
+            indices = [i * len(ds) // n for i in range(n)]
+            subtasks = getattr(ds.task, "tasks", None)
+            if subtasks:
+                items = [t.make_example(ds.image(i), torch.Generator().manual_seed(1000 * k + i)).as_dict()
+                         for k, t in enumerate(subtasks) for i in indices]
+            else:
+                items = [ds[i] for i in indices]
             self._val_batch = {k: torch.stack([x[k] for x in items]) for k in items[0]}
         return self._val_batch
 
