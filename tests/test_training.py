@@ -301,3 +301,14 @@ def test_packed_checkpoint_round_trip_resumes(tmp_path, images):
     (tmp_path / "packed" / parts[1].name).write_bytes(b"broken")
     with pytest.raises(ConfigError, match="corrupt"):
         unpack_checkpoint(tmp_path / "packed", tmp_path / "c")
+
+
+def test_thread_governor_backs_off_while_others_run(monkeypatch):
+    import palette_cli.training as training
+
+    demand = iter([0.0, 0.0, 2.0, 2.0, 2.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+    monkeypatch.setattr(training, "others_running", lambda: next(demand))
+    monkeypatch.setattr(training.os, "cpu_count", lambda: 2)
+    gov = training.ThreadGovernor(2)
+    counts = [gov() for _ in range(11)]
+    assert counts[:2] == [2, 2] and counts[2:5] == [1, 1, 1] and counts[-1] == 2

@@ -715,10 +715,12 @@ class Trainer:
         window_t, window_imgs, window_losses = time.monotonic(), 0, []
         self._emit("start", {"step": self.step, "steps": c.steps, "images_seen": self.images_seen})
         loss = float("nan")
-        max_threads = torch.get_num_threads()
+        governor = ThreadGovernor(torch.get_num_threads())
         while self.step < c.steps:
             if c.adaptive_threads and self.device.type == "cpu":
-                torch.set_num_threads(adaptive_thread_count(max_threads, torch.get_num_threads()))
+                threads = governor()
+                if threads != torch.get_num_threads():
+                    torch.set_num_threads(threads)
             loss = self.train_step()
             self.wall_s = wall0 + time.monotonic() - start_wall  # all of it: steps, validation, checkpoints
             window_losses.append(loss)
@@ -791,16 +793,37 @@ class Trainer:
         return rec
 
 
-def adaptive_thread_count(max_threads: int, current: int) -> int:
-    """Threads for the next CPU step: all of them, unless other processes keep cores busy.
+def others_running() -> float:
+    """How many threads of other processes are runnable right now (Linux: /proc; else the load average)."""
+    try:
+        running = int(Path("/proc/loadavg").read_text().split()[3].split("/")[0])
+        ours = 0
+        for stat in Path("/proc/self/task").glob("*/stat"):
+            try:
+                ours += stat.read_text().rsplit(")", 1)[1].split()[0] == "R"
+            except (OSError, IndexError):
+                continue
+        return max(0.0, float(running - ours))
+    except (OSError, IndexError, ValueError):
+        return max(0.0, os.getloadavg()[0] - torch.get_num_threads())
 
-    A team of intra-op threads waits for its slowest member, so on a machine where another process
-    holds a core, two threads are much slower than one. The 1-minute load average minus our own
-    running threads estimates the others' demand. (Results then depend on the thread count:
-    a run using this is not bit-reproducible.)
+
+class ThreadGovernor:
+    """Threads for the next CPU step: all of them, unless other processes keep a core busy.
+
+    A team of intra-op threads waits for its slowest member, so while another process holds a core,
+    two threads run several times slower than one. The others' demand is sampled before every step
+    and smoothed over a few steps. (Results then depend on the thread count: a run using this is
+    not bit-reproducible.)
     """
-    others = os.getloadavg()[0] - current
-    return max(1, min(max_threads, round((os.cpu_count() or max_threads) - others)))
+
+    def __init__(self, max_threads: int, smoothing: float = 0.3):
+        self.max_threads, self.smoothing, self.demand = max_threads, smoothing, 0.0
+
+    def __call__(self) -> int:
+        self.demand += self.smoothing * (others_running() - self.demand)
+        cores = os.cpu_count() or self.max_threads
+        return max(1, min(self.max_threads, cores - math.ceil(self.demand - 0.25)))
 
 
 class _nullcontext:
