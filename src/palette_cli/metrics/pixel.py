@@ -1,0 +1,119 @@
+"""Pixel-wise similarity of an output to its original: PSNR, SSIM and multi-scale SSIM.
+
+Inputs are ``(B, C, H, W)`` tensors in ``[0, data_range]`` (the library's [-1, 1] images map to
+[0, 1] by ``(x + 1) / 2``); results are ``(B,)`` float64 tensors, one value per image. The paper
+notes that these reward blurry regression outputs; they are reported for reference, and MS-SSIM
+also measures the diversity of samples.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+SSIM_K1, SSIM_K2 = 0.01, 0.03
+MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
+MAX_PSNR_DB = 100.0  # identical images: the error is floored so PSNR stays finite
+
+
+def _check_pair(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+    if x.shape != y.shape or x.ndim != 4:
+        raise ValueError(f"expected two (B, C, H, W) tensors of one shape, got {tuple(x.shape)} and {tuple(y.shape)}")
+    return x.to(torch.float64), y.to(torch.float64)
+
+
+def psnr(x: Tensor, y: Tensor, data_range: float = 1.0) -> Tensor:
+    """Peak signal-to-noise ratio in dB per image: ``10·log10(range² / MSE)`` (capped at 100 dB)."""
+    x, y = _check_pair(x, y)
+    mse = (x - y).pow(2).mean(dim=(1, 2, 3))
+    floor = data_range**2 * 10 ** (-MAX_PSNR_DB / 10)
+    return 10 * torch.log10(data_range**2 / mse.clamp_min(floor))
+
+
+def gaussian_window(size: int = 11, sigma: float = 1.5) -> Tensor:
+    """Normalised 1-D Gaussian of odd ``size`` (float64)."""
+    coords = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
+    g = torch.exp(-coords.pow(2) / (2 * sigma**2))
+    return g / g.sum()
+
+
+def _window_for(height: int, width: int, window_size: int) -> int:
+    """The window, shrunk to the image when the image is smaller (kept odd)."""
+    size = min(window_size, height, width)
+    return size if size % 2 == 1 else size - 1
+
+
+def _valid_filter_matrix(n: int, window: Tensor) -> Tensor:
+    """The ``(n − k + 1, n)`` matrix applying a length-k window at every valid position."""
+    k = len(window)
+    m = n - k + 1
+    index = torch.arange(m)[:, None] + torch.arange(k)[None, :]
+    return torch.zeros(m, n, dtype=window.dtype).scatter_(1, index, window.expand(m, k).contiguous())
+
+
+def _blur(x: Tensor, window: Tensor) -> Tensor:
+    """Separable Gaussian filter per channel, "valid" (no padding), as two matrix products.
+
+    Same numbers as a grouped ``conv2d`` with the 2-D window, but float64 matrix products are
+    much faster on the CPU than float64 convolutions.
+    """
+    rows = _valid_filter_matrix(x.shape[-2], window).to(x)
+    cols = _valid_filter_matrix(x.shape[-1], window).to(x)
+    return rows @ x @ cols.T
+
+
+def _ssim_and_cs(x: Tensor, y: Tensor, data_range: float, window: Tensor) -> tuple[Tensor, Tensor]:
+    """Mean SSIM and mean contrast-structure term per image and channel: two ``(B, C)`` tensors."""
+    c1, c2 = (SSIM_K1 * data_range) ** 2, (SSIM_K2 * data_range) ** 2
+    mu_x, mu_y = _blur(x, window), _blur(y, window)
+    var_x = _blur(x * x, window) - mu_x.pow(2)
+    var_y = _blur(y * y, window) - mu_y.pow(2)
+    cov = _blur(x * y, window) - mu_x * mu_y
+    cs_map = (2 * cov + c2) / (var_x + var_y + c2)
+    luminance = (2 * mu_x * mu_y + c1) / (mu_x.pow(2) + mu_y.pow(2) + c1)
+    return (luminance * cs_map).mean(dim=(2, 3)), cs_map.mean(dim=(2, 3))
+
+
+def ssim(x: Tensor, y: Tensor, data_range: float = 1.0, window_size: int = 11, sigma: float = 1.5) -> Tensor:
+    """Structural similarity (Wang et al. 2004) per image: Gaussian window 11, σ = 1.5, K = (0.01, 0.03).
+
+    Computed per channel over the valid positions of the window and averaged over channels. Images
+    smaller than the window use a window of their size.
+    """
+    x, y = _check_pair(x, y)
+    window = gaussian_window(_window_for(x.shape[-2], x.shape[-1], window_size), sigma)
+    return _ssim_and_cs(x, y, data_range, window)[0].mean(dim=1)
+
+
+def ms_ssim_scales(height: int, width: int, window_size: int = 11, max_scales: int = len(MS_SSIM_WEIGHTS)) -> int:
+    """How many scales MS-SSIM uses: the most (≤ 5) whose smallest image still holds the window."""
+    scales = 1
+    while scales < max_scales and min(height, width) // 2**scales >= window_size:
+        scales += 1
+    return scales
+
+
+def ms_ssim(x: Tensor, y: Tensor, data_range: float = 1.0, window_size: int = 11, sigma: float = 1.5,
+            weights: tuple[float, ...] = MS_SSIM_WEIGHTS) -> Tensor:
+    """Multi-scale SSIM (Wang et al. 2003) per image with the standard 5-scale weights.
+
+    Contrast-structure terms at every scale but the last, the full SSIM at the last, each raised to
+    its weight and multiplied (negative terms clipped to 0 first); 2×2 average pooling between
+    scales. Images too small for 5 scales (below 176 px with the 11-px window) use the first
+    :func:`ms_ssim_scales` weights, renormalised to sum to 1 — such values are not comparable with
+    5-scale numbers. Computed per channel, averaged over channels.
+    """
+    x, y = _check_pair(x, y)
+    scales = ms_ssim_scales(x.shape[-2], x.shape[-1], window_size, len(weights))
+    w = torch.tensor(weights[:scales], dtype=torch.float64)
+    w = w / w.sum()
+    window = gaussian_window(_window_for(x.shape[-2], x.shape[-1], window_size), sigma)
+    result = torch.ones(x.shape[:2], dtype=torch.float64, device=x.device)
+    for level in range(scales):
+        full, cs = _ssim_and_cs(x, y, data_range, window)
+        term = full if level == scales - 1 else cs
+        result = result * term.clamp_min(0).pow(w[level].item())
+        if level < scales - 1:
+            x, y = F.avg_pool2d(x, 2), F.avg_pool2d(y, 2)
+    return result.mean(dim=1)
