@@ -18,7 +18,7 @@ def train(
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the newest checkpoint in the run folder.")] = False,
     out: Annotated[Optional[Path], typer.Option(
         "--out", "-o", help="Run folder (default: runs/<config name>).")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar (metrics still go to metrics.jsonl).")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Plain log lines instead of a progress bar (for log files).")] = False,
 ) -> None:
     """Train a Palette model; checkpoints, metrics.jsonl and validation grids go to the run folder."""
     import os
