@@ -64,6 +64,16 @@ def _start(y: Tensor, g0: float, impose: Impose | None) -> Tensor:
     return impose(y, g0) if impose is not None else y
 
 
+def _after_step(y: Tensor, g: float, i: int, n: int, x0: Tensor, impose: Impose | None,
+                callback: Callback | None) -> Tensor:
+    """Re-impose known pixels at the new level, then report the step."""
+    if impose is not None:
+        y = impose(y, g)
+    if callback is not None:
+        callback(i, n, y, x0)
+    return y
+
+
 @torch.no_grad()
 def sample_ddpm(denoiser: Denoiser, y: Tensor, gammas: Tensor, *, generator: torch.Generator | None = None,
                 callback: Callback | None = None, impose: Impose | None = None,
@@ -89,10 +99,7 @@ def sample_ddpm(denoiser: Denoiser, y: Tensor, gammas: Tensor, *, generator: tor
             y = mean + math.sqrt(var) * _noise_like(y, generator)
         else:
             y = mean
-        if impose is not None:
-            y = impose(y, gt)
-        if callback is not None:
-            callback(i, n, y, x0)
+        y = _after_step(y, gt, i, n, x0, impose, callback)
     return y
 
 
@@ -110,10 +117,7 @@ def sample_ddim(denoiser: Denoiser, y: Tensor, gammas: Tensor, *, generator: tor
         y = math.sqrt(gt) * x0 + math.sqrt(max(1 - gt - sigma2, 0.0)) * eps
         if sigma2 > 0:
             y = y + math.sqrt(sigma2) * _noise_like(y, generator)
-        if impose is not None:
-            y = impose(y, gt)
-        if callback is not None:
-            callback(i, n, y, x0)
+        y = _after_step(y, gt, i, n, x0, impose, callback)
     return y
 
 
@@ -147,10 +151,7 @@ def sample_dpmpp_2m(denoiser: Denoiser, y: Tensor, gammas: Tensor, *, generator:
                 d = (1 + 1 / (2 * r)) * x0 - (1 / (2 * r)) * x0_prev
             y = math.sqrt((1 - gt) / (1 - gs)) * y + math.sqrt(gt) * (-math.expm1(-h)) * d
             x0_prev, h_prev = x0, h
-        if impose is not None:
-            y = impose(y, gt)
-        if callback is not None:
-            callback(i, n, y, x0)
+        y = _after_step(y, gt, i, n, x0, impose, callback)
     return y
 
 
