@@ -24,7 +24,7 @@ def read_metrics(run_dir: Path) -> tuple[list[tuple[int, float]], list[tuple[int
     return sorted(train.items()), sorted(val.items())
 
 
-def smooth(values: list[float], weight: float = 0.9) -> list[float]:
+def smooth(values: list[float], weight: float = 0.6) -> list[float]:
     out, acc = [], None
     for v in values:
         acc = v if acc is None else weight * acc + (1 - weight) * v
@@ -32,8 +32,12 @@ def smooth(values: list[float], weight: float = 0.9) -> list[float]:
     return out
 
 
-def draw_pillow(train, val, path: Path, title: str) -> None:
+def draw_pillow(train, val, path: Path, title: str, logy: bool = True) -> None:
     from PIL import Image, ImageDraw
+
+    if logy:  # plot log10 of the losses, label the axis in loss units
+        train = [(s, math.log10(v)) for s, v in train if v > 0]
+        val = [(s, math.log10(v)) for s, v in val if v > 0]
 
     w, h, left, right, top, bottom = 800, 450, 70, 20, 40, 50
     img = Image.new("RGB", (w, h), "white")
@@ -52,7 +56,7 @@ def draw_pillow(train, val, path: Path, title: str) -> None:
         v = y_lo + (y_hi - y_lo) * i / 5
         y = xy(0, v)[1]
         d.line([left, y, w - right, y], fill=(225, 225, 225))
-        d.text((5, y - 6), f"{v:.3f}", fill="black")
+        d.text((5, y - 6), f"{10 ** v if logy else v:.3g}", fill="black")
         s = x_max * i / 5
         x = xy(s, y_lo)[0]
         d.text((x - 15, h - bottom + 8), f"{int(s)}", fill="black")
@@ -75,7 +79,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run_dir", type=Path)
     ap.add_argument("out", type=Path)
-    ap.add_argument("--title", default="Palette multi-task model: epsilon-prediction L2 loss")
+    ap.add_argument("--title", default="Palette multi-task model: epsilon-prediction L2 loss (log scale)")
+    ap.add_argument("--linear", action="store_true", help="linear instead of logarithmic loss axis")
     args = ap.parse_args()
     train, val = read_metrics(args.run_dir)
     if not train:
@@ -86,7 +91,7 @@ def main() -> None:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        draw_pillow(train, val, args.out, args.title)
+        draw_pillow(train, val, args.out, args.title, logy=not args.linear)
     else:
         fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
         ax.plot([s for s, _ in train], [v for _, v in train], color="#b4c8eb", lw=1)
@@ -94,6 +99,8 @@ def main() -> None:
         if val:
             ax.plot([s for s, _ in val], [v for _, v in val], "o-", color="#dc501e", label="validation loss (EMA)")
         ax.set_xlabel("step")
+        if not args.linear:
+            ax.set_yscale("log")
         ax.set_title(args.title)
         ax.grid(alpha=0.3)
         ax.legend()

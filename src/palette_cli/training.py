@@ -780,9 +780,9 @@ class Trainer:
         c = self.config
         batch = {k: v.to(self.device) for k, v in self.validation_batch().items()}
         autocast = c.precision == "bf16"
-        gen = torch.Generator().manual_seed(777)
-        val_loss = float(training_loss(self.ema, batch, self.schedule, gen, objective=c.objective, loss=c.loss,
-                                       autocast=autocast))
+        gen = torch.Generator().manual_seed(777)  # the same 8 (γ, ε) draws per example at every validation
+        val_loss = sum(float(training_loss(self.ema, batch, self.schedule, gen, objective=c.objective,
+                                           loss=c.loss, autocast=autocast)) for _ in range(8)) / 8
         output = predict(self.ema, batch["cond"], batch["target"], batch["mask"], objective=c.objective,
                          steps=c.val_steps, seed=0, autocast=autocast)
         grid = image_grid([batch["cond"], output, batch["target"]])
