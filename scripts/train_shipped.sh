@@ -47,8 +47,12 @@ print(f"pre-shrunk {sum(map(len, manifest.values()))} photos to longest side {ma
 PY
 fi
 
+# Resume this machine's run if it has a checkpoint; otherwise carry on from the shipped weights
+# (a fresh machine: the EMA weights seed model and EMA, the step count continues, Adam restarts).
+SHIPPED=${SHIPPED:-weights/palette-multitask-small.safetensors}
 RESUME=()
-if compgen -G "$RUN/checkpoints/step-*.pt" > /dev/null; then RESUME=(--resume); fi
+if compgen -G "$RUN/checkpoints/step-*.pt" > /dev/null; then RESUME=(--resume);
+elif [ -f "$SHIPPED" ]; then RESUME=(--set "init=$SHIPPED"); fi
 echo "$(date -u +%FT%TZ) start: palette train $CONFIG --out $RUN ${RESUME[*]} --quiet" >> "$RUN/stints.txt"
 nohup nice -n 5 "$PYTHON" -c 'from palette_cli.cli.app import main; main()' train "$CONFIG" --out "$RUN" "${RESUME[@]}" --quiet \
   >> "$RUN/train.log" 2>&1 &

@@ -225,6 +225,23 @@ def test_export_load_and_sample(tmp_path, images):
     assert out1.shape == (2, 3, 16, 16) and torch.isfinite(out1).all() and torch.equal(out1, out2)
 
 
+def test_init_from_an_exported_model_continues_its_record(tmp_path, images):
+    """A later session can carry on from the shipped file alone: weights, step count and images seen."""
+    Trainer(_config(images, steps=3, task="colorize+jpeg"), tmp_path / "run").run()
+    exported = export_checkpoint(tmp_path / "run", tmp_path / "model.safetensors", dtype="fp32")
+    ema = load_checkpoint(list_checkpoints(tmp_path / "run")[-1])["ema"]
+    t = Trainer(_config(images, steps=5, task="colorize+jpeg", init=str(exported)), tmp_path / "run2")
+    assert t.step == 3 and t.warmup_from == 3 and t.position == 12
+    assert all(torch.equal(t.model.state_dict()[k], v.float()) for k, v in ema.items())
+    assert all(torch.equal(t.ema.state_dict()[k], v.float()) for k, v in ema.items())
+    t.run()
+    assert t.step == 5
+    other = _config(images, steps=5, task="colorize+jpeg", init=str(exported),
+                    net={**TINY_NET, "model_channels": 16})
+    with pytest.raises(ConfigError, match="different network"):
+        Trainer(other, tmp_path / "run3")
+
+
 def test_cli_train_errors_are_one_line(tmp_path, images):
     from typer.testing import CliRunner
 

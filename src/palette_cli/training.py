@@ -104,6 +104,7 @@ class TrainConfig:
     val_steps: int = 20
     threads: int | None = None
     adaptive_threads: bool = False  # shared CPU: 1 thread while other processes keep a core busy
+    init: str | None = None  # a palette-cli model file to start from when there is no checkpoint to resume
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -556,10 +557,11 @@ class Trainer:
         if len(self.dataset) == 0:
             raise ConfigError(f"data.source: no images found in {config.data.source}")
 
-        if resume:
-            ckpts = list_checkpoints(self.run_dir)
-            if ckpts:
-                self._restore(load_checkpoint(ckpts[-1]))
+        ckpts = list_checkpoints(self.run_dir) if resume else []
+        if ckpts:
+            self._restore(load_checkpoint(ckpts[-1]))
+        elif config.init:
+            self._init_from_model_file(config.init)
         if self.dist.world > 1:
             from torch.nn.parallel import DistributedDataParallel
 
@@ -595,6 +597,26 @@ class Trainer:
             torch.set_rng_state(rng["torch"])
         if "python" in rng:
             random.setstate(_python_state_from(rng["python"]))
+
+    def _init_from_model_file(self, path: str) -> None:
+        """Continue from an exported model file (e.g. the shipped weights): its EMA weights seed both the
+        model and the EMA, the step count and training record carry on, Adam starts afresh (warm-up again)."""
+        from .checkpoint import CheckpointError, load_model
+
+        try:
+            net, info = load_model(path)
+        except CheckpointError as e:
+            raise ConfigError(f"init: {e}") from None
+        if info.net != self.net_config.to_dict():
+            raise ConfigError(f"init: {path} holds a different network than the config's")
+        state = net.state_dict()
+        self.model.load_state_dict(state)
+        self.ema.load_state_dict(state)
+        facts = info.training
+        self.step = self.warmup_from = int(facts.get("steps") or 0)
+        self.position = int(facts.get("images_seen") or 0)
+        self.wall_s = float(facts.get("wall_time_s") or 0.0)
+        self.stints = list(facts.get("stints") or [])
 
     # -- checkpoints
     def checkpoint_state(self) -> dict[str, Any]:
