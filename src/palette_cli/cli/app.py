@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import colorize, convert, export, inpaint, models, panorama, restore, train, uncrop
+from . import colorize, convert, evaluate, export, inpaint, models, panorama, restore, train, uncrop
 from .data import app as data_app
 
 app = typer.Typer(
@@ -24,6 +24,7 @@ app.command()(models.models)
 app.command()(convert.convert)
 app.command()(train.train)
 app.command()(export.export)
+app.command("eval")(evaluate.eval_)
 app.add_typer(data_app, name="data")
 
 
@@ -34,3 +35,7 @@ def main() -> None:
         from .runner import interrupted
 
         interrupted()
+
+
+if __name__ == "__main__":
+    main()
