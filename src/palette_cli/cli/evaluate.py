@@ -1,0 +1,175 @@
+"""`palette eval`: the paper's evaluation protocol — generate outputs for reference photos and score them."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .options import BatchSize, DeviceOpt, Model, PrecisionOpt, Quiet, Sampler, SamplingSteps, SpacingOpt
+from .runner import fail
+from .uncrop import Direction
+
+
+class EvalTaskName(str, Enum):
+    colorize = "colorize"
+    inpaint = "inpaint"
+    uncrop = "uncrop"
+    jpeg = "jpeg"
+
+
+class MaskMode(str, Enum):
+    free_form_10_20 = "free_form_10_20"
+    free_form_20_30 = "free_form_20_30"
+    free_form_30_40 = "free_form_30_40"
+    center = "center"
+
+
+class FeatureNetChoice(str, Enum):
+    effnet_lite0 = "effnet-lite0"
+    standard = "standard"
+    all = "all"
+
+
+class LpipsNet(str, Enum):
+    alex = "alex"
+    vgg = "vgg"
+
+
+Weights = Optional[str]
+_WEIGHTS_HELP = "Local file or hf:USER/REPO/FILE (@REV optional)."
+
+
+def eval_(
+    task: Annotated[EvalTaskName, typer.Option(help="Task to evaluate.")] = EvalTaskName.colorize,
+    references: Annotated[Optional[list[str]], typer.Option(
+        help="Reference photos: a folder, an image list file or one image (repeatable).", show_default=False)]
+    = None,
+    out: Annotated[Optional[Path], typer.Option(
+        help="Run folder for references/, inputs/, masks/, outputs/ and the scores (with --outputs: "
+             "where the scores go; default the outputs folder).")] = None,
+    outputs: Annotated[Optional[Path], typer.Option(
+        help="Only score the images in this folder (made by any tool, named NAME[_suffix][_sK].*) "
+             "against the references; nothing is generated.")] = None,
+    n_images: Annotated[Optional[int], typer.Option(min=1, help="Use the first N reference photos (default: all).")]
+    = None,
+    samples_per_image: Annotated[int, typer.Option(min=1, help="Samples per input (2+ gives diversity metrics).")] = 1,
+    size: Annotated[int, typer.Option(min=8, help="Largest centre square resized to SIZE x SIZE (paper: 256).")] = 256,
+    mask_mode: Annotated[MaskMode, typer.Option(help="Inpainting masks: free-form area bucket or the centre box.")]
+    = MaskMode.free_form_20_30,
+    jpeg_quality: Annotated[int, typer.Option(min=1, max=100, help="JPEG quality of the jpeg task's inputs.")] = 10,
+    direction: Annotated[Direction, typer.Option(help="Side that uncropping generates (paper: right).")]
+    = Direction.right,
+    feature_net: Annotated[FeatureNetChoice, typer.Option(
+        help="effnet-lite0: offline, not comparable to published numbers; standard: the paper's networks "
+             "from the weights below; all: both.")] = FeatureNetChoice.effnet_lite0,
+    inception_v3: Annotated[Weights, typer.Option(help=f"FID Inception-v3 weights (FID, KID, IS). {_WEIGHTS_HELP}")]
+    = None,
+    inception_v1: Annotated[Weights, typer.Option(help=f"Inception-v1 weights (perceptual distance). {_WEIGHTS_HELP}")]
+    = None,
+    resnet50: Annotated[Weights, typer.Option(help=f"ResNet-50 weights (classification accuracy). {_WEIGHTS_HELP}")]
+    = None,
+    lpips: Annotated[Weights, typer.Option(help=f"LPIPS v0.1 linear layers (diversity). {_WEIGHTS_HELP}")] = None,
+    lpips_backbone: Annotated[Weights, typer.Option(help=f"LPIPS backbone weights (torchvision). {_WEIGHTS_HELP}")]
+    = None,
+    lpips_net: Annotated[LpipsNet, typer.Option(help="LPIPS backbone kind.")] = LpipsNet.alex,
+    labels: Annotated[Optional[Path], typer.Option(
+        help="JSON {reference name: ImageNet class}: classification accuracy instead of agreement.")] = None,
+    model: Model = None, sampler: Sampler = "dpmpp_2m", sampling_steps: SamplingSteps = None,
+    spacing: SpacingOpt = None,
+    seed: Annotated[int, typer.Option(help="Seed of the inputs (masks, noise) and of the samples.")] = 0,
+    device: DeviceOpt = "auto", precision: PrecisionOpt = "auto", batch_size: BatchSize = 4,
+    threads: Annotated[Optional[int], typer.Option(
+        min=1, help="CPU threads (default: all cores, fewer while other processes keep them busy).")] = None,
+    overwrite: Annotated[bool, typer.Option(
+        "--overwrite", help="Regenerate outputs that exist (default: keep them, finishing an interrupted run).")]
+    = False,
+    quiet: Quiet = False,
+) -> None:
+    """Evaluate a model with the paper's protocol: build degraded inputs from reference photos, generate,
+    and write FID/KID/IS/accuracy/perceptual distance/PSNR/SSIM/diversity to metrics.json and metrics.md."""
+    from rich.console import Console
+
+    from ..checkpoint import CheckpointError
+    from ..evaluate import EvalTask, EvaluationError, StandardWeights, evaluate
+    from ..hub import ModelNotFoundError
+    from ..imageio import ImageInputError, OutputError
+    from ..metrics.features import FeatureWeightsError
+    from ..pipeline import SamplerSettings
+    from ..sampling import DEFAULT_STEPS
+
+    if not references:
+        raise fail("give the reference photos with --references DIR_OR_LIST", 2)
+    if outputs is None and out is None:
+        raise fail("give a run folder with --out RUN_DIR (or --outputs DIR to score existing results)", 2)
+    if outputs is not None and not outputs.is_dir():
+        raise fail(f"--outputs {outputs}: no such folder", 2)
+    standard = StandardWeights(inception_v3, inception_v1, resnet50, lpips, lpips_backbone, value(lpips_net))
+    console = Console(stderr=True, quiet=quiet, highlight=False)
+    try:
+        spec = EvalTask(value(task), value(mask_mode), jpeg_quality, value(direction))
+        settings = SamplerSettings(value(sampler), sampling_steps or DEFAULT_STEPS[value(sampler)],
+                                   value(spacing) if spacing else None)
+        common = dict(n_images=n_images, samples_per_image=samples_per_image, feature_net=value(feature_net),
+                      standard=standard, labels=labels, device=value(device), threads=threads,
+                      log=lambda msg: console.print(msg, markup=False))
+        if outputs is not None:
+            result = evaluate(None, spec, references, out or outputs, outputs=outputs, **common)
+        else:
+            with _Progress(console, quiet) as (on_step, on_image):
+                result = evaluate(model, spec, references, out, size=size, settings=settings, seed=seed,
+                                  precision=value(precision), batch_size=batch_size, overwrite=overwrite,
+                                  on_step=on_step, on_image=on_image, **common)
+    except (EvaluationError, ModelNotFoundError, CheckpointError, FeatureWeightsError, ImageInputError,
+            OutputError) as e:
+        raise fail(str(e))
+    _summary(result, Path(out or outputs))
+
+
+def value(choice):
+    """The string of a choice (Typer passes Enum members, defaults may be plain strings)."""
+    return choice.value if isinstance(choice, Enum) else choice
+
+
+class _Progress:
+    """Two rich progress bars (photos M of N, sampling steps) and the callbacks that drive them."""
+
+    def __init__(self, console, quiet: bool):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), console=console, disable=quiet,
+                                 transient=True)
+
+    def __enter__(self):
+        self.progress.__enter__()
+        images = self.progress.add_task("photos", total=None)
+        steps = self.progress.add_task("sampling", total=None, visible=False)
+
+        def on_step(i: int, n: int) -> None:
+            self.progress.update(steps, completed=i, total=n, visible=True)
+
+        def on_image(done: int, total: int, name: str) -> None:
+            self.progress.update(images, completed=done, total=total, description=f"photos ({name})")
+
+        return on_step, on_image
+
+    def __exit__(self, *exc) -> None:
+        self.progress.__exit__(*exc)
+
+
+def _summary(result: dict, folder: Path) -> None:
+    """The headline numbers and where the full report is."""
+    metrics = result["metrics"]
+    shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if v is not None)
+    typer.echo(f"{result['images']['inputs']} inputs scored: {shown}")
+    generation = result.get("generation")
+    if generation:
+        t = generation["timing_s"]
+        per_image = f" ({t['generation_per_image']:.2f} s/image)" if t["generation_per_image"] is not None else ""
+        typer.echo(f"generation {t['generation']:.1f} s{per_image}, scoring {result['timing_s']['total']:.1f} s")
+    else:
+        typer.echo(f"scoring {result['timing_s']['total']:.1f} s")
+    typer.echo(f"report: {folder / 'metrics.md'}")
