@@ -44,7 +44,7 @@ def test_colorize_folder_recursive_keeps_structure_and_records_provenance(photos
     assert files == ["a_colorized.png", "b_colorized.png", "sub/c_colorized.png"]
     assert Image.open(out / "sub" / "c_colorized.png").size == (36, 44)
     meta = read_metadata(out / "a_colorized.png")
-    assert meta["seed"] == "7" and meta["sampler"] == "dpmpp_2m" and meta["task"] == "colorize"
+    assert meta["seed"] == "7" and meta["sampler"] == "dpmpp_2m_sde" and meta["task"] == "colorize"
 
 
 def test_seed_reproduces_and_skip_overwrite(photos, tmp_path, tiny_model_file):

@@ -99,7 +99,7 @@ def test_eval_inpaint_end_to_end_then_score_only(refs, tmp_path, tiny_model_file
     assert data["images"]["inputs"] == 3 and data["images"]["samples_per_input"] == [2]
     gen = data["generation"]
     assert gen["images"]["generated"] == 3 and gen["model_calls_per_sample"] == 2
-    assert gen["settings"]["sampler"] == "dpmpp_2m" and gen["timing_s"]["generation_per_image"] > 0
+    assert gen["settings"]["sampler"] == "dpmpp_2m_sde" and gen["timing_s"]["generation_per_image"] > 0
     assert "## Generation" in (out / "metrics.md").read_text()
 
     # a re-run keeps the outputs; other settings into the same folder are refused in one line

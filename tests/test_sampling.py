@@ -50,6 +50,8 @@ def run(name, steps, spacing, denoiser, seed=1, **kw):
         ("dpmpp_2m", 20, "logsnr", 0.015),
         ("dpmpp_2m", 10, "logsnr", 0.03),
         ("ddim", 100, "logsnr", 0.02),
+        ("dpmpp_2m_sde", 20, "logsnr", 0.03),
+        ("dpmpp_2m_sde", 50, "logsnr", 0.015),
     ],
 )
 def test_gaussian_recovered(name, steps, spacing, std_tol):
@@ -67,7 +69,8 @@ def test_ddim_is_first_order_and_converges():
     assert abs(run("dpmpp_2m", 20, "logsnr", gaussian_denoiser(1.0, 0.5)).std().item() - 0.5) < errs[1] / 3
 
 
-@pytest.mark.parametrize("name,steps,spacing", [("ddpm", 1000, "paper"), ("dpmpp_2m", 20, "logsnr")])
+@pytest.mark.parametrize("name,steps,spacing", [("ddpm", 1000, "paper"), ("dpmpp_2m", 20, "logsnr"),
+                                               ("dpmpp_2m_sde", 50, "logsnr")])
 def test_mixture_recovered(name, steps, spacing):
     """Two well-separated modes with weights 0.3 / 0.7: the weights and the modes' shapes come back."""
     out = run(name, steps, spacing, mixture_denoiser([-1.0, 1.0], [0.3, 0.3], [0.3, 0.7]))
@@ -76,6 +79,15 @@ def test_mixture_recovered(name, steps, spacing):
     assert abs(pos.numel() / N - 0.7) < 0.015
     assert abs(pos.mean().item() - 1.0) < 0.03 and abs(neg.mean().item() + 1.0) < 0.03
     assert abs(pos.std().item() - 0.3) < 0.03 and abs(neg.std().item() - 0.3) < 0.03
+
+
+def test_dpmpp_2m_sde_without_noise_is_dpmpp_2m():
+    gen = torch.Generator().manual_seed(0)
+    y = initial_noise((500, 1), gen)
+    d = gaussian_denoiser(0.3, 0.7)
+    a = SAMPLERS["dpmpp_2m_sde"](d, y, inference_gammas(12), eta=0.0)
+    b = sample_dpmpp_2m(d, y, inference_gammas(12))
+    assert torch.allclose(a, b, atol=1e-5)
 
 
 def test_ddim_eta_one_is_stochastic_and_right():

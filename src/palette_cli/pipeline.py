@@ -20,6 +20,7 @@ from PIL import Image
 from torch import Tensor
 
 from . import sampling
+from .defaults import DEFAULT_SAMPLER
 from .checkpoint import ModelInfo, file_hash, load_model
 from .imageio import pil_to_tensor, tensor_to_pil
 from .schedule import inference_gammas
@@ -33,7 +34,7 @@ StepCallback = Callable[[int, int], None]
 class SamplerSettings:
     """Which sampler, how many model calls, which γ spacing (None: the sampler's default)."""
 
-    sampler: str = "dpmpp_2m"
+    sampler: str = DEFAULT_SAMPLER
     steps: int = 20
     spacing: str | None = None
     eta: float = 0.0

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..defaults import DEFAULT_SAMPLER
 from .options import BatchSize, DeviceOpt, Model, PrecisionOpt, Quiet, Sampler, SamplingSteps, SpacingOpt
 from .runner import fail
 from .uncrop import Direction
@@ -77,7 +78,7 @@ def eval_(
     lpips_net: Annotated[LpipsNet, typer.Option(help="LPIPS backbone kind.")] = LpipsNet.alex,
     labels: Annotated[Optional[Path], typer.Option(
         help="JSON {reference name: ImageNet class}: classification accuracy instead of agreement.")] = None,
-    model: Model = None, sampler: Sampler = "dpmpp_2m", sampling_steps: SamplingSteps = None,
+    model: Model = None, sampler: Sampler = DEFAULT_SAMPLER, sampling_steps: SamplingSteps = None,
     spacing: SpacingOpt = None,
     seed: Annotated[int, typer.Option(help="Seed of the inputs (masks, noise) and of the samples.")] = 0,
     device: DeviceOpt = "auto", precision: PrecisionOpt = "auto", batch_size: BatchSize = 4,

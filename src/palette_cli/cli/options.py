@@ -9,8 +9,11 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..defaults import DEFAULT_SAMPLER
+
 
 class SamplerName(str, Enum):
+    dpmpp_2m_sde = "dpmpp_2m_sde"
     dpmpp_2m = "dpmpp_2m"
     ddim = "ddim"
     ddpm = "ddpm"
@@ -43,7 +46,7 @@ Model = Annotated[Optional[str], typer.Option(
     "--model", "-m", help="Shipped model name, a local .safetensors file, or a Hugging Face repo USER/REPO[@REV].")]
 Sampler = Annotated[SamplerName, typer.Option(help="Sampler.")]
 SamplingSteps = Annotated[Optional[int], typer.Option(
-    "--sampling-steps", min=1, max=1000, help="Model evaluations per image (default: 20 for dpmpp_2m, 50 ddim, 1000 ddpm).")]
+    "--sampling-steps", min=1, max=1000, help="Model evaluations per image (default: 20 for dpmpp_2m_sde / dpmpp_2m, 50 ddim, 1000 ddpm).")]
 SpacingOpt = Annotated[Optional[Spacing], typer.Option(
     "--spacing", help="Noise-level spacing (default: logsnr; the paper's for ddpm).")]
 Seed = Annotated[Optional[int], typer.Option(help="Random seed; the same seed reproduces an output exactly.")]
@@ -65,7 +68,7 @@ class RunOptions:
 
     output: Path | None = None
     model: str | None = None
-    sampler: str = "dpmpp_2m"
+    sampler: str = DEFAULT_SAMPLER
     sampling_steps: int | None = None
     spacing: str | None = None
     seed: int | None = None
