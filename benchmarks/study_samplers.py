@@ -34,7 +34,8 @@ from palette_cli.pipeline import Pipeline, SamplerSettings
 from palette_cli.sampling import DEFAULT_SPACING
 
 DEFAULT_CONFIGS = ("ddpm:1000,ddim:5,ddim:10,ddim:20,ddim:50,"
-                   "dpmpp_2m:5,dpmpp_2m:10,dpmpp_2m:20,dpmpp_2m:50")
+                   "dpmpp_2m:5,dpmpp_2m:10,dpmpp_2m:20,dpmpp_2m:50,"
+                   "dpmpp_2m_sde:5,dpmpp_2m_sde:10,dpmpp_2m_sde:20,dpmpp_2m_sde:50")
 REFERENCE_CONFIG = ("ddpm", 1000, None)
 LABEL_WIDTH = 120
 MIN_CELL = 96  # smaller images are enlarged (nearest neighbour) in the grid
