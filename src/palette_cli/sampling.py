@@ -121,38 +121,18 @@ def sample_ddim(denoiser: Denoiser, y: Tensor, gammas: Tensor, *, generator: tor
     return y
 
 
-@torch.no_grad()
 def sample_dpmpp_2m(denoiser: Denoiser, y: Tensor, gammas: Tensor, *, generator: torch.Generator | None = None,
                     callback: Callback | None = None, impose: Impose | None = None,
                     clip_denoised: float | None = None) -> Tensor:
-    """DPM-Solver++(2M) (Lu et al. 2022): second-order multistep solver on the data prediction.
+    """DPM-Solver++(2M) (Lu et al. 2022): second-order multistep solver of the probability-flow ODE on
+    the data prediction — :func:`sample_dpmpp_2m_sde` without noise (``eta=0``).
 
     With α = √γ, σ = √(1−γ) and λ = log(α/σ): ``y_t = (σ_t/σ_s)·y_s + α_t(1 − e^{−h})·D`` where
     h = λ_t − λ_s and D extrapolates the last two clean-image estimates (first step: D = x0). The last
     step to γ = 1 returns the clean-image estimate. Deterministic; ``generator`` is unused.
     """
-    seq = _as_floats(gammas)
-    n = len(seq) - 1
-    y = _start(y, seq[0], impose)
-    x0_prev: Tensor | None = None
-    h_prev = 0.0
-    for i, (gs, gt) in enumerate(zip(seq, seq[1:])):
-        _, x0 = _denoise(denoiser, y, gs, clip_denoised)
-        if gt >= 1.0:
-            y = x0
-        else:
-            lam_s = 0.5 * math.log(gs / (1 - gs))
-            lam_t = 0.5 * math.log(gt / (1 - gt))
-            h = lam_t - lam_s
-            if x0_prev is None:
-                d = x0
-            else:
-                r = h_prev / h
-                d = (1 + 1 / (2 * r)) * x0 - (1 / (2 * r)) * x0_prev
-            y = math.sqrt((1 - gt) / (1 - gs)) * y + math.sqrt(gt) * (-math.expm1(-h)) * d
-            x0_prev, h_prev = x0, h
-        y = _after_step(y, gt, i, n, x0, impose, callback)
-    return y
+    return sample_dpmpp_2m_sde(denoiser, y, gammas, generator=generator, callback=callback, impose=impose,
+                               clip_denoised=clip_denoised, eta=0.0)
 
 
 @torch.no_grad()
