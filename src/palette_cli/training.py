@@ -796,9 +796,6 @@ class Trainer:
         """Rank 0: EMA validation loss and a PNG grid (input / output / target rows)."""
         if not self.dist.main:
             return None
-        from .sampling import initial_noise, sample_dpmpp_2m
-        from .schedule import inference_gammas
-
         c = self.config
         batch = {k: v.to(self.device) for k, v in self.validation_batch().items()}
         autocast = c.precision == "bf16"
@@ -867,8 +864,10 @@ def _python_state_from(state: list) -> tuple:
 @torch.no_grad()
 def predict(net: Callable[[Tensor, Tensor, Tensor], Tensor], cond: Tensor, target: Tensor, mask: Tensor, *,
             objective: str = "diffusion", steps: int = 20, seed: int = 0, autocast: bool = False) -> Tensor:
-    """Model output for a batch: DPM-Solver++(2M) sampling (known pixels imposed) or a regression pass."""
-    from .sampling import initial_noise, sample_dpmpp_2m
+    """Model output for a batch: sampling with the CLI's default sampler (known pixels imposed), or a
+    regression pass."""
+    from .defaults import DEFAULT_SAMPLER
+    from .sampling import SAMPLERS, initial_noise
     from .schedule import inference_gammas
 
     device = cond.device
@@ -886,7 +885,8 @@ def predict(net: Callable[[Tensor, Tensor, Tensor], Tensor], cond: Tensor, targe
 
     gen = torch.Generator().manual_seed(seed)
     y = initial_noise(tuple(target.shape), gen, device)
-    out = sample_dpmpp_2m(denoiser, y, inference_gammas(steps, "logsnr"), impose=impose, clip_denoised=1.0)
+    out = SAMPLERS[DEFAULT_SAMPLER](denoiser, y, inference_gammas(steps, "logsnr"), generator=gen, impose=impose,
+                                    clip_denoised=1.0)
     return out.clamp(-1, 1)
 
 
