@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .schedule import PAPER_TRAIN, ScheduleConfig, q_sample, sample_training_gamma

@@ -10,7 +10,7 @@ import typer
 from ..defaults import DEFAULT_SAMPLER
 from .options import (AllowHuge, BatchSize, DeviceOpt, Inputs, Model, NumSamples, Output, PrecisionOpt, Quiet,
                       Recursive, Resolution, Sampler, SamplingSteps, Seed, SpacingOpt, Overwrite, RunOptions)
-from .runner import fail, run_batch
+from .runner import run_batch
 
 
 class Direction(str, Enum):
