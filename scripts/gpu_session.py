@@ -5,9 +5,9 @@
     python3 scripts/gpu_session.py run --minutes 6        # on the GPU machine, carrying runs/gpu-carry; writes $OUT
     python scripts/gpu_session.py unpack BACK_DIR         # here: checkpoint → runs/shipped, studies → runs/gpu-studies
 
-``run`` continues the shipped model's run (from the packed checkpoint, at 128² crops, bigger batches) and,
-side by side on the same GPU, trains the study models from scratch under one recipe that differs in one
-thing each (objective, loss, task). When all stop it exports each study model at the newest step that all
+``run`` continues the shipped model's run (from the shipped weights or a packed checkpoint, at 128² crops,
+bigger batches) and, with ``--studies``, side by side on the same GPU, trains study models from scratch
+under one recipe that differs in one thing each (objective, loss, task). When all stop it exports each study model at the newest step that all
 of them reached, samples the evaluation inputs with each one on the GPU, and packs the outputs so they can
 be scored on any machine with ``palette eval --outputs``. Files it brings back stay under the transfer
 limits (≤ 8 files, ≤ 15 MiB each).
@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import shutil
 import subprocess
 import sys
@@ -49,8 +48,6 @@ CKPT_EVERY = 250
 
 
 def prepare(args: argparse.Namespace) -> None:
-    from PIL import Image, ImageOps
-
     from palette_cli.training import pack_checkpoint
 
     carry = Path(args.carry)
@@ -58,24 +55,14 @@ def prepare(args: argparse.Namespace) -> None:
         shutil.rmtree(carry)
     parts = pack_checkpoint(ROOT / "runs" / "shipped", carry / "ckpt") if args.with_checkpoint else []
     shutil.copytree(ROOT / "runs" / "shipped" / "photos", carry / "photos")
-    # Evaluation references: random square crops of photos no model trains on (dev photos + held-out).
-    sources = sorted(q for q in Path(args.dev).iterdir() if q.suffix.lower() in (".jpg", ".jpeg", ".png"))
-    sources += sorted((carry / "photos" / "heldout").glob("*.jpg"))
-    refs = carry / "evalrefs"
-    refs.mkdir(parents=True)
-    rng = random.Random(0)
-    n = 0
-    for src in sources:
-        img = ImageOps.exif_transpose(Image.open(src)).convert("RGB")
-        short = min(img.size)
-        for k in range(args.crops):
-            side = int(short * rng.uniform(0.4, 1.0))
-            x, y = rng.randint(0, img.width - side), rng.randint(0, img.height - side)
-            crop = img.crop((x, y, x + side, y + side)).resize((args.ref_size, args.ref_size), Image.LANCZOS)
-            crop.save(refs / f"{src.stem}-{k}.png")
-            n += 1
+    # Evaluation references for the study models: random square crops of photos no model trains on.
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from study_training import make_eval_crops
+
+    n = len(make_eval_crops([args.dev, str(carry / "photos" / "heldout")], carry / "evalrefs", args.crops,
+                            args.ref_size))
     size = sum(p.stat().st_size for p in carry.rglob("*") if p.is_file())
-    print(f"{carry}: {len(parts)} checkpoint parts, {n} eval crops from {len(sources)} photos, {size / 2**20:.1f} MiB")
+    print(f"{carry}: {len(parts)} checkpoint parts, {n} eval crops, {size / 2**20:.1f} MiB")
 
 
 def _train_cmd(run: Path, config_sets: list[str], resume: bool) -> list[str]:
@@ -124,7 +111,7 @@ def run(args: argparse.Namespace) -> None:
     procs["shipped"] = subprocess.Popen(_train_cmd(main_run, main_sets, True), env=env, stdout=logs["shipped"],
                                         stderr=subprocess.STDOUT, cwd=ROOT)
     for study, sets in STUDIES.items():
-        if args.studies and study not in args.studies:
+        if study not in args.studies:
             continue
         study_sets = common + [f"batch_size={args.study_batch}", f"num_workers={args.study_workers}",
                                f"ckpt_every={CKPT_EVERY}", "keep_ckpts=100"] + sets
@@ -274,7 +261,8 @@ def main() -> None:
     r.add_argument("--workers", type=int, default=6)
     r.add_argument("--study-batch", type=int, default=64)
     r.add_argument("--study-workers", type=int, default=1)
-    r.add_argument("--studies", nargs="*", default=None)
+    r.add_argument("--studies", nargs="*", default=[], choices=list(STUDIES),
+                   help="study models to train beside the main run (default: none; each adds a GPU process)")
     r.add_argument("--samples", type=int, default=2, help="samples per evaluation input (diversity)")
     r.add_argument("--eval-size", type=int, default=64)
     r.add_argument("--eval-batch", type=int, default=64)

@@ -109,3 +109,51 @@ def test_provenance_records_how_to_reproduce(pipe):
     meta = pipe.provenance("colorize", FAST, 42)
     assert meta["seed"] == "42" and meta["sampler"] == "dpmpp_2m" and meta["sampling_steps"] == "3"
     assert len(meta["model_hash"]) == 12
+
+
+def test_regression_model_is_one_deterministic_pass(tmp_path):
+    """A model trained with the regression objective (the paper's baseline) is run once from (zeros, γ=1):
+    no sampler, no sampling noise, known pixels kept, and the provenance says so."""
+    from palette_cli.checkpoint import ModelInfo, save_model
+    from palette_cli.imageio import pil_to_tensor
+    from palette_cli.nets import UNet, preset
+    from palette_cli.pipeline import Pipeline, SamplerSettings
+
+    torch.manual_seed(1)
+    cfg = preset("tiny")
+    net = UNet(cfg)
+    with torch.no_grad():
+        for p in net.parameters():
+            if p.abs().sum() == 0:
+                p.normal_(0, 0.05)
+    path = tmp_path / "regression.safetensors"
+    save_model(path, ModelInfo(net=cfg.to_dict(), tasks=["inpaint"], extra={"objective": "regression"}),
+               net.state_dict())
+    pipe = Pipeline.from_file(path, device="cpu", precision="fp32", resolution=32)
+    assert pipe.objective == "regression"
+    rng = np.random.default_rng(0)
+    image = Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8))
+    mask = torch.zeros(1, 32, 32)
+    mask[:, 8:24, 8:24] = 1
+    calls = []
+    a = pipe.inpaint(image, mask, SamplerSettings(steps=20), torch.Generator().manual_seed(0),
+                     on_step=lambda i, n: calls.append((i, n)))[0]
+    b = pipe.inpaint(image, mask, SamplerSettings(sampler="ddpm", steps=50), torch.Generator().manual_seed(0))[0]
+    assert calls == [(1, 1)]
+    assert np.array_equal(np.asarray(a), np.asarray(b))  # the sampler and its steps play no part
+    # colorization's condition holds no noise, so the seed plays no part either
+    c1 = pipe.colorize(image, SamplerSettings(), torch.Generator().manual_seed(0))[0]
+    c2 = pipe.colorize(image, SamplerSettings(), torch.Generator().manual_seed(7))[0]
+    assert np.array_equal(np.asarray(c1), np.asarray(c2))
+    # the hole holds the network's direct prediction from (zeros, γ = 1, condition = noise-filled input)
+    out = pil_to_tensor(a)
+    assert np.array_equal(np.asarray(a)[:8], np.asarray(image)[:8])
+    pipe_net = pipe.net
+    known = pil_to_tensor(image).unsqueeze(0)
+    from palette_cli.tasks.base import noise_fill
+    cond = noise_fill(known, mask.unsqueeze(0), torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        direct = pipe_net(torch.zeros_like(cond), torch.ones(1), cond).clamp(-1, 1)[0]
+    hole = mask[0].bool()
+    assert torch.allclose(out[:, hole], direct[:, hole], atol=2 / 255)
+    assert pipe.provenance("inpaint", SamplerSettings(), 0)["sampler"] == "regression (one pass)"
