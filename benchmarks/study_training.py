@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from study_samplers import fmt, sample_grid  # noqa: E402
 
 from palette_cli.evaluate import EVAL_TASKS, evaluate, eval_names, select_references  # noqa: E402
+from palette_cli.tasks import parse_task_spec  # noqa: E402
 from palette_cli.training import export_checkpoint, latest_checkpoint, load_checkpoint  # noqa: E402
 
 LABELS = {"reference": "Palette (diffusion, L2)", "regression": "regression (L2)", "l1": "Palette (diffusion, L1)"}
@@ -60,8 +61,8 @@ def make_eval_crops(references: list[str], out: Path, crops: int, size: int, see
 
 def run_tasks(run_dir: Path) -> list[str]:
     """The evaluation tasks a run trained on (the parts of its task spec)."""
-    spec = load_checkpoint(latest_checkpoint(run_dir))["config"]["task"]
-    names = {part.split(":")[0].split("@")[0].strip() for part in spec.split("+")}
+    task = parse_task_spec(load_checkpoint(latest_checkpoint(run_dir))["config"]["task"])
+    names = {t.name for t in getattr(task, "tasks", [task])}
     return [t for t in EVAL_TASKS if t in names]
 
 

@@ -157,3 +157,4 @@ def test_regression_model_is_one_deterministic_pass(tmp_path):
     hole = mask[0].bool()
     assert torch.allclose(out[:, hole], direct[:, hole], atol=2 / 255)
     assert pipe.provenance("inpaint", SamplerSettings(), 0)["sampler"] == "regression (one pass)"
+    assert pipe.model_calls(SamplerSettings(steps=20)) == 1

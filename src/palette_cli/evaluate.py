@@ -798,7 +798,7 @@ def generate_outputs(model: Any, task: str | EvalTask, references: References, o
         raise EvaluationError(f"size {size} must be a multiple of {pipe.divisor} for this model")
     record_settings = {**spec.describe(), "model": pipe.model_id, "model_hash": pipe.model_hash, "size": size,
                        "samples_per_image": samples_per_image, "seed": seed, "precision": pipe.precision,
-                       **settings.describe(), "n_images": len(paths), "batch_size": pipe.batch_size,
+                       **pipe.describe_sampling(settings), "n_images": len(paths), "batch_size": pipe.batch_size,
                        "device": str(pipe.device), "threads": threads}
     _check_previous(run_dir, record_settings, overwrite)
     for sub in (REFERENCES_DIR, INPUTS_DIR, OUTPUTS_DIR) + ((MASKS_DIR,) if spec.name in ("inpaint", "uncrop") else ()):
@@ -836,7 +836,7 @@ def generate_outputs(model: Any, task: str | EvalTask, references: References, o
                 generated += 1
             if on_image is not None:
                 on_image(i + 1, len(paths), name)
-    model_calls = len(settings.gammas()) - 1
+    model_calls = pipe.model_calls(settings)
     record = {
         "settings": record_settings,
         "images": {"total": len(paths), "generated": generated, "kept_from_before": skipped,

@@ -289,10 +289,17 @@ class Pipeline:
     def provenance(self, task: str, settings: SamplerSettings, seed: int) -> dict[str, str]:
         from . import __version__
 
-        sampler = settings.describe() if self.objective != "regression" else {"sampler": "regression (one pass)"}
         return {"palette_cli_version": __version__, "task": task, "seed": str(seed), "model": self.model_id,
                 "model_hash": self.model_hash, "resolution": str(self.resolution), "precision": self.precision,
-                **sampler}
+                **self.describe_sampling(settings)}
+
+    def describe_sampling(self, settings: SamplerSettings) -> dict[str, str]:
+        """The sampler settings that apply: a regression model ignores them."""
+        return {"sampler": "regression (one pass)"} if self.objective == "regression" else settings.describe()
+
+    def model_calls(self, settings: SamplerSettings) -> int:
+        """Network evaluations per sample (per window or tile)."""
+        return 1 if self.objective == "regression" else len(settings.gammas()) - 1
 
 
 def _round_up(x: int, m: int) -> int:
