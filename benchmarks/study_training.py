@@ -59,6 +59,44 @@ def make_eval_crops(references: list[str], out: Path, crops: int, size: int, see
     return made
 
 
+COLOURS = [(66, 114, 196), (237, 125, 49), (112, 173, 71), (255, 192, 0), (91, 155, 213), (165, 105, 189)]
+
+
+def bar_chart(record: dict, metric: str, title: str, path: Path) -> None:
+    """Grouped bars (Pillow only): one group per task, one bar per model, the value written on each bar."""
+    from PIL import ImageDraw
+
+    tasks = [t for t in record["tasks"] if any(r.get(metric) is not None for r in record["tasks"][t])]
+    models = list(dict.fromkeys(r["run"] for t in tasks for r in record["tasks"][t]))
+    if not tasks:
+        return
+    top = max(r[metric] for t in tasks for r in record["tasks"][t] if r.get(metric) is not None) * 1.15
+    bar, gap, h, left, bottom = 34, 28, 300, 50, 40
+    width = left + len(tasks) * (len(models) * bar + gap) + 20
+    legend_h = 18 * len(models) + 10
+    img = Image.new("RGB", (max(width, 420), h + bottom + 30 + legend_h), "white")
+    draw = ImageDraw.Draw(img)
+    draw.text((left, 6), title, fill="black")
+    base = 30 + h
+    draw.line((left - 4, base, width - 10, base), fill="black")
+    x = left
+    for task in tasks:
+        rows = {r["run"]: r for r in record["tasks"][task]}
+        for k, model in enumerate(models):
+            value = rows.get(model, {}).get(metric)
+            if value is not None:
+                y = base - int(h * value / top)
+                draw.rectangle((x + k * bar, y, x + (k + 1) * bar - 4, base), fill=COLOURS[k % len(COLOURS)])
+                draw.text((x + k * bar, y - 12), f"{value:.0f}" if value >= 10 else f"{value:.2f}", fill="black")
+        draw.text((x, base + 6), task, fill="black")
+        x += len(models) * bar + gap
+    for k, model in enumerate(models):
+        y = base + bottom + 18 * k
+        draw.rectangle((left, y, left + 12, y + 12), fill=COLOURS[k % len(COLOURS)])
+        draw.text((left + 18, y), LABELS.get(model, model), fill="black")
+    img.save(path)
+
+
 def run_tasks(run_dir: Path) -> list[str]:
     """The evaluation tasks a run trained on (the parts of its task spec)."""
     task = parse_task_spec(load_checkpoint(latest_checkpoint(run_dir))["config"]["task"])
@@ -99,7 +137,9 @@ def main() -> None:
           f"{args.samples} samples each", flush=True)
 
     record: dict = {"step": step, "size": args.size, "samples": args.samples, "n_images": len(refs), "tasks": {}}
-    names = eval_names(refs)[:args.grid_photos]
+    # grid columns: the first crop of each photo, so that the columns show different photos
+    all_names = eval_names(refs)
+    names = list(dict.fromkeys([n for n in all_names if n.endswith("-0")] + all_names))[:args.grid_photos]
     for task in args.tasks:
         rows, done = [], []
         for name in args.runs:
@@ -127,6 +167,8 @@ def main() -> None:
             print(f"| {LABELS.get(r['run'], r['run'])} | " + " | ".join(fmt(v) for v in vals)
                   + f" | {fmt(r['s_per_image'], 3)} |", flush=True)
         (out / "study.json").write_text(json.dumps(record, indent=2))
+    bar_chart(record, "fid_effnet_lite0", f"FID on EfficientNet-Lite0 features (lower is better), step {step}",
+              out / "fid.png")
 
 
 if __name__ == "__main__":
