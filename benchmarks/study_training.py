@@ -38,7 +38,8 @@ from palette_cli.evaluate import EVAL_TASKS, evaluate, eval_names, select_refere
 from palette_cli.tasks import parse_task_spec  # noqa: E402
 from palette_cli.training import export_checkpoint, latest_checkpoint, load_checkpoint  # noqa: E402
 
-LABELS = {"reference": "Palette (diffusion, L2)", "regression": "regression (L2)", "l1": "Palette (diffusion, L1)"}
+LABELS = {"reference": "Palette (diffusion, L2)", "regression": "regression (L2)", "l1": "Palette (diffusion, L1)",
+          "v-prediction": "diffusion, L2, v-prediction"}
 
 
 def make_eval_crops(references: list[str], out: Path, crops: int, size: int, seed: int = 0) -> list[Path]:

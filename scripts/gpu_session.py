@@ -37,6 +37,7 @@ STUDIES = {
     "reference": [],
     "regression": ["objective=regression"],
     "l1": ["loss=l1"],
+    "v-prediction": ["prediction=v"],
     "colorize-only": ["task=colorize"],
     "inpaint-only": ["task=inpaint"],
     "jpeg-only": ["task=jpeg"],

@@ -2,7 +2,7 @@
 # Train study models of configs/study.toml in the background, each changing one setting against the
 # reference recipe. Runs go to runs/studies/NAME (resumable: run the same line again after a stop).
 #   scripts/train_studies.sh reference regression      # two runs side by side, one CPU thread each
-# Known names: reference, regression, l1, colorize-only, inpaint-only, jpeg-only.
+# Known names: reference, regression, l1, v-prediction, colorize-only, inpaint-only, jpeg-only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python}
@@ -11,6 +11,7 @@ for name in "$@"; do
     reference) sets=() ;;
     regression) sets=(--set objective=regression) ;;
     l1) sets=(--set loss=l1) ;;
+    v-prediction) sets=(--set prediction=v) ;;
     colorize-only) sets=(--set task=colorize) ;;
     inpaint-only) sets=(--set task=inpaint) ;;
     jpeg-only) sets=(--set task=jpeg) ;;

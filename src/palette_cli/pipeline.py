@@ -23,7 +23,7 @@ from . import sampling
 from .defaults import DEFAULT_SAMPLER
 from .checkpoint import ModelInfo, file_hash, load_model
 from .imageio import pil_to_tensor, tensor_to_pil
-from .schedule import inference_gammas
+from .schedule import inference_gammas, v_to_eps
 from .tasks.base import noise_fill
 
 SIDES = ("left", "right", "top", "bottom")
@@ -114,6 +114,10 @@ class Pipeline:
         self.batch_size = max(1, batch_size)
         # A regression model (the paper's baseline) maps the condition to the target in one pass.
         self.objective = str(info.extra.get("objective") or info.training.get("objective") or "diffusion")
+        # What a diffusion network predicts: the noise (the paper) or v (converted to a noise estimate here).
+        self.prediction = str(info.extra.get("prediction") or info.training.get("prediction") or "eps")
+        if self.prediction not in ("eps", "v"):
+            raise ValueError(f"the model predicts {self.prediction!r}, which this version cannot sample")
 
     @classmethod
     def from_file(cls, path, **kwargs) -> "Pipeline":
@@ -130,7 +134,10 @@ class Pipeline:
             with self._autocast():
                 outs.append(self.net(y[i:i + self.batch_size], gamma[i:i + self.batch_size],
                                      cond[i:i + self.batch_size]).float())
-        return torch.cat(outs)
+        out = torch.cat(outs)
+        if self.prediction == "v" and self.objective != "regression":
+            out = v_to_eps(out, y.float(), gamma)
+        return out
 
     def sample(self, cond: Tensor, settings: SamplerSettings, generator: torch.Generator, *,
                known: Tensor | None = None, mask: Tensor | None = None,

@@ -140,3 +140,10 @@ def inference_gammas(
     else:
         raise ValueError(f"unknown spacing {spacing!r}; choose from {SPACINGS}")
     return torch.cat([seq, torch.ones(1, dtype=torch.float64)])
+
+
+def v_to_eps(v: Tensor, y: Tensor, gamma: Tensor) -> Tensor:
+    """A v-prediction (``v = √γ·ε − √(1−γ)·y0``) as the noise estimate the samplers take:
+    ``ε = √(1−γ)·y_t + √γ·v`` for ``y_t = √γ·y0 + √(1−γ)·ε`` (``gamma``: one value per batch item)."""
+    g = gamma.reshape(-1, *([1] * (y.dim() - 1))).to(y.dtype)
+    return (1 - g).sqrt() * y + g.sqrt() * v

@@ -34,10 +34,11 @@ from typing import Any, Callable, Iterator
 import torch
 from torch import Tensor, nn
 
-from .schedule import PAPER_TRAIN, ScheduleConfig, q_sample, sample_training_gamma
+from .schedule import PAPER_TRAIN, ScheduleConfig, q_sample, sample_training_gamma, v_to_eps
 
 OBJECTIVES = ("diffusion", "regression")
 LOSSES = ("l2", "l1")
+PREDICTIONS = ("eps", "v")
 OPTIMIZERS = ("adam", "adamw")
 PRECISIONS = ("bf16", "fp32")
 CHECKPOINT_VERSION = 2  # 2: "position" counts samples (1 counted micro-batches)
@@ -83,6 +84,7 @@ class TrainConfig:
     schedule: dict[str, Any] = field(default_factory=lambda: PAPER_TRAIN.to_dict())
     objective: str = "diffusion"
     loss: str = "l2"
+    prediction: str = "eps"  # what the network predicts in a diffusion model: the noise ε, or v = √γ·ε − √(1−γ)·y0
     batch_size: int = 32
     grad_accum: int = 1
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -114,6 +116,8 @@ class TrainConfig:
     def validate(self) -> None:
         if self.objective not in OBJECTIVES:
             raise ConfigError(f"objective must be one of {', '.join(OBJECTIVES)}, not {self.objective!r}")
+        if self.prediction not in PREDICTIONS:
+            raise ConfigError(f"prediction must be one of {', '.join(PREDICTIONS)}, not {self.prediction!r}")
         if self.loss not in LOSSES:
             raise ConfigError(f"loss must be one of {', '.join(LOSSES)}, not {self.loss!r}")
         if self.optim.name not in OPTIMIZERS:
@@ -310,12 +314,13 @@ def masked_loss(pred: Tensor, target: Tensor, mask: Tensor, kind: str = "l2") ->
 
 def training_loss(net: Callable[[Tensor, Tensor, Tensor], Tensor], batch: dict[str, Tensor],
                   schedule: ScheduleConfig, generator: torch.Generator, *, objective: str = "diffusion",
-                  loss: str = "l2", autocast: bool = False) -> Tensor:
+                  loss: str = "l2", autocast: bool = False, prediction: str = "eps") -> Tensor:
     """The Palette loss on one batch.
 
     diffusion: γ from the training schedule, ``y_t = mask·q_sample(y0, γ, ε) + (1−mask)·y0`` (known
-    pixels clean), ``‖net(y_t, γ, cond) − ε‖`` on the masked pixels. regression: the same network
-    predicts the target directly from ``net(0, 1, cond)``.
+    pixels clean), ``‖net(y_t, γ, cond) − ε‖`` on the masked pixels (``prediction="v"``: the target is
+    ``v = √γ·ε − √(1−γ)·y0`` instead, which weights the nearly-pure-noise levels far more). regression:
+    the same network predicts the target directly from ``net(0, 1, cond)``.
     """
     cond, target, mask = batch["cond"], batch["target"], batch["mask"]
     b, device = target.shape[0], target.device
@@ -330,6 +335,9 @@ def training_loss(net: Callable[[Tensor, Tensor, Tensor], Tensor], batch: dict[s
         noisy = q_sample(target, gamma, noise)
         y_in = mask * noisy + (1 - mask) * target
         goal = noise
+        if prediction == "v":
+            g = gamma.view(-1, 1, 1, 1)
+            goal = g.sqrt() * noise - (1 - g).sqrt() * target
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
         pred = net(y_in, gamma, cond)
     return masked_loss(pred, goal, mask, loss)
@@ -708,7 +716,7 @@ class Trainer:
             sync = self.ddp.no_sync() if (self.dist.world > 1 and not last) else _nullcontext()
             with sync:
                 loss = training_loss(self.ddp, batch, self.schedule, gen, objective=c.objective, loss=c.loss,
-                                     autocast=c.precision == "bf16")
+                                     autocast=c.precision == "bf16", prediction=c.prediction)
                 (loss / c.grad_accum).backward()
             total += float(loss.detach()) / c.grad_accum
             self.position += c.batch_size * self.dist.world
@@ -800,9 +808,10 @@ class Trainer:
         autocast = c.precision == "bf16"
         gen = torch.Generator().manual_seed(777)  # the same 8 (γ, ε) draws per example at every validation
         val_loss = sum(float(training_loss(self.ema, batch, self.schedule, gen, objective=c.objective,
-                                           loss=c.loss, autocast=autocast)) for _ in range(8)) / 8
+                                           loss=c.loss, autocast=autocast, prediction=c.prediction))
+                       for _ in range(8)) / 8
         output = predict(self.ema, batch["cond"], batch["target"], batch["mask"], objective=c.objective,
-                         steps=c.val_steps, seed=0, autocast=autocast)
+                         steps=c.val_steps, seed=0, autocast=autocast, prediction=c.prediction)
         grid = image_grid([batch["cond"], output, batch["target"]])
         path = self.run_dir / "val" / f"step-{self.step:08d}.png"
         _atomic_save_png(grid, path)
@@ -862,7 +871,8 @@ def _python_state_from(state: list) -> tuple:
 
 @torch.no_grad()
 def predict(net: Callable[[Tensor, Tensor, Tensor], Tensor], cond: Tensor, target: Tensor, mask: Tensor, *,
-            objective: str = "diffusion", steps: int = 20, seed: int = 0, autocast: bool = False) -> Tensor:
+            objective: str = "diffusion", steps: int = 20, seed: int = 0, autocast: bool = False,
+            prediction: str = "eps") -> Tensor:
     """Model output for a batch: sampling with the CLI's default sampler (known pixels imposed), or a
     regression pass."""
     from .defaults import DEFAULT_SAMPLER
@@ -877,7 +887,8 @@ def predict(net: Callable[[Tensor, Tensor, Tensor], Tensor], cond: Tensor, targe
 
     def denoiser(y: Tensor, gamma: Tensor) -> Tensor:
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-            return net(y, gamma, cond).float()
+            out = net(y, gamma, cond).float()
+        return v_to_eps(out, y, gamma) if prediction == "v" else out
 
     def impose(y: Tensor, g: float) -> Tensor:
         return mask * y + (1 - mask) * target
@@ -990,6 +1001,7 @@ def export_checkpoint(source: str | Path, out: str | Path, dtype: str = "fp16", 
         "data": ckpt.get("data", ""),
         "objective": cfg.get("objective", "diffusion"),
         "loss": cfg.get("loss", "l2"),
+        "prediction": cfg.get("prediction", "eps"),
         "resolution": cfg.get("data", {}).get("size"),
         "batch_size": cfg.get("batch_size"),
         "lr": cfg.get("optim", {}).get("lr"),
@@ -998,5 +1010,6 @@ def export_checkpoint(source: str | Path, out: str | Path, dtype: str = "fp16", 
         "task": cfg.get("task"),
     }
     info = ModelInfo(net=ckpt["net"], schedule=ckpt["schedule"], tasks=list(ckpt["tasks"]), training=training,
-                     extra={"objective": training["objective"], **(extra or {})})
+                     extra={"objective": training["objective"], "prediction": training["prediction"],
+                            **(extra or {})})
     return save_model(out, info, ckpt["ema"], dtype=dtype)
