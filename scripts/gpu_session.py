@@ -12,6 +12,9 @@ of them reached, samples the evaluation inputs with each one on the GPU, and pac
 be scored on any machine with ``palette eval --outputs``. Files it brings back stay under the transfer
 limits (≤ 8 files, ≤ 15 MiB each).
 
+``run --fresh --main-set prediction=v`` starts a new v-prediction run of the shipped recipe instead
+(docs/RESULTS.md, Studies 2-4, explains why); ``unpack`` brings its weights back the same way.
+
 ``DEVICE=cpu`` with ``--minutes 0.3 --batch 4 --study-batch 2 --workers 0`` smoke-tests the whole path on a CPU.
 """
 from __future__ import annotations
@@ -97,7 +100,10 @@ def run(args: argparse.Namespace) -> None:
               f"device={device}", "adaptive_threads=false", "val_every=100000000", "log_every=50",
               "ckpt_minutes=1000", f"max_minutes={args.minutes}"]
     main_run = work / "shipped"
-    if (carry / "ckpt" / "manifest.json").exists():
+    if args.fresh:  # a new run from random weights (e.g. --main-set prediction=v)
+        print("main run starts afresh", flush=True)
+        main_init = []
+    elif (carry / "ckpt" / "manifest.json").exists():
         ckpt = unpack_checkpoint(carry / "ckpt", main_run)
         print(f"main run resumes {ckpt.name}", flush=True)
         main_init = []
@@ -107,7 +113,7 @@ def run(args: argparse.Namespace) -> None:
     procs: dict[str, subprocess.Popen] = {}
     logs = {}
     main_sets = common + [f"batch_size={args.batch}", f"num_workers={args.workers}", f"data.size={args.size}",
-                          f"data.options.max_scale={args.max_scale}", "ckpt_every=100000000", "keep_ckpts=2"] + main_init
+                          f"data.options.max_scale={args.max_scale}", "ckpt_every=100000000", "keep_ckpts=2"] + main_init + args.main_set
     logs["shipped"] = open(work / "shipped.log", "w")
     procs["shipped"] = subprocess.Popen(_train_cmd(main_run, main_sets, True), env=env, stdout=logs["shipped"],
                                         stderr=subprocess.STDOUT, cwd=ROOT)
@@ -256,6 +262,9 @@ def main() -> None:
     r.add_argument("--init", default=str(ROOT / "weights" / "palette-multitask-small.safetensors"),
                    help="model file to continue from when the carry folder holds no checkpoint")
     r.add_argument("--minutes", type=float, default=6.0)
+    r.add_argument("--fresh", action="store_true", help="start the main run from random weights")
+    r.add_argument("--main-set", action="append", default=[], metavar="KEY=VALUE",
+                   help="config override for the main run (repeatable), e.g. prediction=v with --fresh")
     r.add_argument("--batch", type=int, default=128)
     r.add_argument("--size", type=int, default=128)
     r.add_argument("--max-scale", type=float, default=3.5)
