@@ -120,3 +120,24 @@ def test_save_is_atomic_and_hash_stable(tmp_path, monkeypatch):
         save_model(path, info_for(cfg), {k: v * 2 for k, v in net.state_dict().items()})
     assert file_hash(path) == h
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.safetensors"]
+
+
+def test_saving_the_same_model_twice_gives_the_same_bytes(tmp_path):
+    """Exports are reproducible: the header's key order does not depend on the serializer's hash map, so
+    the same weights and config always give the same file hash (outputs' provenance relies on it)."""
+    from safetensors import safe_open
+
+    cfg, net = tiny_model()
+    blobs = {save_model(tmp_path / f"m{i}.safetensors", info_for(cfg), net.state_dict()).read_bytes()
+             for i in range(12)}
+    assert len(blobs) == 1
+    blob = blobs.pop()
+    n = struct.unpack("<Q", blob[:8])[0]
+    assert (8 + n) % 8 == 0
+    assert list(json.loads(blob[8:8 + n])["__metadata__"]) == sorted(json.loads(blob[8:8 + n])["__metadata__"])
+    with safe_open(str(tmp_path / "m0.safetensors"), "pt") as f:  # the reference reader accepts it
+        name = sorted(f.keys())[0]
+        assert torch.equal(f.get_tensor(name), net.state_dict()[name])
+    loaded, _ = load_model(tmp_path / "m0.safetensors")
+    for k, v in net.state_dict().items():
+        assert torch.equal(loaded.state_dict()[k], v)

@@ -79,8 +79,21 @@ def save_model(path: str | Path, info: ModelInfo, state_dict: dict[str, Tensor],
     }
     meta = {META_KEY: json.dumps(info.to_metadata(), sort_keys=True), "storage_dtype": dtype}
     path = Path(path)
-    _atomic_write_bytes(path, save(tensors, metadata=meta))
+    _atomic_write_bytes(path, _canonical_header(save(tensors, metadata=meta)))
     return path
+
+
+def _canonical_header(blob: bytes) -> bytes:
+    """The same safetensors file with its JSON header in one fixed key order. The serializer keeps the
+    metadata in a hash map, so two saves of the same model could differ byte for byte (and in hash);
+    tensor entries carry explicit data offsets, so reordering the header changes nothing else."""
+    n = int.from_bytes(blob[:8], "little")
+    header = json.loads(blob[8:8 + n])
+    ordered = {"__metadata__": dict(sorted(header.pop("__metadata__", {}).items()))}
+    ordered.update(sorted(header.items()))
+    text = json.dumps(ordered, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    text += b" " * (-len(text) % 8)  # the data section stays 8-byte aligned, as the serializer leaves it
+    return len(text).to_bytes(8, "little") + text + blob[8 + n:]
 
 
 def read_info(path: str | Path) -> ModelInfo:
