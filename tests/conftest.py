@@ -20,19 +20,27 @@ def make_photo(width: int, height: int, seed: int = 0) -> Image.Image:
     return Image.fromarray((img * 255).round().astype(np.uint8))
 
 
-@pytest.fixture(scope="session")
-def tiny_model_file(tmp_path_factory):
-    """A randomly initialised tiny multi-task model saved in the real format (non-zero output layer)."""
-    from palette_cli.checkpoint import ModelInfo, save_model
+def tiny_net(seed: int = 0, std: float = 0.02):
+    """(config, network) of the tiny preset, random, with its zero-initialised layers drawn from N(0, std²)
+    so that its output is not identically zero."""
     from palette_cli.nets import UNet, preset
 
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     cfg = preset("tiny")
     net = UNet(cfg)
     with torch.no_grad():
         for p in net.parameters():
             if p.abs().sum() == 0:
-                p.normal_(0, 0.02)
+                p.normal_(0, std)
+    return cfg, net
+
+
+@pytest.fixture(scope="session")
+def tiny_model_file(tmp_path_factory):
+    """A randomly initialised tiny multi-task model saved in the real format (non-zero output layer)."""
+    from palette_cli.checkpoint import ModelInfo, save_model
+
+    cfg, net = tiny_net()
     path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
     save_model(path, ModelInfo(net=cfg.to_dict(), tasks=["colorize", "inpaint", "uncrop", "jpeg"]), net.state_dict())
     return path

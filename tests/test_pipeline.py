@@ -4,7 +4,7 @@ import torch
 from PIL import Image
 
 from palette_cli.pipeline import Pipeline, SamplerSettings, hole_windows, tiled_denoiser, working_size
-from tests.conftest import make_photo
+from tests.conftest import make_photo, tiny_net
 
 FAST = SamplerSettings("dpmpp_2m", 3)
 
@@ -116,16 +116,9 @@ def test_regression_model_is_one_deterministic_pass(tmp_path):
     no sampler, no sampling noise, known pixels kept, and the provenance says so."""
     from palette_cli.checkpoint import ModelInfo, save_model
     from palette_cli.imageio import pil_to_tensor
-    from palette_cli.nets import UNet, preset
     from palette_cli.pipeline import Pipeline, SamplerSettings
 
-    torch.manual_seed(1)
-    cfg = preset("tiny")
-    net = UNet(cfg)
-    with torch.no_grad():
-        for p in net.parameters():
-            if p.abs().sum() == 0:
-                p.normal_(0, 0.05)
+    cfg, net = tiny_net(seed=1, std=0.05)
     path = tmp_path / "regression.safetensors"
     save_model(path, ModelInfo(net=cfg.to_dict(), tasks=["inpaint"], extra={"objective": "regression"}),
                net.state_dict())

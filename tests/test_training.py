@@ -373,16 +373,10 @@ def test_v_to_eps_inverts_the_v_parameterisation():
 def test_v_prediction_model_samples_through_the_pipeline(tmp_path):
     """A model file that says it predicts v is sampled with ε = √(1−γ)·y + √γ·v."""
     from palette_cli.checkpoint import ModelInfo, save_model
-    from palette_cli.nets import UNet, preset
     from palette_cli.pipeline import Pipeline
+    from tests.conftest import tiny_net
 
-    torch.manual_seed(0)
-    cfg = preset("tiny")
-    net = UNet(cfg)
-    with torch.no_grad():
-        for p in net.parameters():
-            if p.abs().sum() == 0:
-                p.normal_(0, 0.05)
+    cfg, net = tiny_net(seed=0, std=0.05)
     paths = {}
     for kind in ("eps", "v"):
         paths[kind] = tmp_path / f"{kind}.safetensors"

@@ -142,8 +142,13 @@ def inference_gammas(
     return torch.cat([seq, torch.ones(1, dtype=torch.float64)])
 
 
-def v_to_eps(v: Tensor, y: Tensor, gamma: Tensor) -> Tensor:
-    """A v-prediction (``v = √γ·ε − √(1−γ)·y0``) as the noise estimate the samplers take:
-    ``ε = √(1−γ)·y_t + √γ·v`` for ``y_t = √γ·y0 + √(1−γ)·ε`` (``gamma``: one value per batch item)."""
-    g = gamma.reshape(-1, *([1] * (y.dim() - 1))).to(y.dtype)
+def v_target(y0: Tensor, gamma: Tensor | float, noise: Tensor) -> Tensor:
+    """The v-prediction target ``√γ·noise − √(1−γ)·y0`` for ``y_t = q_sample(y0, γ, noise)``."""
+    g = _bcast(gamma, y0)
+    return g.sqrt() * noise - (1 - g).sqrt() * y0
+
+
+def v_to_eps(v: Tensor, y: Tensor, gamma: Tensor | float) -> Tensor:
+    """A v-prediction as the noise estimate the samplers take: ``ε = √(1−γ)·y_t + √γ·v``."""
+    g = _bcast(gamma, y)
     return (1 - g).sqrt() * y + g.sqrt() * v

@@ -34,7 +34,7 @@ from typing import Any, Callable, Iterator
 import torch
 from torch import Tensor, nn
 
-from .schedule import PAPER_TRAIN, ScheduleConfig, q_sample, sample_training_gamma, v_to_eps
+from .schedule import PAPER_TRAIN, ScheduleConfig, q_sample, sample_training_gamma, v_target, v_to_eps
 
 OBJECTIVES = ("diffusion", "regression")
 LOSSES = ("l2", "l1")
@@ -336,8 +336,7 @@ def training_loss(net: Callable[[Tensor, Tensor, Tensor], Tensor], batch: dict[s
         y_in = mask * noisy + (1 - mask) * target
         goal = noise
         if prediction == "v":
-            g = gamma.view(-1, 1, 1, 1)
-            goal = g.sqrt() * noise - (1 - g).sqrt() * target
+            goal = v_target(target, gamma, noise)
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
         pred = net(y_in, gamma, cond)
     return masked_loss(pred, goal, mask, loss)
