@@ -1,14 +1,14 @@
 #!/usr/bin/env python3
 """One GPU session, in three steps: prepare a carry folder here, run on the GPU machine, unpack here.
 
-    python scripts/gpu_session.py prepare                 # → runs/gpu-carry (checkpoint parts, photos, eval crops)
+    python scripts/gpu_session.py prepare                 # → runs/gpu-carry (training photos, eval crops)
     python3 scripts/gpu_session.py run --minutes 6        # on the GPU machine, carrying runs/gpu-carry; writes $OUT
-    python scripts/gpu_session.py unpack BACK_DIR         # here: checkpoint → runs/shipped, studies → runs/gpu-studies
+    python scripts/gpu_session.py unpack BACK_DIR         # here: → runs/gpu-back/shipped.safetensors and studies/
 
-``run`` continues the shipped model's run (from the shipped weights or a packed checkpoint, at 128² crops,
+``run`` continues the shipped model's run (from the shipped weights, at 128² crops,
 bigger batches) and, with ``--studies``, side by side on the same GPU, trains study models from scratch
-under one recipe that differs in one thing each (objective, loss, task). When all stop it exports each study model at the newest step that all
-of them reached, samples the evaluation inputs with each one on the GPU, and packs the outputs so they can
+under one recipe that differs in one thing each (objective, loss, task). When all stop it exports each
+study model at the newest step that all of them reached, samples the evaluation inputs with each one on the GPU, and packs the outputs so they can
 be scored on any machine with ``palette eval --outputs``. Files it brings back stay under the transfer
 limits (≤ 8 files, ≤ 15 MiB each).
 
@@ -52,12 +52,9 @@ CKPT_EVERY = 250
 
 
 def prepare(args: argparse.Namespace) -> None:
-    from palette_cli.training import pack_checkpoint
-
     carry = Path(args.carry)
     if carry.exists():
         shutil.rmtree(carry)
-    parts = pack_checkpoint(ROOT / "runs" / "shipped", carry / "ckpt") if args.with_checkpoint else []
     shutil.copytree(ROOT / "runs" / "shipped" / "photos", carry / "photos")
     # Evaluation references for the study models: random square crops of photos no model trains on.
     sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -66,7 +63,7 @@ def prepare(args: argparse.Namespace) -> None:
     n = len(make_eval_crops([args.dev, str(carry / "photos" / "heldout")], carry / "evalrefs", args.crops,
                             args.ref_size))
     size = sum(p.stat().st_size for p in carry.rglob("*") if p.is_file())
-    print(f"{carry}: {len(parts)} checkpoint parts, {n} eval crops, {size / 2**20:.1f} MiB")
+    print(f"{carry}: photos and {n} eval crops, {size / 2**20:.1f} MiB")
 
 
 def _train_cmd(run: Path, config_sets: list[str], resume: bool) -> list[str]:
@@ -84,8 +81,6 @@ def _train_cmd(run: Path, config_sets: list[str], resume: bool) -> list[str]:
 def run(args: argparse.Namespace) -> None:
     import torch
 
-    from palette_cli.training import unpack_checkpoint
-
     out = Path(os.environ.get("OUT", ROOT / "runs" / "gpu-out"))
     out.mkdir(parents=True, exist_ok=True)
     work = Path(args.work)
@@ -102,10 +97,6 @@ def run(args: argparse.Namespace) -> None:
     main_run = work / "shipped"
     if args.fresh:  # a new run from random weights (e.g. --main-set prediction=v)
         print("main run starts afresh", flush=True)
-        main_init = []
-    elif (carry / "ckpt" / "manifest.json").exists():
-        ckpt = unpack_checkpoint(carry / "ckpt", main_run)
-        print(f"main run resumes {ckpt.name}", flush=True)
         main_init = []
     else:  # the shipped weights themselves (EMA weights seed model and EMA; Adam restarts)
         print(f"main run continues from {args.init}", flush=True)
@@ -253,14 +244,12 @@ def main() -> None:
     a.add_argument("--dev", default=str(ROOT / "data" / "dev-photos"))
     a.add_argument("--crops", type=int, default=8, help="evaluation crops per unseen photo")
     a.add_argument("--ref-size", type=int, default=128)
-    a.add_argument("--with-checkpoint", action="store_true",
-                   help="carry the run's newest checkpoint (41 MB); without it the GPU run continues from weights/")
     a.set_defaults(fn=prepare)
     r = sub.add_parser("run")
     r.add_argument("--carry", default=str(CARRY))
     r.add_argument("--work", default="/tmp/palette-gpu")
     r.add_argument("--init", default=str(ROOT / "weights" / "palette-multitask-small.safetensors"),
-                   help="model file to continue from when the carry folder holds no checkpoint")
+                   help="model file the main run continues from (unless --fresh)")
     r.add_argument("--minutes", type=float, default=6.0)
     r.add_argument("--fresh", action="store_true", help="start the main run from random weights")
     r.add_argument("--main-set", action="append", default=[], metavar="KEY=VALUE",
