@@ -7,6 +7,10 @@ import pytest
 import torch
 from PIL import Image
 
+# One torch thread: on a small shared CPU, two threads made tiny convolutions up to ~100x slower when the
+# other core was busy, and the suite's results must not depend on the thread count.
+torch.set_num_threads(1)
+
 
 def make_photo(width: int, height: int, seed: int = 0) -> Image.Image:
     """A smooth colourful test picture (gradients plus a few blobs), deterministic per seed."""
