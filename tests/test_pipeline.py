@@ -3,7 +3,7 @@ import pytest
 import torch
 from PIL import Image
 
-from palette_cli.pipeline import Pipeline, SamplerSettings, hole_windows, tiled_denoiser, working_size
+from palette_cli.pipeline import Pipeline, SamplerSettings, hole_windows, tiled_net, working_size
 from tests.conftest import make_photo, tiny_net
 
 FAST = SamplerSettings("dpmpp_2m", 3)
@@ -35,16 +35,25 @@ def test_hole_windows_group_near_holes_and_split_far_ones():
     assert torch.all(covered[mask.bool()] == 1)
 
 
-def test_tiled_denoiser_equals_whole_canvas_for_a_local_model():
+def test_tiled_net_equals_whole_canvas_for_a_local_model():
     """For a pointwise 'network' the blended tiles must equal one pass over the whole canvas: no seams."""
-    def eps_fn(y, g, c):
+    def net(y, g, c):
         return y * g.view(-1, 1, 1, 1) + 0.5 * c
 
     cond = torch.randn(2, 3, 70, 90)
     y = torch.randn(2, 3, 70, 90)
     g = torch.tensor([0.3, 0.7])
-    tiled = tiled_denoiser(eps_fn, cond, tile=32, overlap=8)(y, g)
-    assert torch.allclose(tiled, eps_fn(y, g, cond), atol=1e-6)
+    tiled = tiled_net(net, cond, tile=32, overlap=8)(y, g, cond)
+    assert torch.allclose(tiled, net(y, g, cond), atol=1e-6)
+
+
+def test_tiles_start_on_the_alignment_grid():
+    """Restoration tiles start on JPEG's 16-px block grid, so every tile sees the blocks where they are."""
+    from palette_cli.pipeline import _tile_starts
+
+    starts = _tile_starts(400, 128, 32, align=16)
+    assert all(s % 16 == 0 for s in starts) and starts[0] == 0 and starts[-1] == 400 - 128
+    assert all(b - a <= 128 - 32 for a, b in zip(starts, starts[1:]))  # overlaps at least as asked
 
 
 def test_inpaint_changes_only_the_hole(pipe):

@@ -371,7 +371,7 @@ def test_v_to_eps_inverts_the_v_parameterisation():
 
 
 def test_v_prediction_model_samples_through_the_pipeline(tmp_path):
-    """A model file that says it predicts v is sampled with ε = √(1−γ)·y + √γ·v."""
+    """A model file that says it predicts v is sampled with the clean-image estimate √γ·y − √(1−γ)·v."""
     from palette_cli.checkpoint import ModelInfo, save_model
     from palette_cli.pipeline import Pipeline
     from tests.conftest import tiny_net
@@ -385,9 +385,11 @@ def test_v_prediction_model_samples_through_the_pipeline(tmp_path):
     pipes = {k: Pipeline.from_file(p, device="cpu", precision="fp32", resolution=16) for k, p in paths.items()}
     y, cond = torch.randn(2, 3, 16, 16), torch.randn(2, 3, 16, 16)
     gamma = torch.tensor([0.2, 0.8])
-    raw = pipes["eps"]._eps(y, gamma, cond)
+    raw = pipes["eps"]._net(y, gamma, cond)
     g = gamma.view(-1, 1, 1, 1)
-    assert torch.allclose(pipes["v"]._eps(y, gamma, cond), (1 - g).sqrt() * y + g.sqrt() * raw, atol=1e-5)
+    x0 = {k: p.process.denoiser(p._net, cond)(y, gamma) for k, p in pipes.items()}
+    assert torch.allclose(x0["eps"], (y - (1 - g).sqrt() * raw) / g.sqrt(), atol=1e-5)
+    assert torch.allclose(x0["v"], g.sqrt() * y - (1 - g).sqrt() * raw, atol=1e-5)
     bad = tmp_path / "x0.safetensors"
     save_model(bad, ModelInfo(net=cfg.to_dict(), tasks=["colorize"], extra={"prediction": "x0"}), net.state_dict())
     with pytest.raises(ValueError, match="cannot sample"):

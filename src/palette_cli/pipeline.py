@@ -12,39 +12,23 @@ trained at); the user's photo keeps its own resolution and only generated pixels
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Callable, Iterator
 
 import torch
 from PIL import Image
 from torch import Tensor
 
-from . import sampling
-from .defaults import DEFAULT_SAMPLER
 from .checkpoint import ModelInfo, file_hash, load_model
 from .imageio import pil_to_tensor, tensor_to_pil
-from .schedule import inference_gammas, v_to_eps
+from .process import NetFn, SamplerSettings, process_from_metadata
 from .tasks.base import noise_fill
 
+__all__ = ["Pipeline", "SamplerSettings", "hole_windows", "resolve_device", "tiled_net", "working_size"]
+
 SIDES = ("left", "right", "top", "bottom")
+#: JPEG's block grid with 4:2:0 chroma subsampling: restoration tiles start on it.
+JPEG_GRID = 16
 StepCallback = Callable[[int, int], None]
-
-
-@dataclass(frozen=True)
-class SamplerSettings:
-    """Which sampler, how many model calls, which γ spacing (None: the sampler's default)."""
-
-    sampler: str = DEFAULT_SAMPLER
-    steps: int = 20
-    spacing: str | None = None
-    eta: float = 0.0
-
-    def gammas(self) -> Tensor:
-        return inference_gammas(self.steps, self.spacing or sampling.DEFAULT_SPACING[self.sampler])
-
-    def describe(self) -> dict[str, str]:
-        return {"sampler": self.sampler, "sampling_steps": str(self.steps),
-                "spacing": self.spacing or sampling.DEFAULT_SPACING[self.sampler]}
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -106,18 +90,15 @@ class Pipeline:
         self.net, self._autocast = inference_mode(net.to(self.device).eval(), self.device, precision)
         self.precision = precision
         self.resolution = int(resolution or info.net.get("image_size", 256))
-        self.divisor = 2 ** (len(info.net.get("channel_mult", (1,))) - 1)
+        self.divisor = int(getattr(getattr(net, "config", None), "divisor", 1))
         if self.resolution % self.divisor:
             raise ValueError(f"resolution {self.resolution} must be a multiple of {self.divisor} for this model")
         self.model_id = model_id
         self.model_hash = model_hash
         self.batch_size = max(1, batch_size)
-        # A regression model (the paper's baseline) maps the condition to the target in one pass.
-        self.objective = str(info.extra.get("objective") or info.training.get("objective") or "diffusion")
-        # What a diffusion network predicts: the noise (the paper) or v (converted to a noise estimate here).
-        self.prediction = str(info.extra.get("prediction") or info.training.get("prediction") or "eps")
-        if self.prediction not in ("eps", "v"):
-            raise ValueError(f"the model predicts {self.prediction!r}, which this version cannot sample")
+        # What the network's output means, how sampling starts and which levels it visits: the model file says.
+        self.process = process_from_metadata(info.extra, info.training, info.schedule)
+        self.objective = self.process.metadata()["objective"]
 
     @classmethod
     def from_file(cls, path, **kwargs) -> "Pipeline":
@@ -127,45 +108,32 @@ class Pipeline:
         return cls(net, info, **kwargs)
 
     # --- core -------------------------------------------------------------------------------
-    def _eps(self, y: Tensor, gamma: Tensor, cond: Tensor) -> Tensor:
-        """Network noise estimate, run in chunks of ``batch_size`` under the inference precision."""
+    def _net(self, y: Tensor, level: Tensor, cond: Tensor) -> Tensor:
+        """The raw network output, run in chunks of ``batch_size`` under the inference precision."""
         outs = []
         for i in range(0, y.shape[0], self.batch_size):
             with self._autocast():
-                outs.append(self.net(y[i:i + self.batch_size], gamma[i:i + self.batch_size],
+                outs.append(self.net(y[i:i + self.batch_size], level[i:i + self.batch_size],
                                      cond[i:i + self.batch_size]).float())
-        out = torch.cat(outs)
-        if self.prediction == "v" and self.objective != "regression":
-            out = v_to_eps(out, y.float(), gamma)
-        return out
+        return torch.cat(outs)
 
     def sample(self, cond: Tensor, settings: SamplerSettings, generator: torch.Generator, *,
-               known: Tensor | None = None, mask: Tensor | None = None,
-               denoiser: sampling.Denoiser | None = None, on_step: StepCallback | None = None) -> Tensor:
-        """Sample targets for a (B,3,h,w) condition; with ``known``/``mask`` the known pixels are imposed."""
+               known: Tensor | None = None, mask: Tensor | None = None, start: Tensor | None = None,
+               net: NetFn | None = None, on_step: StepCallback | None = None) -> Tensor:
+        """Sample targets for a (B,3,h,w) condition with the model's process; with ``known``/``mask`` the
+        known pixels are imposed after every step. ``start`` is a bridge's starting image (default: cond)."""
         cond = cond.to(self.device)
-        fn = denoiser or (lambda y, g: self._eps(y, g, cond))
-        if self.objective == "regression":  # one pass from (zeros, γ = 1); no sampler, no randomness
-            out = fn(torch.zeros_like(cond), torch.ones(cond.shape[0], device=self.device))
-            if mask is not None:
-                m = mask.to(self.device)
-                out = out * m + known.to(self.device) * (1 - m)
-            if on_step:
-                on_step(1, 1)
-            return out.clamp(-1, 1).cpu()
-        y = sampling.initial_noise(tuple(cond.shape), generator, self.device)
+        start = cond if start is None else start.to(self.device)
         impose = None
         if mask is not None:
             known_d, mask_d = known.to(self.device), mask.to(self.device)
 
-            def impose(y: Tensor, gamma: float) -> Tensor:
+            def impose(y: Tensor, _level: float) -> Tensor:
                 return y * mask_d + known_d * (1 - mask_d)
 
-        cb = (lambda i, n, _y, _x0: on_step(i + 1, n)) if on_step else None
-        out = sampling.get_sampler(settings.sampler)(
-            fn, y, settings.gammas(), generator=generator, callback=cb, impose=impose, clip_denoised=1.0,
-            **({"eta": settings.eta} if settings.sampler == "ddim" else {}))
-        return out.clamp(-1, 1).cpu()
+        out = self.process.sample(net or self._net, cond, start, settings, generator, impose=impose,
+                                  on_step=on_step)
+        return out.cpu()
 
     # --- colorize -----------------------------------------------------------------------------
     def colorize(self, image: Image.Image, settings: SamplerSettings, generator: torch.Generator,
@@ -279,18 +247,26 @@ class Pipeline:
     # --- restore (JPEG) -----------------------------------------------------------------------
     def restore(self, image: Image.Image, settings: SamplerSettings, generator: torch.Generator,
                 num_samples: int = 1, tile: int | None = None, overlap: int | None = None,
-                on_step: StepCallback | None = None) -> list[Image.Image]:
-        """JPEG restoration at native resolution: overlapping tiles, blended at every sampling step."""
+                on_step: StepCallback | None = None, lock_colour: bool = True) -> list[Image.Image]:
+        """JPEG restoration at native resolution: overlapping tiles, blended at every sampling step.
+
+        Tiles start on the JPEG block grid (multiples of 16 px, the 4:2:0 chroma block), where the
+        artifacts the model learned sit. ``lock_colour`` keeps the output's local mean colour (its low
+        frequencies) equal to the input's, which JPEG preserves well: restoration cannot shift colours.
+        """
         cond_full = pil_to_tensor(image).unsqueeze(0)
         h, w = cond_full.shape[-2:]
-        padded_h, padded_w = _round_up(h, self.divisor), _round_up(w, self.divisor)
+        grid = math.lcm(self.divisor, JPEG_GRID)
+        padded_h, padded_w = _round_up(h, grid), _round_up(w, grid)
         cond_full = torch.nn.functional.pad(cond_full, (0, padded_w - w, 0, padded_h - h), mode="replicate")
         cond = cond_full.expand(num_samples, -1, -1, -1).to(self.device)
         tile = min(tile or max(self.resolution, 256), padded_h, padded_w)
-        tile -= tile % self.divisor
+        tile -= tile % grid
         overlap = overlap if overlap is not None else tile // 4
-        denoiser = tiled_denoiser(lambda y, g, c: self._eps(y, g, c), cond, tile, overlap)
-        out = self.sample(cond, settings, generator, denoiser=denoiser, on_step=on_step)
+        net = tiled_net(self._net, cond, tile, overlap, align=JPEG_GRID)
+        out = self.sample(cond, settings, generator, net=net, on_step=on_step)
+        if lock_colour:
+            out = lock_low_frequencies(out, cond.cpu())
         return [tensor_to_pil(o[:, :h, :w]) for o in out]
 
     def provenance(self, task: str, settings: SamplerSettings, seed: int) -> dict[str, str]:
@@ -301,12 +277,12 @@ class Pipeline:
                 **self.describe_sampling(settings)}
 
     def describe_sampling(self, settings: SamplerSettings) -> dict[str, str]:
-        """The sampler settings that apply: a regression model ignores them."""
-        return {"sampler": "regression (one pass)"} if self.objective == "regression" else settings.describe()
+        """The sampler settings that apply (a regression model ignores them)."""
+        return self.process.describe(settings)
 
     def model_calls(self, settings: SamplerSettings) -> int:
         """Network evaluations per sample (per window or tile)."""
-        return 1 if self.objective == "regression" else len(settings.gammas()) - 1
+        return self.process.model_calls(settings)
 
 
 def _round_up(x: int, m: int) -> int:
@@ -391,10 +367,12 @@ def _window_around(bx0: int, by0: int, bx1: int, by1: int, w: int, h: int, resol
     return x0, y0, x0 + ww, y0 + wh
 
 
-def _tile_starts(length: int, tile: int, overlap: int) -> list[int]:
+def _tile_starts(length: int, tile: int, overlap: int, align: int = 1) -> list[int]:
+    """Tile starts covering ``length``; with ``align``, every start is a multiple of it (length and tile
+    must be multiples too)."""
     if length <= tile:
         return [0]
-    stride = max(1, tile - overlap)
+    stride = max(align, (tile - overlap) // align * align)
     starts = list(range(0, length - tile, stride))
     return starts + [length - tile]
 
@@ -409,24 +387,35 @@ def _feather(tile: int, overlap: int) -> Tensor:
     return ramp[:, None] * ramp[None, :]
 
 
-def tiled_denoiser(eps_fn: Callable[[Tensor, Tensor, Tensor], Tensor], cond: Tensor, tile: int,
-                   overlap: int) -> sampling.Denoiser:
-    """A denoiser over a canvas larger than the network's window: noise estimates of overlapping tiles
-    are averaged with feathered weights at every step, so the tiles agree and no seams form."""
+def tiled_net(net: NetFn, cond: Tensor, tile: int, overlap: int, align: int = 1) -> NetFn:
+    """The network over a canvas larger than its window: the outputs of overlapping tiles are averaged
+    with feathered weights at every step, so the tiles agree and no seams form. Tile starts are
+    multiples of ``align`` (the canvas must then be a multiple of ``align`` too)."""
     h, w = cond.shape[-2:]
-    spots = [(t, l) for t in _tile_starts(h, tile, overlap) for l in _tile_starts(w, tile, overlap)]
+    spots = [(t, l) for t in _tile_starts(h, tile, overlap, align) for l in _tile_starts(w, tile, overlap, align)]
     weight = _feather(tile, overlap).to(cond.device)
 
-    def denoise(y: Tensor, gamma: Tensor) -> Tensor:
+    def run(y: Tensor, level: Tensor, _cond: Tensor) -> Tensor:
         b = y.shape[0]
         crops = [(slice(None), slice(None), slice(t, t + tile), slice(l, l + tile)) for t, l in spots]
-        eps = eps_fn(torch.cat([y[c] for c in crops]), gamma.repeat(len(spots)),
-                     torch.cat([cond[c] for c in crops])).split(b)
+        outs = net(torch.cat([y[c] for c in crops]), level.repeat(len(spots)),
+                   torch.cat([cond[c] for c in crops])).split(b)
         total = torch.zeros_like(y)
         norm = torch.zeros(1, 1, h, w, device=y.device, dtype=y.dtype)
-        for c, e in zip(crops, eps):
-            total[c] += e * weight
+        for c, o in zip(crops, outs):
+            total[c] += o * weight
             norm[c] += weight
         return total / norm
 
-    return denoise
+    return run
+
+
+def lock_low_frequencies(out: Tensor, ref: Tensor, size: int = 16) -> Tensor:
+    """``out`` with its local mean colour (a ``size``-pixel box blur, twice) replaced by ``ref``'s."""
+    def blur(x: Tensor) -> Tensor:
+        k = min(size, x.shape[-2], x.shape[-1]) | 1
+        for _ in range(2):
+            x = torch.nn.functional.avg_pool2d(torch.nn.functional.pad(x, (k // 2,) * 4, mode="replicate"), k, 1)
+        return x
+    ref = ref.expand_as(out).to(out.dtype)
+    return (out + blur(ref) - blur(out)).clamp(-1, 1)

@@ -34,13 +34,14 @@ from typing import Any, Callable, Iterator
 import torch
 from torch import Tensor, nn
 
-from .schedule import PAPER_TRAIN, ScheduleConfig, q_sample, sample_training_gamma, v_target, v_to_eps
+from .process import masked_loss  # noqa: F401  (re-exported: part of the training API)
+from .schedule import PAPER_TRAIN, ScheduleConfig
 
-OBJECTIVES = ("diffusion", "regression")
+OBJECTIVES = ("diffusion", "regression", "bridge")
 LOSSES = ("l2", "l1")
 PREDICTIONS = ("eps", "v")
 OPTIMIZERS = ("adam", "adamw")
-PRECISIONS = ("bf16", "fp32")
+PRECISIONS = ("auto", "bf16", "fp32")
 CHECKPOINT_VERSION = 2  # 2: "position" counts samples (1 counted micro-batches)
 
 Hook = Callable[[str, dict], None]
@@ -85,13 +86,14 @@ class TrainConfig:
     objective: str = "diffusion"
     loss: str = "l2"
     prediction: str = "eps"  # what the network predicts in a diffusion model: the noise ε, or v = √γ·ε − √(1−γ)·y0
+    process: dict[str, Any] = field(default_factory=dict)  # bridge settings: sigma, p_start
     batch_size: int = 32
     grad_accum: int = 1
     optim: OptimConfig = field(default_factory=OptimConfig)
     ema_decay: float = 0.999
     steps: int = 100_000
     max_minutes: float | None = None
-    precision: str = "bf16"
+    precision: str = "auto"  # auto: bf16 autocast where the device computes bf16 natively, else fp32
     channels_last: bool = True
     device: str = "auto"
     seed: int = 0
@@ -135,6 +137,30 @@ class TrainConfig:
             ScheduleConfig.from_dict(self.schedule)
         except (TypeError, ValueError) as e:
             raise ConfigError(f"schedule: {e}") from None
+        try:
+            self.build_process()
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"process: {e}") from None
+
+    def build_process(self):
+        """The :class:`~palette_cli.process.Process` this config trains."""
+        from .process import process_from_metadata
+
+        return process_from_metadata({"objective": self.objective, "prediction": self.prediction,
+                                      "process": self.process}, schedule=self.schedule)
+
+    def autocast(self, device: torch.device) -> bool:
+        """Whether to train under bf16 autocast: ``auto`` asks whether the device computes bf16 natively
+        (on a CPU without AVX512-BF16/AMX, emulated bf16 made training ~10× slower than fp32)."""
+        if self.precision != "auto":
+            return self.precision == "bf16"
+        if device.type == "cuda":
+            return torch.cuda.is_bf16_supported()
+        if device.type == "cpu":
+            from .nets import cpu_has_fast_bf16
+
+            return cpu_has_fast_bf16()
+        return False
 
 
 def _from_dict(cls: type, d: dict[str, Any], where: str = "") -> Any:
@@ -304,42 +330,17 @@ def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
         e.copy_(b)
 
 
-def masked_loss(pred: Tensor, target: Tensor, mask: Tensor, kind: str = "l2") -> Tensor:
-    """Mean L2 / L1 error over the masked elements (mask 1 = unknown pixels, where the loss counts)."""
-    err = (pred.float() - target.float())
-    err = err.square() if kind == "l2" else err.abs()
-    mask = mask.float().expand_as(err)
-    return (err * mask).sum() / mask.sum().clamp(min=1.0)
-
-
 def training_loss(net: Callable[[Tensor, Tensor, Tensor], Tensor], batch: dict[str, Tensor],
                   schedule: ScheduleConfig, generator: torch.Generator, *, objective: str = "diffusion",
-                  loss: str = "l2", autocast: bool = False, prediction: str = "eps") -> Tensor:
-    """The Palette loss on one batch.
+                  loss: str = "l2", autocast: bool = False, prediction: str = "eps",
+                  process: dict[str, Any] | None = None) -> Tensor:
+    """The loss of one batch under the process that ``objective``/``prediction``/``process`` describe
+    (see :mod:`palette_cli.process`)."""
+    from .process import process_from_metadata
 
-    diffusion: γ from the training schedule, ``y_t = mask·q_sample(y0, γ, ε) + (1−mask)·y0`` (known
-    pixels clean), ``‖net(y_t, γ, cond) − ε‖`` on the masked pixels (``prediction="v"``: the target is
-    ``v = √γ·ε − √(1−γ)·y0`` instead, which weights the nearly-pure-noise levels far more). regression:
-    the same network predicts the target directly from ``net(0, 1, cond)``.
-    """
-    cond, target, mask = batch["cond"], batch["target"], batch["mask"]
-    b, device = target.shape[0], target.device
-    if objective == "regression":
-        y_in = torch.zeros_like(target)
-        gamma = torch.ones(b, device=device)
-        goal = target
-    else:
-        gamma64 = sample_training_gamma(schedule, b, generator)
-        noise = torch.randn(target.shape, generator=generator, dtype=target.dtype).to(device)
-        gamma = gamma64.float().to(device)
-        noisy = q_sample(target, gamma, noise)
-        y_in = mask * noisy + (1 - mask) * target
-        goal = noise
-        if prediction == "v":
-            goal = v_target(target, gamma, noise)
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-        pred = net(y_in, gamma, cond)
-    return masked_loss(pred, goal, mask, loss)
+    proc = process_from_metadata({"objective": objective, "prediction": prediction, "process": process or {}},
+                                 schedule=schedule.to_dict())
+    return proc.loss(net, batch, generator, loss=loss, autocast=autocast)
 
 
 def _rank_seed(seed: int, *parts: int) -> int:
@@ -542,7 +543,11 @@ class Trainer:
         if config.threads:
             torch.set_num_threads(config.threads)
         self.schedule = ScheduleConfig.from_dict(config.schedule)
+        self.process = config.build_process()
+        self.autocast = config.autocast(self.device)
         self.net_config = build_net_config(config.net)
+        if config.objective == "bridge" and self.net_config.gamma_embedding != "time":
+            raise ConfigError('net: a bridge model needs gamma_embedding = "time" (its level is the bridge time t)')
 
         from .nets import UNet
 
@@ -714,8 +719,7 @@ class Trainer:
             last = micro == c.grad_accum - 1
             sync = self.ddp.no_sync() if (self.dist.world > 1 and not last) else _nullcontext()
             with sync:
-                loss = training_loss(self.ddp, batch, self.schedule, gen, objective=c.objective, loss=c.loss,
-                                     autocast=c.precision == "bf16", prediction=c.prediction)
+                loss = self.process.loss(self.ddp, batch, gen, loss=c.loss, autocast=self.autocast)
                 (loss / c.grad_accum).backward()
             total += float(loss.detach()) / c.grad_accum
             self.position += c.batch_size * self.dist.world
@@ -804,13 +808,10 @@ class Trainer:
             return None
         c = self.config
         batch = {k: v.to(self.device) for k, v in self.validation_batch().items()}
-        autocast = c.precision == "bf16"
-        gen = torch.Generator().manual_seed(777)  # the same 8 (γ, ε) draws per example at every validation
-        val_loss = sum(float(training_loss(self.ema, batch, self.schedule, gen, objective=c.objective,
-                                           loss=c.loss, autocast=autocast, prediction=c.prediction))
+        gen = torch.Generator().manual_seed(777)  # the same 8 (level, noise) draws per example at every validation
+        val_loss = sum(float(self.process.loss(self.ema, batch, gen, loss=c.loss, autocast=self.autocast))
                        for _ in range(8)) / 8
-        output = predict(self.ema, batch["cond"], batch["target"], batch["mask"], objective=c.objective,
-                         steps=c.val_steps, seed=0, autocast=autocast, prediction=c.prediction)
+        output = predict(self.ema, self.process, batch, steps=c.val_steps, seed=0, autocast=self.autocast)
         grid = image_grid([batch["cond"], output, batch["target"]])
         path = self.run_dir / "val" / f"step-{self.step:08d}.png"
         _atomic_save_png(grid, path)
@@ -869,34 +870,23 @@ def _python_state_from(state: list) -> tuple:
 
 
 @torch.no_grad()
-def predict(net: Callable[[Tensor, Tensor, Tensor], Tensor], cond: Tensor, target: Tensor, mask: Tensor, *,
-            objective: str = "diffusion", steps: int = 20, seed: int = 0, autocast: bool = False,
-            prediction: str = "eps") -> Tensor:
-    """Model output for a batch: sampling with the CLI's default sampler (known pixels imposed), or a
-    regression pass."""
-    from .defaults import DEFAULT_SAMPLER
-    from .sampling import SAMPLERS, initial_noise
-    from .schedule import inference_gammas
+def predict(net: Callable[[Tensor, Tensor, Tensor], Tensor], process, batch: dict[str, Tensor], *,
+            steps: int | None = None, seed: int = 0, autocast: bool = False) -> Tensor:
+    """The model's output for a validation batch: the process's default sampler with ``steps`` model calls,
+    known pixels imposed (the same sampling code the pipeline runs)."""
+    from .process import SamplerSettings
 
-    device = cond.device
-    if objective == "regression":
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-            out = net(torch.zeros_like(target), torch.ones(target.shape[0], device=device), cond).float()
-        return mask * out.clamp(-1, 1) + (1 - mask) * target
+    cond, target, mask = batch["cond"], batch["target"], batch["mask"]
 
-    def denoiser(y: Tensor, gamma: Tensor) -> Tensor:
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-            out = net(y, gamma, cond).float()
-        return v_to_eps(out, y, gamma) if prediction == "v" else out
+    def run(y: Tensor, level: Tensor, c: Tensor) -> Tensor:
+        with torch.autocast(y.device.type, dtype=torch.bfloat16, enabled=autocast):
+            return net(y, level, c).float()
 
-    def impose(y: Tensor, g: float) -> Tensor:
+    def impose(y: Tensor, _level: float) -> Tensor:
         return mask * y + (1 - mask) * target
 
-    gen = torch.Generator().manual_seed(seed)
-    y = initial_noise(tuple(target.shape), gen, device)
-    out = SAMPLERS[DEFAULT_SAMPLER](denoiser, y, inference_gammas(steps, "logsnr"), generator=gen, impose=impose,
-                                    clip_denoised=1.0)
-    return out.clamp(-1, 1)
+    return process.sample(run, cond, batch.get("start", cond), SamplerSettings(steps=steps),
+                          torch.Generator().manual_seed(seed), impose=impose)
 
 
 def image_grid(rows: list[Tensor], pad: int = 2) -> Tensor:
@@ -1001,6 +991,7 @@ def export_checkpoint(source: str | Path, out: str | Path, dtype: str = "fp16", 
         "objective": cfg.get("objective", "diffusion"),
         "loss": cfg.get("loss", "l2"),
         "prediction": cfg.get("prediction", "eps"),
+        "process": cfg.get("process", {}),
         "resolution": cfg.get("data", {}).get("size"),
         "batch_size": cfg.get("batch_size"),
         "lr": cfg.get("optim", {}).get("lr"),
@@ -1008,7 +999,10 @@ def export_checkpoint(source: str | Path, out: str | Path, dtype: str = "fp16", 
         "precision": cfg.get("precision"),
         "task": cfg.get("task"),
     }
+    from .process import process_from_metadata
+
+    process = process_from_metadata({"objective": training["objective"], "prediction": training["prediction"],
+                                     "process": training["process"]}, schedule=ckpt["schedule"])
     info = ModelInfo(net=ckpt["net"], schedule=ckpt["schedule"], tasks=list(ckpt["tasks"]), training=training,
-                     extra={"objective": training["objective"], "prediction": training["prediction"],
-                            **(extra or {})})
+                     extra={**process.metadata(), **(extra or {})})
     return save_model(out, info, ckpt["ema"], dtype=dtype)

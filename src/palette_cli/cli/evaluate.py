@@ -8,7 +8,6 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..defaults import DEFAULT_SAMPLER
 from .options import BatchSize, DeviceOpt, Model, PrecisionOpt, Quiet, Sampler, SamplingSteps, SpacingOpt
 from .runner import fail
 from .uncrop import Direction
@@ -78,7 +77,7 @@ def eval_(
     lpips_net: Annotated[LpipsNet, typer.Option(help="LPIPS backbone kind.")] = LpipsNet.alex,
     labels: Annotated[Optional[Path], typer.Option(
         help="JSON {reference name: ImageNet class}: classification accuracy instead of agreement.")] = None,
-    model: Model = None, sampler: Sampler = DEFAULT_SAMPLER, sampling_steps: SamplingSteps = None,
+    model: Model = None, sampler: Sampler = None, sampling_steps: SamplingSteps = None,
     spacing: SpacingOpt = None,
     seed: Annotated[int, typer.Option(help="Seed of the inputs (masks, noise) and of the samples.")] = 0,
     device: DeviceOpt = "auto", precision: PrecisionOpt = "auto", batch_size: BatchSize = 4,
@@ -99,7 +98,6 @@ def eval_(
     from ..imageio import ImageInputError, OutputError
     from ..metrics.features import FeatureWeightsError
     from ..pipeline import SamplerSettings
-    from ..sampling import DEFAULT_STEPS
 
     if not references:
         raise fail("give the reference photos with --references DIR_OR_LIST", 2)
@@ -111,7 +109,7 @@ def eval_(
     console = Console(stderr=True, quiet=quiet, highlight=False)
     try:
         spec = EvalTask(value(task), value(mask_mode), jpeg_quality, value(direction))
-        settings = SamplerSettings(value(sampler), sampling_steps or DEFAULT_STEPS[value(sampler)],
+        settings = SamplerSettings(value(sampler) if sampler else None, sampling_steps,
                                    value(spacing) if spacing else None)
         common = dict(n_images=n_images, samples_per_image=samples_per_image, feature_net=value(feature_net),
                       standard=standard, labels=labels, device=value(device), threads=threads,

@@ -7,7 +7,6 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..defaults import DEFAULT_SAMPLER
 from .options import (AllowHuge, BatchSize, DeviceOpt, Inputs, Model, NumSamples, Output, PrecisionOpt, Quiet,
                       Recursive, Resolution, Sampler, SamplingSteps, Seed, SpacingOpt, Overwrite, RunOptions)
 from .runner import fail, run_batch
@@ -42,7 +41,7 @@ def inpaint(inputs: Inputs,
                 help="Mask image (white = fill), or a folder of masks named like the inputs.")] = None,
             box: Annotated[Optional[list[str]], typer.Option(help="Region to fill as x,y,w,h (repeatable).")] = None,
             resize_mask: Annotated[bool, typer.Option(help="Resize a mask whose size differs from the image.")] = False,
-            output: Output = None, model: Model = None, sampler: Sampler = DEFAULT_SAMPLER,
+            output: Output = None, model: Model = None, sampler: Sampler = None,
             sampling_steps: SamplingSteps = None, spacing: SpacingOpt = None, seed: Seed = None,
             num_samples: NumSamples = 1, device: DeviceOpt = "auto", precision: PrecisionOpt = "auto",
             batch_size: BatchSize = 4, overwrite: Overwrite = False, quiet: Quiet = False,

@@ -9,14 +9,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..defaults import DEFAULT_SAMPLER
+from ..defaults import SAMPLER_NAMES
 
-
-class SamplerName(str, Enum):
-    dpmpp_2m_sde = "dpmpp_2m_sde"
-    dpmpp_2m = "dpmpp_2m"
-    ddim = "ddim"
-    ddpm = "ddpm"
+#: Sampler choices, built from the samplers the library has (diffusion samplers and the bridge's).
+SamplerName = Enum("SamplerName", {name: name for name in SAMPLER_NAMES}, type=str)
 
 
 class Spacing(str, Enum):
@@ -44,9 +40,10 @@ Output = Annotated[Optional[Path], typer.Option(
     "-o", "--output", help="Output file (one input) or folder. Default: next to each input, with a suffix.")]
 Model = Annotated[Optional[str], typer.Option(
     "--model", "-m", help="Shipped model name, a local .safetensors file, or a Hugging Face repo USER/REPO[@REV].")]
-Sampler = Annotated[SamplerName, typer.Option(help="Sampler.")]
+Sampler = Annotated[Optional[SamplerName], typer.Option(
+    help="Sampler (default: the model's own: dpmpp_2m_sde for diffusion models, bridge for bridge models).")]
 SamplingSteps = Annotated[Optional[int], typer.Option(
-    "--sampling-steps", min=1, max=1000, help="Model evaluations per image (default: 20 for dpmpp_2m_sde / dpmpp_2m, 50 ddim, 1000 ddpm).")]
+    "--sampling-steps", min=1, max=1000, help="Model evaluations per image (default: 20 for dpmpp_2m_sde / dpmpp_2m, 50 ddim, 1000 ddpm, 1 bridge).")]
 SpacingOpt = Annotated[Optional[Spacing], typer.Option(
     "--spacing", help="Noise-level spacing (default: logsnr; the paper's for ddpm).")]
 Seed = Annotated[Optional[int], typer.Option(help="Random seed; the same seed reproduces an output exactly.")]
@@ -68,7 +65,7 @@ class RunOptions:
 
     output: Path | None = None
     model: str | None = None
-    sampler: str = DEFAULT_SAMPLER
+    sampler: str | None = None
     sampling_steps: int | None = None
     spacing: str | None = None
     seed: int | None = None

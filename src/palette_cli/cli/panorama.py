@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from ..defaults import DEFAULT_SAMPLER
 from .options import (AllowHuge, BatchSize, DeviceOpt, Model, Output, PrecisionOpt, Quiet, Resolution, Sampler,
                       SamplingSteps, Seed, SpacingOpt, Overwrite, RunOptions)
 from .runner import run_batch
@@ -24,7 +23,7 @@ def panorama(image: Annotated[str, typer.Argument(help="The photo to extend.", s
                  "--steps", min=1, max=64, help="Extensions per side, each by half the image height.")] = 8,
              direction: Annotated[PanoramaDirection, typer.Option(help="Which side(s) to grow.")] = PanoramaDirection.both,
              frames: Annotated[bool, typer.Option(help="Also save every intermediate canvas (OUTPUT_frames/).")] = False,
-             output: Output = None, model: Model = None, sampler: Sampler = DEFAULT_SAMPLER,
+             output: Output = None, model: Model = None, sampler: Sampler = None,
              sampling_steps: SamplingSteps = None, spacing: SpacingOpt = None, seed: Seed = None,
              device: DeviceOpt = "auto", precision: PrecisionOpt = "auto", batch_size: BatchSize = 4,
              overwrite: Overwrite = False, quiet: Quiet = False, allow_huge: AllowHuge = False,

@@ -72,9 +72,8 @@ def load_pipeline(opts: RunOptions):
 
 def sampler_settings(opts: RunOptions):
     from ..pipeline import SamplerSettings
-    from ..sampling import DEFAULT_STEPS
 
-    return SamplerSettings(opts.sampler, opts.sampling_steps or DEFAULT_STEPS[opts.sampler], opts.spacing)
+    return SamplerSettings(opts.sampler, opts.sampling_steps, opts.spacing)
 
 
 Process = Callable[..., list]
@@ -100,7 +99,10 @@ def run_batch(task: str, inputs: list[str], opts: RunOptions, suffix: str, proce
     if not todo:
         return
     pipe = load_pipeline(opts)
-    settings = sampler_settings(opts)
+    try:
+        settings = pipe.process.resolve(sampler_settings(opts))
+    except ValueError as e:
+        raise fail(str(e))
     seed = opts.seed if opts.seed is not None else secrets.randbelow(2**31)
     failures: list[tuple[Path, str]] = []
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from ..defaults import DEFAULT_SAMPLER
 from .options import (AllowHuge, BatchSize, DeviceOpt, Inputs, Model, NumSamples, Output, PrecisionOpt, Quiet,
                       Recursive, Resolution, Sampler, SamplingSteps, Seed, SpacingOpt, Overwrite, RunOptions)
 from .runner import run_batch
@@ -43,7 +42,7 @@ def uncrop(inputs: Inputs,
            direction: Annotated[Direction, typer.Option("--direction", "-d", help="Side(s) to extend.")] = Direction.right,
            amount: Annotated[str, typer.Option(
                help="How far: a fraction of the image's width/height (0.5) or pixels (128).")] = "0.5",
-           output: Output = None, model: Model = None, sampler: Sampler = DEFAULT_SAMPLER,
+           output: Output = None, model: Model = None, sampler: Sampler = None,
            sampling_steps: SamplingSteps = None, spacing: SpacingOpt = None, seed: Seed = None,
            num_samples: NumSamples = 1, device: DeviceOpt = "auto", precision: PrecisionOpt = "auto",
            batch_size: BatchSize = 4, overwrite: Overwrite = False, quiet: Quiet = False,

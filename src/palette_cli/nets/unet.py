@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 ATTENTION_KINDS = ("global", "local", "none_more_res", "none_dilated")
-GAMMA_EMBEDDINGS = ("logsnr", "janspiry")
+GAMMA_EMBEDDINGS = ("logsnr", "janspiry", "time")
 LOGSNR_LIMIT = 20.0
 DILATION = 2
 
@@ -42,7 +42,9 @@ class UNetConfig:
     blocks at the attention levels and in the middle), ``none_dilated`` (no attention; each attention
     block replaced by a residual 3×3 convolution with dilation 2) — the paper's ablation.
     ``num_head_channels`` fixes the width per head (ADM-256 uses 64); when ``None``, ``num_heads``
-    heads are used. ``gamma_embedding``: see :func:`gamma_embedding`.
+    heads are used. ``gamma_embedding``: see :func:`gamma_embedding`. ``patch_size`` p > 1 folds each
+    p×p block of pixels into channels before the first conv and unfolds the output (pixel-unshuffle /
+    shuffle): the whole network then runs at 1/p of the image side, p² times cheaper per level.
     """
 
     image_size: int = 256
@@ -61,6 +63,7 @@ class UNetConfig:
     num_groups: int = 32
     gamma_embedding: str = "logsnr"
     attention: str = "global"
+    patch_size: int = 1
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "channel_mult", tuple(int(m) for m in self.channel_mult))
@@ -69,6 +72,8 @@ class UNetConfig:
             raise ValueError(f"attention must be one of {', '.join(ATTENTION_KINDS)}, got {self.attention!r}")
         if self.gamma_embedding not in GAMMA_EMBEDDINGS:
             raise ValueError(f"gamma_embedding must be one of {', '.join(GAMMA_EMBEDDINGS)}, got {self.gamma_embedding!r}")
+        if self.patch_size not in (1, 2, 4):
+            raise ValueError(f"patch_size must be 1, 2 or 4, got {self.patch_size}")
         if not self.channel_mult or self.num_res_blocks < 1 or self.model_channels < 1:
             raise ValueError("channel_mult must be non-empty, num_res_blocks and model_channels positive")
         if self.image_size % self.divisor:
@@ -96,7 +101,7 @@ class UNetConfig:
     @property
     def divisor(self) -> int:
         """Input height and width must be multiples of this."""
-        return 2 ** (len(self.channel_mult) - 1)
+        return self.patch_size * 2 ** (len(self.channel_mult) - 1)
 
     @property
     def downsample_factors(self) -> tuple[int, ...]:
@@ -154,6 +159,9 @@ def gamma_embedding(gamma: Tensor, dim: int, kind: str = "logsnr") -> Tensor:
     γ ∈ [0, 1]. Its arguments never exceed 1 rad, so the features are nearly linear in γ and cannot
     tell γ = 1e-4 from 1e-6, nor 1 − 1e-3 from 1 − 1e-5.
 
+    ``time``: the ADM embedding of 1000·x for a level x ∈ [0, 1] that is not a signal fraction, such
+    as a bridge process's time t (uniformly resolved over the whole range).
+
     ``logsnr`` (default): the same embedding of ``t = 25·(λ + 20)`` with λ = log(γ/(1−γ)) clamped to
     [−20, 20], i.e. t ∈ [0, 1000] like ADM's timestep indices. Every decade of γ near 0 and of 1 − γ
     near 1 gets the same ≈58 units of t (the highest frequency is 1 rad per unit), so the nearly-pure
@@ -164,6 +172,8 @@ def gamma_embedding(gamma: Tensor, dim: int, kind: str = "logsnr") -> Tensor:
         return sinusoidal_embedding(gamma, dim)
     if kind == "logsnr":
         return sinusoidal_embedding((log_snr(gamma) + LOGSNR_LIMIT) * (500.0 / LOGSNR_LIMIT), dim)
+    if kind == "time":
+        return sinusoidal_embedding(gamma * 1000.0, dim)
     raise ValueError(f"unknown gamma embedding {kind!r}")
 
 
@@ -328,7 +338,7 @@ class UNet(nn.Module):
         self.gamma_mlp = nn.Sequential(nn.Linear(mc, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
 
         ch = c.channel_mult[0] * mc
-        self.conv_in = nn.Conv2d(c.in_channels, ch, 3, padding=1)
+        self.conv_in = nn.Conv2d(c.in_channels * c.patch_size**2, ch, 3, padding=1)
         skips = [ch]
         self.encoder = nn.ModuleList()
         for level, mult in enumerate(c.channel_mult):
@@ -359,7 +369,7 @@ class UNet(nn.Module):
                 self.decoder.append(EmbedSequential(*layers))
 
         self.norm_out = GroupNorm32(c.num_groups, ch)
-        self.conv_out = zero_init(nn.Conv2d(ch, c.out_channels, 3, padding=1))
+        self.conv_out = zero_init(nn.Conv2d(ch, c.out_channels * c.patch_size**2, 3, padding=1))
 
     def _blocks_at(self, level: int) -> int:
         doubled = self.config.attention == "none_more_res" and 2**level in self.config.attention_resolutions
@@ -394,6 +404,8 @@ class UNet(nn.Module):
             gamma = gamma.expand(y_t.shape[0])
         emb = full_precision(self.gamma_mlp, gamma_embedding(gamma, c.model_channels, c.gamma_embedding))
         x = y_t if cond is None else torch.cat([cond.to(y_t.dtype), y_t], dim=1)
+        if c.patch_size > 1:
+            x = F.pixel_unshuffle(x, c.patch_size)
 
         h = full_precision(self.conv_in, x)
         hs = [h]
@@ -412,7 +424,10 @@ class UNet(nn.Module):
                     h = block(h.to(dtype), emb.to(dtype))
             else:
                 h = block(h, emb)
-        return full_precision(self.conv_out, F.silu(self.norm_out(h))).to(y_t.dtype)
+        out = full_precision(self.conv_out, F.silu(self.norm_out(h)))
+        if c.patch_size > 1:
+            out = F.pixel_shuffle(out, c.patch_size)
+        return out.to(y_t.dtype)
 
 
 def count_parameters(config: UNetConfig) -> int:

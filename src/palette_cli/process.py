@@ -1,0 +1,375 @@
+"""What a network predicts and how its output becomes an image: one object per kind of process.
+
+A process owns, for its kind, everything that depends on what the network's output means:
+
+- the training target and its loss (:meth:`Process.loss`),
+- the clean-image estimate from a network output (:meth:`Process.denoiser`),
+- the state sampling starts from (:meth:`Process.initial_state`),
+- the levels a sampler setting visits (:meth:`Process.levels`) and the sampling loop itself.
+
+Kinds:
+
+- ``eps``: Palette's diffusion: ``y_t = √γ·y0 + √(1−γ)·ε``, the network predicts ε. Starts from noise.
+- ``v``: the same diffusion, the network predicts ``v = √γ·ε − √(1−γ)·y0``.
+- ``regression``: one pass from ``(0, γ = 1, cond)`` to the target; no sampler, no randomness.
+- ``bridge``: a Brownian bridge from the degraded image to the clean one (InDI / I2SB style):
+  ``x_t = (1−t)·y0 + t·d + σ·√(t(1−t))·ε`` for t in [0, 1], where d is the task's starting image (the
+  JPEG, the gray photo, a classical fill). The network sees ``(x_t, t, cond)`` and its output is a
+  residual on ``x_t``: ``ŷ0 = x_t + net(...)``. Sampling starts at t = 1, i.e. *at the degraded image*;
+  one step is the regression baseline, more steps add the diversity the noise σ allows.
+
+A model file records its process in ``extra`` (``objective``, ``prediction``, ``process``); files from
+before processes existed read as ``eps`` (or what their ``objective``/``prediction`` say), with the
+schedule the file records.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+from torch import Tensor
+
+from . import sampling
+from .schedule import (
+    PAPER_TRAIN,
+    ScheduleConfig,
+    inference_gammas,
+    q_sample,
+    sample_training_gamma,
+    v_target,
+    x0_from_eps,
+)
+
+#: ``net(y, level, cond) -> output``: the network with its condition and precision settings bound.
+NetFn = Callable[[Tensor, Tensor, Tensor], Tensor]
+#: ``denoise(state, level) -> clean-image estimate`` (level of shape (B,)).
+X0Denoiser = Callable[[Tensor, Tensor], Tensor]
+StepCallback = Callable[[int, int], None]
+Impose = Callable[[Tensor, float], Tensor]
+
+PROCESS_KINDS = ("eps", "v", "regression", "bridge")
+
+
+def masked_loss(pred: Tensor, target: Tensor, mask: Tensor, kind: str = "l2") -> Tensor:
+    """Mean L2 / L1 error over the masked elements (mask 1 = unknown pixels, where the loss counts)."""
+    err = (pred.float() - target.float())
+    err = err.square() if kind == "l2" else err.abs()
+    mask = mask.float().expand_as(err)
+    return (err * mask).sum() / mask.sum().clamp(min=1.0)
+
+
+def _bcast(x: Tensor, like: Tensor) -> Tensor:
+    return x.to(like.dtype).reshape(-1, *([1] * (like.dim() - 1)))
+
+
+def _run(net: NetFn, y: Tensor, level: Tensor, cond: Tensor, autocast: bool) -> Tensor:
+    with torch.autocast(y.device.type, dtype=torch.bfloat16, enabled=autocast):
+        return net(y, level, cond).float()
+
+
+@dataclass(frozen=True)
+class SamplerSettings:
+    """Which sampler, how many model calls, which level spacing, how much fresh noise per step (η: DDIM's,
+    default 0; the bridge's, default 1). None: the model's / sampler's default."""
+
+    sampler: str | None = None
+    steps: int | None = None
+    spacing: str | None = None
+    eta: float | None = None
+
+
+class Process:
+    """The shared interface; see the module docstring."""
+
+    kind: str = ""
+
+    # -- description
+    def metadata(self) -> dict[str, Any]:
+        """What a model file records in ``extra`` so that :func:`process_from_info` rebuilds this process."""
+        return {"objective": "diffusion", "prediction": self.kind}
+
+    def samplers(self) -> tuple[str, ...]:
+        """The sampler names this process can run (the first is its default)."""
+        from .defaults import DEFAULT_SAMPLER
+
+        return (DEFAULT_SAMPLER, *(name for name in sampling.SAMPLERS if name != DEFAULT_SAMPLER))
+
+    def default_steps(self, sampler: str) -> int:
+        return sampling.DEFAULT_STEPS[sampler]
+
+    def resolve(self, settings: SamplerSettings) -> SamplerSettings:
+        """Fill in the defaults of a sampler setting and check it; ``ValueError`` names what is wrong."""
+        sampler = settings.sampler or self.samplers()[0]
+        if sampler not in self.samplers():
+            raise ValueError(f"this model samples with {', '.join(self.samplers())}, not {sampler!r}")
+        steps = settings.steps or self.default_steps(sampler)
+        if steps < 1:
+            raise ValueError("steps must be at least 1")
+        return SamplerSettings(sampler, steps, settings.spacing, settings.eta)
+
+    def describe(self, settings: SamplerSettings) -> dict[str, str]:
+        s = self.resolve(settings)
+        return {"sampler": s.sampler, "sampling_steps": str(s.steps),
+                "spacing": s.spacing or sampling.DEFAULT_SPACING.get(s.sampler, "uniform")}
+
+    def model_calls(self, settings: SamplerSettings) -> int:
+        """Network evaluations per sample (per window or tile)."""
+        return self.resolve(settings).steps
+
+    # -- training
+    def loss(self, net: NetFn, batch: dict[str, Tensor], generator: torch.Generator, *, loss: str = "l2",
+             autocast: bool = False) -> Tensor:
+        raise NotImplementedError
+
+    # -- sampling
+    def levels(self, settings: SamplerSettings) -> Tensor:
+        raise NotImplementedError
+
+    def initial_state(self, cond: Tensor, start: Tensor, generator: torch.Generator) -> Tensor:
+        raise NotImplementedError
+
+    def denoiser(self, net: NetFn, cond: Tensor) -> X0Denoiser:
+        raise NotImplementedError
+
+    def sample(self, net: NetFn, cond: Tensor, start: Tensor, settings: SamplerSettings,
+               generator: torch.Generator, *, impose: Impose | None = None,
+               on_step: StepCallback | None = None) -> Tensor:
+        """Sample targets for a (B,C,h,w) condition; ``start`` is the task's starting image (bridge) and
+        ``impose`` re-imposes known pixels after every step. Returns values clamped to [-1, 1]."""
+        raise NotImplementedError
+
+
+class DiffusionProcess(Process):
+    """Palette's Gaussian diffusion over γ (ε or v prediction) with the γ samplers of :mod:`sampling`."""
+
+    def __init__(self, kind: str = "eps", schedule: ScheduleConfig = PAPER_TRAIN):
+        if kind not in ("eps", "v"):
+            raise ValueError(f"unknown prediction {kind!r}")
+        self.kind, self.schedule = kind, schedule
+
+    def metadata(self) -> dict[str, Any]:
+        return {"objective": "diffusion", "prediction": self.kind}
+
+    def loss(self, net, batch, generator, *, loss="l2", autocast=False):
+        """Palette's loss: ``y_t = mask·q_sample(y0, γ, ε) + (1−mask)·y0``, ``‖net − ε‖`` (or v) on the
+        masked pixels, γ drawn from the training schedule."""
+        cond, target, mask = batch["cond"], batch["target"], batch["mask"]
+        device = target.device
+        gamma = sample_training_gamma(self.schedule, target.shape[0], generator).float().to(device)
+        noise = torch.randn(target.shape, generator=generator, dtype=target.dtype).to(device)
+        y_in = mask * q_sample(target, gamma, noise) + (1 - mask) * target
+        goal = noise if self.kind == "eps" else v_target(target, gamma, noise)
+        return masked_loss(_run(net, y_in, gamma, cond, autocast), goal, mask, loss)
+
+    def levels(self, settings):
+        s = self.resolve(settings)
+        return inference_gammas(s.steps, s.spacing or sampling.DEFAULT_SPACING[s.sampler], train=self.schedule)
+
+    def initial_state(self, cond, start, generator):
+        return sampling.initial_noise(tuple(start.shape), generator, cond.device)
+
+    def denoiser(self, net, cond):
+        def denoise(y: Tensor, gamma: Tensor) -> Tensor:
+            out = net(y, gamma, cond)
+            g = _bcast(gamma, y)
+            if self.kind == "v":  # x0 = √γ·y_t − √(1−γ)·v
+                return g.sqrt() * y - (1 - g).sqrt() * out
+            return x0_from_eps(y, g, out)
+        return denoise
+
+    def sample(self, net, cond, start, settings, generator, *, impose=None, on_step=None):
+        s = self.resolve(settings)
+        cb = (lambda i, n, _y, _x0: on_step(i + 1, n)) if on_step else None
+        y = self.initial_state(cond, start, generator)
+        out = sampling.get_sampler(s.sampler)(
+            self.denoiser(net, cond), y, self.levels(s), generator=generator, callback=cb, impose=impose,
+            clip_denoised=1.0, **({"eta": s.eta or 0.0} if s.sampler == "ddim" else {}))
+        return out.clamp(-1, 1)
+
+
+class RegressionProcess(Process):
+    """The paper's regression baseline: ``net(0, γ = 1, cond)`` is the target."""
+
+    kind = "regression"
+
+    def metadata(self) -> dict[str, Any]:
+        return {"objective": "regression", "prediction": "x0"}
+
+    def samplers(self) -> tuple[str, ...]:
+        return ("regression",)
+
+    def default_steps(self, sampler: str) -> int:
+        return 1
+
+    def describe(self, settings):
+        return {"sampler": "regression (one pass)"}
+
+    def model_calls(self, settings):
+        return 1
+
+    def resolve(self, settings):
+        return SamplerSettings("regression", 1)
+
+    def loss(self, net, batch, generator, *, loss="l2", autocast=False):
+        cond, target, mask = batch["cond"], batch["target"], batch["mask"]
+        ones = torch.ones(target.shape[0], device=target.device)
+        return masked_loss(_run(net, torch.zeros_like(target), ones, cond, autocast), target, mask, loss)
+
+    def levels(self, settings):
+        return torch.ones(1, dtype=torch.float64)
+
+    def initial_state(self, cond, start, generator):
+        return torch.zeros_like(start)
+
+    def denoiser(self, net, cond):
+        return lambda y, level: net(torch.zeros_like(y), torch.ones_like(level), cond)
+
+    def sample(self, net, cond, start, settings, generator, *, impose=None, on_step=None):
+        out = self.denoiser(net, cond)(self.initial_state(cond, start, generator),
+                                       torch.ones(cond.shape[0], device=cond.device))
+        if impose is not None:
+            out = impose(out, 1.0)
+        if on_step:
+            on_step(1, 1)
+        return out.clamp(-1, 1)
+
+
+class BridgeProcess(Process):
+    """A Brownian bridge from the task's starting image d (t = 1) to the clean image (t = 0).
+
+    ``x_t = (1−t)·y0 + t·d + σ·√(t(1−t))·ε``; the network output is a residual on x_t (zero-initialised
+    last layer: an untrained network returns its input). Training draws t uniformly in (0, 1], with
+    probability ``p_start`` exactly 1 (the first sampling step, which decides most of the result).
+    """
+
+    kind = "bridge"
+
+    def __init__(self, sigma: float = 0.1, p_start: float = 0.25):
+        if not (math.isfinite(sigma) and sigma >= 0):
+            raise ValueError(f"bridge sigma must be a finite number >= 0, got {sigma!r}")
+        if not 0 <= p_start <= 1:
+            raise ValueError(f"bridge p_start must be in [0, 1], got {p_start!r}")
+        self.sigma, self.p_start = float(sigma), float(p_start)
+
+    def metadata(self) -> dict[str, Any]:
+        return {"objective": "bridge", "prediction": "residual",
+                "process": {"kind": "bridge", "sigma": self.sigma, "p_start": self.p_start}}
+
+    def samplers(self) -> tuple[str, ...]:
+        return ("bridge",)
+
+    def default_steps(self, sampler: str) -> int:
+        return 1
+
+    def describe(self, settings):
+        s = self.resolve(settings)
+        return {"sampler": "bridge", "sampling_steps": str(s.steps), "spacing": "uniform",
+                "bridge_sigma": f"{self.sigma:g}"}
+
+    def resolve(self, settings):
+        sampler = settings.sampler or "bridge"
+        if sampler not in self.samplers():
+            raise ValueError(f"this model samples with {', '.join(self.samplers())}, not {sampler!r}")
+        steps = settings.steps or self.default_steps(sampler)
+        if steps < 1:
+            raise ValueError("steps must be at least 1")
+        return SamplerSettings(sampler, steps, "uniform", settings.eta)
+
+    def noisy(self, y0: Tensor, start: Tensor, t: Tensor, noise: Tensor) -> Tensor:
+        """``x_t`` for clean images ``y0``, starting images ``start`` and times ``t`` of shape (B,)."""
+        tt = _bcast(t, y0)
+        return (1 - tt) * y0 + tt * start + self.sigma * (tt * (1 - tt)).clamp(min=0).sqrt() * noise
+
+    def draw_times(self, batch: int, generator: torch.Generator) -> Tensor:
+        """t in (0, 1]: uniform, or exactly 1 with probability ``p_start`` (float32, shape (B,))."""
+        u = 1 - torch.rand(batch, generator=generator, dtype=torch.float64)  # (0, 1]
+        at_start = torch.rand(batch, generator=generator, dtype=torch.float64) < self.p_start
+        return torch.where(at_start, torch.ones_like(u), u).float()
+
+    def loss(self, net, batch, generator, *, loss="l2", autocast=False):
+        cond, target, mask = batch["cond"], batch["target"], batch["mask"]
+        start = batch.get("start", cond)
+        device = target.device
+        t = self.draw_times(target.shape[0], generator).to(device)
+        noise = torch.randn(target.shape, generator=generator, dtype=target.dtype).to(device)
+        x_t = mask * self.noisy(target, start, t, noise) + (1 - mask) * target
+        pred = x_t + _run(net, x_t, t, cond, autocast)
+        return masked_loss(pred, target, mask, loss)
+
+    def levels(self, settings):
+        """Times from 1 (the starting image) down to 0 (clean), evenly spaced: ``steps`` model calls."""
+        steps = self.resolve(settings).steps
+        return torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64)
+
+    def initial_state(self, cond, start, generator):
+        return start.to(cond.device).clone()
+
+    def denoiser(self, net, cond):
+        return lambda x, t: x + net(x, t, cond)
+
+    def sample(self, net, cond, start, settings, generator, *, impose=None, on_step=None):
+        return sample_bridge(self.denoiser(net, cond), self.initial_state(cond, start, generator),
+                             start.to(cond.device), self.levels(settings), self.sigma, generator=generator,
+                             impose=impose, on_step=on_step,
+                             eta=1.0 if settings.eta is None else float(settings.eta))
+
+
+@torch.no_grad()
+def sample_bridge(denoiser: X0Denoiser, x: Tensor, start: Tensor, times: Tensor, sigma: float, *,
+                  generator: torch.Generator | None = None, impose: Impose | None = None,
+                  on_step: StepCallback | None = None, eta: float = 1.0, clip: float = 1.0) -> Tensor:
+    """Ancestral sampling of a Brownian bridge, from t = times[0] (= 1) down to times[-1] (= 0).
+
+    The bridge's noise part ``b_s = x_s − (1−s)·ŷ0 − s·d`` (d the starting image) is a Brownian bridge
+    pinned to 0 at both ends, so given ``b_s`` its value at t < s is ``N((t/s)·b_s, σ²·t(s−t)/s)``; the
+    step puts that around the new mean ``(1−t)·ŷ0 + t·d``. ``eta`` scales the fresh noise (0: the
+    deterministic mean path). The last step (t = 0) returns ŷ0.
+    """
+    seq = [float(v) for v in times]
+    if len(seq) < 2 or seq[0] > 1.0 or seq[-1] != 0.0 or any(b >= a for a, b in zip(seq, seq[1:])):
+        raise ValueError("bridge times must decrease strictly from at most 1 to 0")
+    n = len(seq) - 1
+    if impose is not None:
+        x = impose(x, seq[0])
+    for i, (s, t) in enumerate(zip(seq, seq[1:])):
+        level = torch.full((x.shape[0],), s, dtype=torch.float32, device=x.device)
+        y0 = denoiser(x, level).to(x.dtype)
+        if clip is not None:
+            y0 = y0.clamp(-clip, clip)
+        if t == 0.0:
+            x = y0
+        else:
+            b = x - (1 - s) * y0 - s * start
+            x = (1 - t) * y0 + t * start + (t / s) * b
+            var = sigma ** 2 * t * (s - t) / s
+            if eta > 0 and var > 0:
+                x = x + eta * math.sqrt(var) * sampling.initial_noise(tuple(x.shape), generator, x.device).to(x.dtype)
+        if impose is not None:
+            x = impose(x, t)
+        if on_step is not None:
+            on_step(i + 1, n)
+    return x
+
+
+def process_from_metadata(extra: dict[str, Any], training: dict[str, Any] | None = None,
+                          schedule: dict[str, Any] | None = None) -> Process:
+    """The process a model file (or training config) describes; older files read as ε diffusion."""
+    training = training or {}
+    objective = str(extra.get("objective") or training.get("objective") or "diffusion")
+    if objective == "regression":
+        return RegressionProcess()
+    if objective == "bridge":
+        spec = extra.get("process") or training.get("process") or {}
+        if not isinstance(spec, dict):
+            raise ValueError("the bridge process settings must be a table")
+        return BridgeProcess(sigma=float(spec.get("sigma", 0.1)), p_start=float(spec.get("p_start", 0.25)))
+    if objective != "diffusion":
+        raise ValueError(f"the model's objective {objective!r} is not one this version can sample")
+    prediction = str(extra.get("prediction") or training.get("prediction") or "eps")
+    if prediction not in ("eps", "v"):
+        raise ValueError(f"the model predicts {prediction!r}, which this version cannot sample")
+    sched = ScheduleConfig.from_dict(schedule) if schedule else PAPER_TRAIN
+    return DiffusionProcess(prediction, sched)

@@ -1,0 +1,153 @@
+"""Processes: what a network's output means, for training and for sampling (one object per kind)."""
+
+import numpy as np
+import pytest
+import torch
+
+from palette_cli.checkpoint import ModelInfo, save_model
+from palette_cli.pipeline import Pipeline
+from palette_cli.process import (
+    BridgeProcess,
+    DiffusionProcess,
+    RegressionProcess,
+    SamplerSettings,
+    process_from_metadata,
+    sample_bridge,
+)
+from palette_cli.schedule import ScheduleConfig, inference_gammas
+from tests.conftest import make_photo
+
+MU, S, SIGMA, D = 0.1, 0.2, 0.5, 0.3
+
+
+def gaussian_bridge_oracle(x, t):
+    """E[y0 | x_t] for y0 ~ N(MU, S²) per pixel on a bridge from y0 to the constant D with noise SIGMA."""
+    t = t.view(-1, 1, 1, 1).double()
+    gain = (1 - t) * S * S / ((1 - t) ** 2 * S * S + SIGMA ** 2 * t * (1 - t)).clamp(min=1e-12)
+    return (MU + gain * (x.double() - t * D - (1 - t) * MU)).float()
+
+
+def run_bridge(steps, eta=1.0, seed=0):
+    x = torch.full((4, 1, 32, 32), D)
+    times = torch.linspace(1, 0, steps + 1, dtype=torch.float64)
+    return sample_bridge(gaussian_bridge_oracle, x.clone(), x.clone(), times, SIGMA,
+                         generator=torch.Generator().manual_seed(seed), eta=eta, clip=None)
+
+
+def test_bridge_sampler_recovers_the_data_distribution():
+    """With the exact denoiser and many steps, ancestral bridge sampling draws from N(MU, S²) (it is
+    first-order: at 400 steps the spread is still ~5% short, at 1600 within 0.3%)."""
+    out = run_bridge(1600)
+    assert out.mean().item() == pytest.approx(MU, abs=0.01)
+    assert out.std().item() == pytest.approx(S, abs=0.01)
+
+
+def test_one_bridge_step_is_the_regression_estimate():
+    """One step from the degraded image returns E[y0 | d] exactly: the conditional mean, no spread."""
+    out = run_bridge(1)
+    assert torch.allclose(out, torch.full_like(out, MU), atol=1e-6)
+    assert run_bridge(20, eta=0.0).std().item() < 1e-5  # the deterministic path stays on the mean
+    assert run_bridge(20).std().item() > 0.1  # fresh noise brings the diversity back
+
+
+def test_bridge_states_and_times():
+    p = BridgeProcess(sigma=0.3, p_start=0.5)
+    y0, d, noise = torch.zeros(3, 3, 4, 4), torch.ones(3, 3, 4, 4), torch.randn(3, 3, 4, 4)
+    assert torch.equal(p.noisy(y0, d, torch.ones(3), noise), d)  # t = 1: the degraded image, no noise
+    assert torch.equal(p.noisy(y0, d, torch.zeros(3), noise), y0)  # t = 0: the clean image
+    t = p.draw_times(20000, torch.Generator().manual_seed(0))
+    assert 0 < t.min() and t.max() == 1
+    assert (t == 1).float().mean().item() == pytest.approx(0.5, abs=0.02)
+    assert p.levels(SamplerSettings(steps=4)).tolist() == [1.0, 0.75, 0.5, 0.25, 0.0]
+
+
+def test_bridge_loss_is_zero_for_the_exact_residual_only():
+    """The network output is a residual on x_t: the oracle ``y0 − x_t`` has zero loss, others do not."""
+    gen = torch.Generator().manual_seed(0)
+    target = torch.rand(4, 3, 8, 8, generator=gen) * 2 - 1
+    cond = target * 0.5
+    batch = {"cond": cond, "target": target, "mask": torch.ones(4, 1, 8, 8)}
+    p = BridgeProcess(sigma=0.2)
+
+    def exact(x, t, c):
+        return 2 * c - x
+
+    def identity(x, t, c):
+        return torch.zeros_like(x)
+
+    assert p.loss(exact, batch, torch.Generator().manual_seed(1)).item() < 1e-10
+    assert p.loss(identity, batch, torch.Generator().manual_seed(1)).item() > 0.05
+
+
+def test_process_from_metadata_kinds_and_errors():
+    assert isinstance(process_from_metadata({}), DiffusionProcess)
+    assert process_from_metadata({"prediction": "v"}).kind == "v"
+    assert isinstance(process_from_metadata({"objective": "regression"}), RegressionProcess)
+    bridge = process_from_metadata({"objective": "bridge", "process": {"sigma": 0.05}})
+    assert isinstance(bridge, BridgeProcess) and bridge.sigma == 0.05
+    assert process_from_metadata(bridge.metadata()).sigma == 0.05  # what a file records reads back
+    with pytest.raises(ValueError, match="cannot sample"):
+        process_from_metadata({"prediction": "x0"})
+    with pytest.raises(ValueError, match="sigma"):
+        BridgeProcess(sigma=float("nan"))
+    with pytest.raises(ValueError, match="samples with bridge"):
+        bridge.resolve(SamplerSettings("ddim", 5))
+    assert bridge.resolve(SamplerSettings()).steps == 1
+    assert DiffusionProcess().resolve(SamplerSettings()).sampler == "dpmpp_2m_sde"
+
+
+def _bridge_file(tmp_path, name="bridge.safetensors"):
+    from palette_cli.nets import UNet, preset
+
+    torch.manual_seed(0)
+    cfg = preset("tiny").replace(gamma_embedding="time")
+    net = UNet(cfg)  # untrained: the zero-initialised output layer makes the residual exactly 0
+    path = tmp_path / name
+    save_model(path, ModelInfo(net=cfg.to_dict(), tasks=["jpeg"], extra=BridgeProcess(0.1).metadata()),
+               net.state_dict())
+    return path
+
+
+def test_untrained_bridge_model_returns_its_input(tmp_path):
+    """A bridge starts at the degraded image and adds a residual: with a zero residual, restore is the
+    identity (bit for bit after quantisation) in one step, or in several without fresh noise (η = 0),
+    whatever the size or tiling. With noise and an untrained network the noise stays in."""
+    pipe = Pipeline.from_file(_bridge_file(tmp_path), device="cpu", precision="fp32", resolution=32)
+    image = make_photo(70, 45)
+    pixels = np.asarray(image)
+    for settings in (SamplerSettings(steps=1), SamplerSettings(steps=3, eta=0.0)):
+        out = pipe.restore(image, settings, torch.Generator().manual_seed(0), tile=32, overlap=8,
+                           lock_colour=False)[0]
+        assert out.size == image.size and np.array_equal(np.asarray(out), pixels)
+    noisy = pipe.restore(image, SamplerSettings(steps=3), torch.Generator().manual_seed(0), tile=32, overlap=8)[0]
+    assert not np.array_equal(np.asarray(noisy), pixels)
+    meta = pipe.provenance("restore", SamplerSettings(), 0)
+    assert meta["sampler"] == "bridge" and meta["sampling_steps"] == "1"
+    assert pipe.model_calls(SamplerSettings(steps=3)) == 3
+
+
+def test_colour_lock_moves_local_means_to_the_input():
+    from palette_cli.pipeline import lock_low_frequencies
+
+    ref = torch.rand(1, 3, 48, 64) * 2 - 1
+    shifted = (ref + torch.tensor([0.2, -0.1, 0.05]).view(1, 3, 1, 1)).clamp(-1, 1)
+    locked = lock_low_frequencies(shifted, ref)
+    before = (shifted - ref).mean((-1, -2)).abs().max().item()
+    after = (locked - ref).mean((-1, -2)).abs().max().item()
+    assert before > 0.04 and after < 0.01
+
+
+def test_model_file_schedule_is_used_for_sampling(tmp_path):
+    """A model trained on another schedule samples on that schedule's levels, not the paper's."""
+    from tests.conftest import tiny_net
+
+    cfg, net = tiny_net()
+    sched = ScheduleConfig("linear", 100, 1e-4, 0.2)
+    path = tmp_path / "sched.safetensors"
+    save_model(path, ModelInfo(net=cfg.to_dict(), schedule=sched.to_dict(), tasks=["colorize"]), net.state_dict())
+    pipe = Pipeline.from_file(path, device="cpu", precision="fp32", resolution=32)
+    got = pipe.process.levels(SamplerSettings("ddim", 5, "uniform"))
+    assert torch.equal(got, inference_gammas(5, "uniform", train=sched))
+    assert not torch.equal(got, inference_gammas(5, "uniform"))
+    assert float(pipe.process.levels(SamplerSettings("dpmpp_2m", 5))[0]) == pytest.approx(
+        float(inference_gammas(5, "logsnr", train=sched)[0]))
