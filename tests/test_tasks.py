@@ -42,7 +42,7 @@ def test_every_task_makes_a_valid_reproducible_example(name, image):
     assert torch.equal(a.target, image)
     assert set(a.mask.unique().tolist()) <= {0.0, 1.0} and a.mask.sum() > 0
     assert torch.equal(a.cond, b.cond) and torch.equal(a.mask, b.mask)
-    assert a.task == name and set(a.as_dict()) == {"cond", "target", "mask"}
+    assert a.task == name and set(a.as_dict()) == {"cond", "target", "mask", "start"}
 
 
 def test_unknown_tasks_and_options_are_refused():

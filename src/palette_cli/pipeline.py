@@ -22,6 +22,7 @@ from .checkpoint import ModelInfo, file_hash, load_model
 from .imageio import pil_to_tensor, tensor_to_pil
 from .process import NetFn, SamplerSettings, process_from_metadata
 from .tasks.base import noise_fill
+from .tasks.fill import mirror_fill, smooth_fill
 
 __all__ = ["Pipeline", "SamplerSettings", "hole_windows", "resolve_device", "tiled_net", "working_size"]
 
@@ -162,7 +163,8 @@ class Pipeline:
             known = _resize(win, size)
             cond = noise_fill(known, m_small, generator)
             step_cb = _offset_progress(on_step, k, len(windows))
-            out = self.sample(cond, settings, generator, known=known, mask=m_small, on_step=step_cb)
+            out = self.sample(cond, settings, generator, known=known, mask=m_small, on_step=step_cb,
+                              start=smooth_fill(known, m_small))
             filled = _resize(out, (x1 - x0, y1 - y0)).clamp(-1, 1)
             full[..., y0:y1, x0:x1] = torch.where(win_mask.bool(), filled, win)
         return _paste_exact(image, full, mask)
@@ -221,7 +223,8 @@ class Pipeline:
         m_small = _mask_resize(win_mask, size).expand(b, -1, -1, -1)
         known = _resize(win, size)
         cond = noise_fill(known, m_small, generator)
-        out = self.sample(cond, settings, generator, known=known, mask=m_small, on_step=on_step)
+        out = self.sample(cond, settings, generator, known=known, mask=m_small, on_step=on_step,
+                          start=mirror_fill(known, m_small))
         filled = _resize(out, (x1 - x0, y1 - y0)).clamp(-1, 1)
         grown[..., y0:y1, x0:x1] = torch.where(win_mask.bool(), filled, win)
         return grown

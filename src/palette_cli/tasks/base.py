@@ -19,17 +19,21 @@ class Example:
     """One training example: ``cond`` and ``target`` are (3,H,W) in [-1,1]; ``mask`` is (1,H,W) in {0,1}.
 
     ``mask`` marks the unknown pixels (1), where the loss is computed; it is all ones for tasks that
-    regenerate the whole image (colorization, JPEG restoration). ``task`` names the task that made it.
+    regenerate the whole image (colorization, JPEG restoration). ``start`` is where a bridge process
+    starts (the degraded image itself by default; a classical fill for inpainting and uncropping).
+    ``task`` names the task that made it.
     """
 
     cond: Tensor
     target: Tensor
     mask: Tensor
     task: str = ""
+    start: Tensor | None = None
 
     def as_dict(self) -> dict[str, Tensor]:
         """The tensors only, as a dataset item (``task`` is left out so batches collate)."""
-        return {"cond": self.cond, "target": self.target, "mask": self.mask}
+        return {"cond": self.cond, "target": self.target, "mask": self.mask,
+                "start": self.cond if self.start is None else self.start}
 
 
 @runtime_checkable

@@ -2,6 +2,7 @@
 
 The direction is drawn uniformly from left, right, top, bottom and all four sides (each 1/5); the
 unknown region is filled with standard Gaussian noise as in inpainting, and the loss counts only there.
+A bridge model starts from the known part mirrored into the unknown one.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import torch
 from torch import Tensor
 
 from .base import Example, noise_fill
+from .fill import mirror_fill
 from .masks import UNCROP_DIRECTIONS, random_uncrop_mask, uncrop_mask
 
 __all__ = ["UNCROP_DIRECTIONS", "UncropTask", "uncrop_mask"]
@@ -38,4 +40,5 @@ class UncropTask:
     def make_example(self, image: Tensor, generator: torch.Generator) -> Example:
         h, w = image.shape[-2:]
         mask = random_uncrop_mask(h, w, generator, tuple(self.directions), self.amount).to(image.dtype)
-        return Example(cond=noise_fill(image, mask, generator), target=image, mask=mask, task=self.name)
+        return Example(cond=noise_fill(image, mask, generator), target=image, mask=mask, task=self.name,
+                       start=mirror_fill(image, mask))

@@ -1,0 +1,60 @@
+"""Classical fills: where a bridge model starts inpainting (smooth fill) and uncropping (mirror)."""
+
+import torch
+
+from palette_cli.tasks import get_task
+from palette_cli.tasks.fill import mirror_fill, smooth_fill
+
+
+def _hole(h=37, w=45):
+    m = torch.zeros(1, h, w)
+    m[:, 10:30, 5:25] = 1
+    return m
+
+
+def test_smooth_fill_keeps_known_pixels_and_constants():
+    img = torch.rand(3, 37, 45) * 2 - 1
+    m = _hole()
+    out = smooth_fill(img, m)
+    assert torch.equal(out[:, m[0] == 0], img[:, m[0] == 0])
+    const = torch.full((3, 37, 45), 0.3)
+    assert torch.allclose(smooth_fill(const, m), const, atol=1e-6)
+
+
+def test_smooth_fill_interpolates_a_gradient_and_handles_batches():
+    xx = torch.arange(45.0).expand(37, -1)
+    ramp = (xx / 44 * 2 - 1).expand(3, -1, -1)
+    m = _hole()
+    out = smooth_fill(ramp, m)
+    err = (out - ramp)[:, m[0].bool()].abs()
+    assert err.mean() < 0.03 and err.max() < 0.1  # a smooth surface, close to the plane it replaces
+    both = smooth_fill(torch.stack([ramp, -ramp]), torch.stack([m, m]))
+    assert torch.allclose(both[0], out) and torch.allclose(both[1], smooth_fill(-ramp, m))
+    assert torch.equal(smooth_fill(ramp, torch.ones(1, 37, 45)), torch.zeros(3, 37, 45))  # nothing known
+
+
+def test_mirror_fill_reflects_the_known_side():
+    img = torch.rand(3, 20, 30) * 2 - 1
+    m = torch.zeros(1, 20, 30)
+    m[..., 15:] = 1  # right half unknown
+    out = mirror_fill(img, m)
+    assert torch.equal(out[..., :15], img[..., :15])
+    assert torch.equal(out[..., 15:], img[..., :15].flip(-1))
+    m = torch.zeros(1, 20, 30)
+    m[..., :5, :] = 1  # a band on top, narrower than the known part
+    assert torch.equal(mirror_fill(img, m)[..., :5, :], img[..., 5:10, :].flip(-2))
+    wide = torch.zeros(1, 20, 30)
+    wide[..., 10:] = 1  # twice the known width: reflected, then reflected back
+    out = mirror_fill(img, wide)
+    assert torch.equal(out[..., 10:20], img[..., :10].flip(-1)) and torch.equal(out[..., 20:], img[..., :10])
+
+
+def test_tasks_give_bridge_starts():
+    img = torch.rand(3, 32, 32) * 2 - 1
+    gen = torch.Generator().manual_seed(0)
+    ex = get_task("uncrop", directions="right").make_example(img, gen)
+    assert torch.equal(ex.start, mirror_fill(img, ex.mask))
+    ex = get_task("inpaint").make_example(img, gen)
+    assert torch.equal(ex.start, smooth_fill(img, ex.mask))
+    ex = get_task("jpeg").make_example(img, gen)
+    assert ex.start is None and torch.equal(ex.as_dict()["start"], ex.cond)
