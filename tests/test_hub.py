@@ -78,3 +78,16 @@ def test_default_is_looked_up_in_shipped_dirs(tmp_path, monkeypatch):
     monkeypatch.setenv("PALETTE_WEIGHTS_DIR", str(tmp_path))
     (tmp_path / f"{hub.DEFAULT_MODEL}.safetensors").write_bytes(b"x")
     assert resolve_model(None)[1] == hub.DEFAULT_MODEL
+
+
+def test_each_command_defaults_to_its_specialist_when_shipped(tmp_path, monkeypatch):
+    """Without --model, restore uses the shipped restoration specialist; other commands, and restore
+    without a specialist, use the multi-task default."""
+    monkeypatch.setattr(hub, "weights_dirs", lambda: [tmp_path])
+    (tmp_path / f"{hub.DEFAULT_MODEL}.safetensors").write_bytes(b"x")
+    assert resolve_model(None, "restore")[1] == hub.DEFAULT_MODEL
+    (tmp_path / "palette-restore.safetensors").write_bytes(b"x")
+    assert resolve_model(None, "restore") == (tmp_path / "palette-restore.safetensors", "palette-restore")
+    assert resolve_model(None, "jpeg")[1] == "palette-restore"  # the evaluation's name of the task
+    assert resolve_model(None, "colorize")[1] == hub.DEFAULT_MODEL
+    assert resolve_model("palette-multitask-small", "restore")[1] == hub.DEFAULT_MODEL  # --model wins

@@ -733,7 +733,8 @@ class _Threads:
             torch.set_num_threads(self.before)
 
 
-def _load_pipeline(model: Any, size: int, device: str, precision: str, batch_size: int) -> Any:
+def _load_pipeline(model: Any, size: int, device: str, precision: str, batch_size: int,
+                   task: str | None = None) -> Any:
     from .checkpoint import CheckpointError
     from .hub import ModelNotFoundError, resolve_model
     from .pipeline import Pipeline
@@ -743,7 +744,7 @@ def _load_pipeline(model: Any, size: int, device: str, precision: str, batch_siz
             raise EvaluationError(f"the pipeline works at {model.resolution} px but the evaluation size is {size}")
         return model
     try:
-        path, model_id = resolve_model(None if model is None else str(model))
+        path, model_id = resolve_model(None if model is None else str(model), task)
         return Pipeline.from_file(path, device=device, precision=precision, model_id=model_id, resolution=size,
                                   batch_size=batch_size)
     except (ModelNotFoundError, CheckpointError, ValueError) as e:
@@ -793,7 +794,7 @@ def generate_outputs(model: Any, task: str | EvalTask, references: References, o
     run_dir = Path(out_dir)
     paths = select_references(references, n_images)
     names = eval_names(paths)
-    pipe = _load_pipeline(model, size, device, precision, batch_size)
+    pipe = _load_pipeline(model, size, device, precision, batch_size, spec.name)
     if size % pipe.divisor:
         raise EvaluationError(f"size {size} must be a multiple of {pipe.divisor} for this model")
     record_settings = {**spec.describe(), "model": pipe.model_id, "model_hash": pipe.model_hash, "size": size,

@@ -17,6 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_MODEL = "palette-multitask-small"
+#: Each command's default where a specialist is shipped: the model measured best for that task
+#: (docs/RESULTS.md); other tasks, and a missing specialist, fall back to DEFAULT_MODEL.
+TASK_MODELS = {"restore": "palette-restore", "jpeg": "palette-restore"}
 HUB_FILENAME = "model.safetensors"
 _HUB_RE = re.compile(r"^(?:hf:)?(?P<repo>[A-Za-z0-9][\w.\-]*/[\w.\-]+)(?P<file>/[^@]+)?(?:@(?P<rev>[\w.\-/]+))?$")
 
@@ -61,9 +64,15 @@ def parse_hub_ref(spec: str) -> HubRef | None:
     return HubRef(m.group("repo"), filename, m.group("rev"))
 
 
-def resolve_model(spec: str | None) -> tuple[Path, str]:
-    """Return ``(local file, display id)`` for a ``--model`` value."""
-    spec = spec or DEFAULT_MODEL
+def default_model(task: str | None = None) -> str:
+    """The shipped model a command uses without ``--model``."""
+    name = TASK_MODELS.get(task or "")
+    return name if name and name in shipped_models() else DEFAULT_MODEL
+
+
+def resolve_model(spec: str | None, task: str | None = None) -> tuple[Path, str]:
+    """Return ``(local file, display id)`` for a ``--model`` value (none: ``task``'s default model)."""
+    spec = spec or default_model(task)
     shipped = shipped_models()
     if spec in shipped:
         return shipped[spec], spec

@@ -17,7 +17,7 @@ def models(model: Annotated[Optional[str], typer.Argument(
     from rich.table import Table
 
     from ..checkpoint import CheckpointError, file_hash, read_info
-    from ..hub import DEFAULT_MODEL, ModelNotFoundError, resolve_model, shipped_models
+    from ..hub import DEFAULT_MODEL, TASK_MODELS, ModelNotFoundError, resolve_model, shipped_models
 
     console = Console()
     if model is not None:
@@ -38,7 +38,9 @@ def models(model: Annotated[Optional[str], typer.Argument(
             tasks, res = ", ".join(info.tasks), str(info.net.get("image_size", "?"))
         except CheckpointError as e:
             tasks, res = f"unreadable: {e}", "?"
-        label = name + (" (default)" if name == DEFAULT_MODEL else "")
+        defaults = sorted({t for t, m in TASK_MODELS.items() if m == name and t != "jpeg"})
+        label = name + (" (default)" if name == DEFAULT_MODEL else f" (default for {', '.join(defaults)})"
+                        if defaults else "")
         table.add_row(label, tasks, res, f"{path.stat().st_size / 1e6:.1f} MB", "shipped")
     for repo, files in _cached_hub_models():
         for f in files:

@@ -56,14 +56,14 @@ def plan_jobs(inputs: list[str], opts: RunOptions, suffix: str) -> list[Job]:
     return jobs
 
 
-def load_pipeline(opts: RunOptions):
-    """Resolve ``--model`` and build the pipeline; user-facing failures become one line."""
+def load_pipeline(opts: RunOptions, task: str | None = None):
+    """Resolve ``--model`` (default: ``task``'s) and build the pipeline; user-facing failures become one line."""
     from ..checkpoint import CheckpointError
     from ..hub import ModelNotFoundError, resolve_model
     from ..pipeline import Pipeline
 
     try:
-        path, model_id = resolve_model(opts.model)
+        path, model_id = resolve_model(opts.model, task)
         return Pipeline.from_file(path, device=opts.device, precision=opts.precision, model_id=model_id,
                                   resolution=opts.resolution, batch_size=opts.batch_size)
     except (ModelNotFoundError, CheckpointError, ValueError) as e:
@@ -98,7 +98,7 @@ def run_batch(task: str, inputs: list[str], opts: RunOptions, suffix: str, proce
         console.print(f"{skipped} of {len(jobs)} output(s) exist already; skipping them (use --overwrite to redo).")
     if not todo:
         return
-    pipe = load_pipeline(opts)
+    pipe = load_pipeline(opts, task)
     try:
         settings = pipe.process.resolve(sampler_settings(opts))
     except ValueError as e:
