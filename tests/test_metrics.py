@@ -267,3 +267,21 @@ def test_diversity_helpers():
     assert gaps.tolist() == [1.0, 1.0, 1.0]
     with pytest.raises(ValueError, match="K >= 2"):
         ms_ssim_to_first(x)
+
+
+def test_mean_colour_error_and_colourfulness_known_values():
+    from palette_cli.metrics import colourfulness, mean_colour_error
+
+    x = torch.full((1, 3, 8, 8), 0.5)
+    y = x.clone()
+    y[:, 1] += 10 / 255  # a green cast of 10 levels
+    assert mean_colour_error(x, y).item() == pytest.approx(10.0)
+    assert mean_colour_error(x, x).item() == 0.0
+    assert colourfulness(x).item() == 0.0  # grey
+    z = torch.zeros(1, 3, 2, 2)
+    z[:, 0] = 1.0  # pure red: rg = 255, yb = 127.5, no spread
+    assert colourfulness(z).item() == pytest.approx(0.3 * (255**2 + 127.5**2) ** 0.5)
+    half = torch.zeros(1, 3, 2, 2)
+    half[:, 0, 0] = 1.0  # half the pixels red: σ and μ of rg and yb both half the full values
+    expected = ((127.5**2 + 63.75**2) ** 0.5) + 0.3 * ((127.5**2 + 63.75**2) ** 0.5)
+    assert colourfulness(half).item() == pytest.approx(expected)

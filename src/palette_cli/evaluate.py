@@ -46,7 +46,7 @@ from .metrics.networks.base import FeatureNet
 from .metrics.networks.effnet_lite import EfficientNetLite0
 from .metrics.networks.lpips import LPIPS
 from .metrics.perceptual import lpips_from_features, perceptual_distance
-from .metrics.pixel import ms_ssim, ms_ssim_scales, psnr, ssim
+from .metrics.pixel import colourfulness, mean_colour_error, ms_ssim, ms_ssim_scales, psnr, ssim
 
 FEATURE_NET_CHOICES = ("effnet-lite0", "standard", "all")
 METRICS_JSON = "metrics.json"
@@ -278,7 +278,9 @@ def _effnet_consecutive(net: EfficientNetLite0, groups: list[Tensor], device: st
 class _Collected:
     """Per-image values gathered batch by batch."""
 
-    pixel: dict[str, list[float]] = field(default_factory=lambda: {"psnr": [], "ssim": [], "ms_ssim": []})
+    pixel: dict[str, list[float]] = field(default_factory=lambda: {
+        "psnr": [], "ssim": [], "ms_ssim": [], "colour_error": [], "colourfulness": [],
+        "colourfulness_references": []})
     diversity: dict[str, list[float]] = field(default_factory=dict)
     sizes: set[tuple[int, int]] = field(default_factory=set)
     scales: set[int] = field(default_factory=set)
@@ -305,8 +307,12 @@ def _collect(pairs: list[Pair], nets: _Networks, batch_size: int, device: str, s
             x, y = ((out + 1) / 2).unsqueeze(0), ((ref + 1) / 2).unsqueeze(0)
             got.sizes.add((x.shape[-1], x.shape[-2]))
             got.scales.add(ms_ssim_scales(x.shape[-2], x.shape[-1]))
-            for name, metric in (("psnr", psnr), ("ssim", ssim), ("ms_ssim", ms_ssim)):
+            for name, metric in (("psnr", psnr), ("ssim", ssim), ("ms_ssim", ms_ssim),
+                                 ("colour_error", mean_colour_error)):
                 got.pixel[name].append(float(metric(x, y)))
+            if x.shape[1] == 3:
+                got.pixel["colourfulness"].append(float(colourfulness(x)))
+                got.pixel["colourfulness_references"].append(float(colourfulness(y)))
         got.seconds["pixel_metrics"] += time.perf_counter() - t0
 
         for run in nets.runs.values():
@@ -366,6 +372,14 @@ def _pixel_scores(scores: _Scores, got: _Collected) -> None:
                "SSIM of the output against its original (Gaussian window 11, σ 1.5; 1 = identical)", True)
     scores.put("ms_ssim", float(np.mean(got.pixel["ms_ssim"])),
                "multi-scale SSIM of the output against its original (1 = identical)", five_scales)
+    scores.put("colour_error", float(np.mean(got.pixel["colour_error"])),
+               "mean colour error: largest difference of the per-channel means of output and original, in 8-bit "
+               "levels (a colour cast; lower is better)", True)
+    if got.pixel["colourfulness"]:
+        out_c, ref_c = float(np.mean(got.pixel["colourfulness"])), float(np.mean(got.pixel["colourfulness_references"]))
+        scores.put("colourfulness", out_c, "Hasler–Süsstrunk colourfulness of the outputs (8-bit scale)", True)
+        scores.put("colourfulness_ratio", out_c / ref_c if ref_c > 0 else float("nan"),
+                   "outputs' mean colourfulness over the originals' (1 = as colourful)", True)
     if not five_scales:
         scores.notes.append(f"MS-SSIM used {sorted(got.scales)} scale(s) instead of 5: the images are smaller than "
                             "176 px, so the weights of the used scales were renormalised; not comparable to "

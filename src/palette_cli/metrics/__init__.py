@@ -19,7 +19,16 @@ from .distribution import (
 )
 from .diversity import consecutive_distances, ms_ssim_to_first
 from .perceptual import feature_distances, lpips_from_features, normalize_channels, perceptual_distance
-from .pixel import MS_SSIM_WEIGHTS, gaussian_window, ms_ssim, ms_ssim_scales, psnr, ssim
+from .pixel import (
+    MS_SSIM_WEIGHTS,
+    colourfulness,
+    gaussian_window,
+    mean_colour_error,
+    ms_ssim,
+    ms_ssim_scales,
+    psnr,
+    ssim,
+)
 
 __all__ = [
     "MS_SSIM_WEIGHTS",

@@ -117,3 +117,24 @@ def ms_ssim(x: Tensor, y: Tensor, data_range: float = 1.0, window_size: int = 11
         if level < scales - 1:
             x, y = F.avg_pool2d(x, 2), F.avg_pool2d(y, 2)
     return result.mean(dim=1)
+
+
+def mean_colour_error(x: Tensor, y: Tensor, data_range: float = 1.0) -> Tensor:
+    """The largest difference of per-channel image means, in 8-bit levels (x 255 / range): a colour cast
+    shows here even when the pixel error is small. (B,) per image."""
+    x, y = _check_pair(x, y)
+    return (x.mean(dim=(2, 3)) - y.mean(dim=(2, 3))).abs().amax(dim=1) * (255.0 / data_range)
+
+
+def colourfulness(x: Tensor, data_range: float = 1.0) -> Tensor:
+    """Hasler & Süsstrunk's colourfulness of RGB images on the 8-bit scale: ``σ_rgyb + 0.3·μ_rgyb`` with
+    rg = R − G and yb = (R + G)/2 − B (0 for a grey image; ~33 "moderately", ~59 "quite", ~82 "highly"
+    colourful in their study). (B,) per image."""
+    if x.ndim != 4 or x.shape[1] != 3:
+        raise ValueError(f"expected a (B, 3, H, W) tensor, got {tuple(x.shape)}")
+    x = x.to(torch.float64) * (255.0 / data_range)
+    r, g, b = x[:, 0].flatten(1), x[:, 1].flatten(1), x[:, 2].flatten(1)
+    rg, yb = r - g, (r + g) / 2 - b
+    sigma = (rg.var(dim=1, unbiased=False) + yb.var(dim=1, unbiased=False)).sqrt()
+    mu = (rg.mean(dim=1) ** 2 + yb.mean(dim=1) ** 2).sqrt()
+    return sigma + 0.3 * mu
