@@ -2,7 +2,8 @@
 # Start — or resume, if the run folder holds a checkpoint — the shipped model's CPU training run in the
 # background. Photos of PHOTOS/split.json are pre-shrunk once (longest side MAX_SIDE, JPEG q95 4:4:4)
 # into RUN/photos/{train,heldout}, so that 64² crops show whole objects and decoding stays cheap.
-#   scripts/train_shipped.sh            # start or resume
+#   scripts/train_shipped.sh            # start or resume (RUN=, CONFIG=, SHIPPED= pick another run; NICE=0
+#                                       # when training is the machine's main job)
 #   tail -f runs/shipped/train.log      # follow it; stop with: kill "$(cat runs/shipped/train.pid)"
 # SIGTERM makes the run write a checkpoint before it exits.
 set -euo pipefail
@@ -54,7 +55,7 @@ RESUME=()
 if compgen -G "$RUN/checkpoints/step-*.pt" > /dev/null; then RESUME=(--resume);
 elif [ -f "$SHIPPED" ]; then RESUME=(--set "init=$SHIPPED"); fi
 echo "$(date -u +%FT%TZ) start: palette train $CONFIG --out $RUN ${RESUME[*]} --quiet" >> "$RUN/stints.txt"
-nohup nice -n 5 "$PYTHON" -c 'from palette_cli.cli.app import main; main()' train "$CONFIG" --out "$RUN" "${RESUME[@]}" --quiet \
+nohup nice -n "${NICE:-5}" "$PYTHON" -c 'from palette_cli.cli.app import main; main()' train "$CONFIG" --out "$RUN" "${RESUME[@]}" --quiet \
   >> "$RUN/train.log" 2>&1 &
 echo $! > "$RUN/train.pid"
 echo "training in the background: pid $(cat "$RUN/train.pid"), log $RUN/train.log"
