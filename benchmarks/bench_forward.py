@@ -53,8 +53,8 @@ def main() -> None:
           f"batch {args.batch}, {torch.get_num_threads()} threads, CPU capability "
           f"{torch.backends.cpu.get_cpu_capability()}, fast mode = channels_last + "
           f"{'bf16 autocast' if dtype is not None else 'float32'}")
-    print(f"| size | float32 eager NCHW (s) | inference mode (s) | speed-up | rel. L2 error |")
-    print(f"|-----:|----------------------:|-------------------:|---------:|--------------:|")
+    print("| size | float32 eager NCHW (s) | inference mode (s) | speed-up | rel. L2 error |")
+    print("|-----:|----------------------:|-------------------:|---------:|--------------:|")
     for size in args.sizes:
         g = torch.Generator().manual_seed(size)
         y = torch.randn(args.batch, 3, size, size, generator=g)

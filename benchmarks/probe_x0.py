@@ -22,7 +22,7 @@ from PIL import Image
 
 from palette_cli.checkpoint import load_model
 from palette_cli.imageio import pil_to_tensor
-from palette_cli.schedule import v_to_eps
+from palette_cli.process import DiffusionProcess, process_from_metadata
 
 GAMMAS = (1e-4, 1e-3, 1e-2, 0.05, 0.2, 0.5, 0.9)
 
@@ -51,8 +51,12 @@ def main() -> None:
     for model in args.model:
         net, info = load_model(model)
         net.eval()
-        prediction = str(info.extra.get("prediction") or info.training.get("prediction") or "eps")
-        print(f"### {Path(model).name} (predicts {prediction})\n")
+        process = process_from_metadata(info.extra, info.training, info.schedule)
+        if not isinstance(process, DiffusionProcess):
+            print(f"### {Path(model).name}: a {process.kind} model, not a γ diffusion; skipped\n")
+            continue
+        print(f"### {Path(model).name} (predicts {process.kind})\n")
+        denoise = process.denoiser(lambda y, g, c: net(y, g, c).float(), cond)
         print("| γ | noise-estimate error | y0-estimate error | mean-colour error |")
         print("|---:|---:|---:|---:|")
         gen = torch.Generator().manual_seed(0)
@@ -63,9 +67,9 @@ def main() -> None:
                 g = torch.full((len(names),), gamma)
                 y = gamma ** 0.5 * y0 + (1 - gamma) ** 0.5 * eps
                 with torch.no_grad():
-                    out = net(y, g, cond).float()
-                eps_hat = v_to_eps(out, y, g) if prediction == "v" else out
-                y0_hat = ((y - (1 - gamma) ** 0.5 * eps_hat) / gamma ** 0.5).clamp(-1, 1)
+                    raw_y0 = denoise(y, g)
+                eps_hat = (y - gamma ** 0.5 * raw_y0) / (1 - gamma) ** 0.5
+                y0_hat = raw_y0.clamp(-1, 1)
                 e_eps += float(((eps_hat - eps) ** 2).mean()) / args.draws
                 e_y0 += float(((y0_hat - y0) ** 2).mean()) / args.draws
                 e_col += colour_err(y0_hat) / args.draws

@@ -11,21 +11,29 @@ from palette_cli.schedule import inference_gammas
 N = 20000
 
 
-def gaussian_denoiser(mu: float, s: float):
-    """E[ε | y_t] for y0 ~ N(mu, s²): sqrt(1−γ)(y_t − √γ μ)/(γ s² + 1 − γ)."""
+def x0_denoiser(eps_fn):
+    """The clean-image estimate the samplers take, from an oracle noise estimate: (y − √(1−γ)·ε)/√γ."""
 
     def denoise(y, gamma):
         g = gamma.to(y.dtype).view(-1, *[1] * (y.dim() - 1))
-        return (1 - g).sqrt() * (y - g.sqrt() * mu) / (g * s * s + 1 - g)
+        return (y - (1 - g).sqrt() * eps_fn(y, g)) / g.sqrt()
 
     return denoise
+
+
+def gaussian_denoiser(mu: float, s: float):
+    """E[ε | y_t] for y0 ~ N(mu, s²): sqrt(1−γ)(y_t − √γ μ)/(γ s² + 1 − γ), as a clean-image estimate."""
+
+    def eps(y, g):
+        return (1 - g).sqrt() * (y - g.sqrt() * mu) / (g * s * s + 1 - g)
+
+    return x0_denoiser(eps)
 
 
 def mixture_denoiser(mus, sds, weights):
     """E[ε | y_t] for a mixture of Gaussians: responsibilities times each component's optimum."""
 
-    def denoise(y, gamma):
-        g = gamma.to(y.dtype).view(-1, *[1] * (y.dim() - 1))
+    def noise(y, g):
         logp, eps = [], []
         for m, s, w in zip(mus, sds, weights):
             v = g * s * s + 1 - g
@@ -34,7 +42,7 @@ def mixture_denoiser(mus, sds, weights):
         r = torch.softmax(torch.stack(logp), dim=0)
         return (r * torch.stack(eps)).sum(0)
 
-    return denoise
+    return x0_denoiser(noise)
 
 
 def run(name, steps, spacing, denoiser, seed=1, **kw):

@@ -45,8 +45,8 @@ from .schedule import (
 
 #: ``net(y, level, cond) -> output``: the network with its condition and precision settings bound.
 NetFn = Callable[[Tensor, Tensor, Tensor], Tensor]
-#: ``denoise(state, level) -> clean-image estimate`` (level of shape (B,)).
-X0Denoiser = Callable[[Tensor, Tensor], Tensor]
+#: ``denoise(state, level) -> clean-image estimate`` (level of shape (B,)): what every sampler takes.
+X0Denoiser = sampling.Denoiser
 StepCallback = Callable[[int, int], None]
 Impose = Callable[[Tensor, float], Tensor]
 

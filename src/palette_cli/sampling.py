@@ -4,8 +4,9 @@ Every sampler has the same shape::
 
     sample_x(denoiser, y, gammas, *, generator=None, callback=None, impose=None, clip_denoised=None)
 
-- ``denoiser(y_t, gamma) -> eps`` predicts the noise; ``gamma`` has shape (B,). It holds the network,
-  the condition and any precision settings; samplers know nothing of them.
+- ``denoiser(y_t, gamma) -> x0`` estimates the clean image (as k-diffusion's samplers take it);
+  ``gamma`` has shape (B,). It holds the network, what the network predicts (see
+  :mod:`palette_cli.process`), the condition and any precision settings; samplers know nothing of them.
 - ``y`` is the starting noise (standard normal), ``gammas`` the γ sequence from
   :func:`palette_cli.schedule.inference_gammas`: noisiest first, ending with 1.0. One model call per
   step, ``len(gammas) - 1`` steps.
@@ -41,13 +42,12 @@ def _noise_like(y: Tensor, generator: torch.Generator | None) -> Tensor:
 
 
 def _denoise(denoiser: Denoiser, y: Tensor, g: float, clip: float | None) -> tuple[Tensor, Tensor]:
-    """(eps, x0) at level γ = g; with clipping, eps is recomputed from the clipped x0."""
+    """(eps, x0) at level γ = g < 1: the clean-image estimate (clipped to ±clip) and the noise it implies."""
     gamma = torch.full((y.shape[0],), g, dtype=torch.float32, device=y.device)
-    eps = denoiser(y, gamma).to(y.dtype)
-    x0 = (y - math.sqrt(1 - g) * eps) / math.sqrt(g)
+    x0 = denoiser(y, gamma).to(y.dtype)
     if clip is not None:
         x0 = x0.clamp(-clip, clip)
-        eps = (y - math.sqrt(g) * x0) / math.sqrt(1 - g)
+    eps = (y - math.sqrt(g) * x0) / math.sqrt(1 - g)
     return eps, x0
 
 

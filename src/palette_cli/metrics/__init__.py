@@ -32,6 +32,7 @@ from .pixel import (
 
 __all__ = [
     "MS_SSIM_WEIGHTS",
+    "colourfulness",
     "consecutive_distances",
     "feature_distances",
     "feature_statistics",
@@ -41,6 +42,7 @@ __all__ = [
     "inception_score",
     "kernel_distance",
     "lpips_from_features",
+    "mean_colour_error",
     "mmd2_unbiased",
     "ms_ssim",
     "ms_ssim_scales",
