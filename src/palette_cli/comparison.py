@@ -52,7 +52,7 @@ class Method:
 
 def model_label(spec: str | None) -> str:
     """A short, folder-safe name for a model spec: a shipped name as it is, a file or repo by its stem."""
-    from .defaults import DEFAULT_MODEL
+    from .hub import DEFAULT_MODEL
 
     name = Path((spec or DEFAULT_MODEL).split("@")[0]).stem
     return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "model"
