@@ -108,7 +108,8 @@ def eval_(
     quiet: Quiet = False,
 ) -> None:
     """Evaluate a model with the paper's protocol: build degraded inputs from reference photos, generate,
-    and write FID/KID/IS/accuracy/perceptual distance/PSNR/SSIM/diversity to metrics.json and metrics.md."""
+    and write FID/KID/IS/accuracy/perceptual distance/PSNR/SSIM/diversity to metrics.json and metrics.md.
+    With --method, several methods (models, classical baselines) on the same inputs: a row per method."""
     from rich.console import Console
 
     from ..checkpoint import CheckpointError
