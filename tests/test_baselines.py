@@ -196,6 +196,8 @@ def test_mixed_run_writes_one_row_per_method_on_identical_inputs(refs, tmp_path,
         assert row["metrics"] == own["metrics"] and own["images"]["inputs"] == 3
         assert own["generation"]["settings"]["seed"] == 3
     assert data["methods"]["tiny"]["samples_per_input"] == [2] and data["methods"]["telea"]["samples_per_input"] == [1]
+    assert data["methods"]["tiny"]["description"].endswith("(dpmpp_2m_sde, 2 steps)")
+    assert data["methods"]["telea"]["description"] == "OpenCV inpainting, Telea's fast marching method; radius 3"
     assert "diversity_ms_ssim" in data["methods"]["tiny"]["metrics"]
     table = (out / "metrics.md").read_text()
     rows = [line for line in table.splitlines() if line.startswith("| ") and not line.startswith("| method")]

@@ -205,12 +205,12 @@ def _describe(method: Method, record: dict[str, Any]) -> str:
     settings = record["settings"]
     if method.kind == "model":
         sampling = settings.get("sampler", "")
-        if settings.get("steps"):
-            sampling += f", {settings['steps']} steps"
+        if settings.get("sampling_steps"):
+            sampling += f", {settings['sampling_steps']} steps"
         return f"model `{settings.get('model', method.model)}` ({sampling})"
     baseline = BASELINES[method.kind]
-    params = ", ".join(f"{k} {v}" for k, v in baseline.parameters)
-    return baseline.description + (f" ({params})" if params else "")
+    params = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in baseline.parameters)
+    return baseline.description + (f"; {params}" if params else "")
 
 
 def _combine(methods: Sequence[Method], results: dict[str, dict[str, Any]], task: EvalTask, size: int, seed: int,
