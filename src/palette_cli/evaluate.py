@@ -707,6 +707,22 @@ def _mask_image(mask: Tensor) -> Image.Image:
     return Image.fromarray((mask[0].numpy() > 0).astype(np.uint8) * 255, mode="L")
 
 
+def make_run_folders(run_dir: Path, task: EvalTask) -> None:
+    """``references/``, ``inputs/`` and (inpaint, uncrop) ``masks/`` of a run folder."""
+    for sub in (REFERENCES_DIR, INPUTS_DIR) + ((MASKS_DIR,) if task.name in ("inpaint", "uncrop") else ()):
+        (run_dir / sub).mkdir(parents=True, exist_ok=True)
+
+
+def save_eval_input(run_dir: Path, example: EvalInput) -> None:
+    """Write an example's reference, input and mask as ``references/NAME.png`` … of a run folder."""
+    from .imageio import save_image_atomic
+
+    for folder, image in ((REFERENCES_DIR, example.reference), (INPUTS_DIR, example.input)):
+        save_image_atomic(image, run_dir / folder / f"{example.name}.png", overwrite=True)
+    if example.mask is not None:
+        save_image_atomic(_mask_image(example.mask), run_dir / MASKS_DIR / f"{example.name}.png", overwrite=True)
+
+
 def _run(pipe: Any, example: EvalInput, task: EvalTask, settings: Any, generator: torch.Generator,
          samples: int, on_step: StepProgress | None) -> list[Image.Image]:
     """The pipeline's own task operation on one evaluation input (it sees only the degraded input)."""
@@ -765,7 +781,7 @@ def _load_pipeline(model: Any, size: int, device: str, precision: str, batch_siz
         raise EvaluationError(str(e)) from None
 
 
-def _check_previous(run_dir: Path, settings: dict[str, Any], overwrite: bool) -> None:
+def check_previous(run_dir: Path, settings: dict[str, Any], overwrite: bool) -> None:
     """Refuse to mix outputs of other settings into a run folder (unless ``overwrite``)."""
     path = run_dir / GENERATION_JSON
     if overwrite or not path.is_file():
@@ -787,13 +803,15 @@ def generate_outputs(model: Any, task: str | EvalTask, references: References, o
                      settings: Any = None, seed: int = 0, device: str = "auto", precision: str = "auto",
                      batch_size: int = 4, threads: int | None = None, overwrite: bool = False,
                      on_step: StepProgress | None = None, on_image: ImageProgress | None = None,
-                     log: Log | None = print) -> dict[str, Any]:
+                     method_dir: PathSpec | None = None, log: Log | None = print) -> dict[str, Any]:
     """Build the paper's evaluation inputs, run the pipeline on them and write every file of a run folder.
 
     ``model``: a model spec (shipped name, file, Hub repo) or a :class:`~palette_cli.pipeline.Pipeline`
     working at ``size``. Inputs depend on (seed, photo index) only; sample ``k`` of photo ``i`` uses a
     generator seeded from (seed, i) too, so outputs do not depend on which other photos are evaluated.
     Outputs that exist already are kept (a re-run finishes an interrupted one) unless ``overwrite``.
+    ``method_dir`` (default ``out_dir``) takes ``outputs/`` and ``generation.json`` where several methods
+    share the inputs of one run folder (:mod:`palette_cli.comparison`).
     Returns the generation record written to ``generation.json`` (settings, counts, timing).
     """
     from .data import item_seed
@@ -815,10 +833,11 @@ def generate_outputs(model: Any, task: str | EvalTask, references: References, o
                        "samples_per_image": samples_per_image, "seed": seed, "precision": pipe.precision,
                        **pipe.describe_sampling(settings), "n_images": len(paths), "batch_size": pipe.batch_size,
                        "device": str(pipe.device), "threads": threads}
-    _check_previous(run_dir, record_settings, overwrite)
-    for sub in (REFERENCES_DIR, INPUTS_DIR, OUTPUTS_DIR) + ((MASKS_DIR,) if spec.name in ("inpaint", "uncrop") else ()):
-        (run_dir / sub).mkdir(parents=True, exist_ok=True)
-    _write_atomic(run_dir / GENERATION_JSON, json.dumps({"settings": record_settings}, indent=2) + "\n")
+    own = Path(method_dir) if method_dir is not None else run_dir
+    check_previous(own, record_settings, overwrite)
+    make_run_folders(run_dir, spec)
+    (own / OUTPUTS_DIR).mkdir(parents=True, exist_ok=True)
+    _write_atomic(own / GENERATION_JSON, json.dumps({"settings": record_settings}, indent=2) + "\n")
 
     meta = {**pipe.provenance(spec.name, settings, seed), **{k: str(v) for k, v in spec.describe().items()}}
     generated, skipped, gen_seconds, prep_seconds = 0, 0, 0.0, 0.0
@@ -826,12 +845,9 @@ def generate_outputs(model: Any, task: str | EvalTask, references: References, o
         for i, (path, name) in enumerate(zip(paths, names)):
             t0 = time.perf_counter()
             example = make_eval_input(path, name, spec, size, seed, i)
-            for folder, image in ((REFERENCES_DIR, example.reference), (INPUTS_DIR, example.input)):
-                save_image_atomic(image, run_dir / folder / f"{name}.png", overwrite=True)
-            if example.mask is not None:
-                save_image_atomic(_mask_image(example.mask), run_dir / MASKS_DIR / f"{name}.png", overwrite=True)
+            save_eval_input(run_dir, example)
             prep_seconds += time.perf_counter() - t0
-            outs = [run_dir / OUTPUTS_DIR / f"{name}_s{k}.png" for k in range(samples_per_image)]
+            outs = [own / OUTPUTS_DIR / f"{name}_s{k}.png" for k in range(samples_per_image)]
             if not overwrite and all(o.is_file() for o in outs):
                 skipped += 1
             else:
@@ -862,7 +878,7 @@ def generate_outputs(model: Any, task: str | EvalTask, references: References, o
                      "generation_per_sample": (round(gen_seconds / (generated * samples_per_image), 3)
                                                if generated else None)},
     }
-    _write_atomic(run_dir / GENERATION_JSON, json.dumps(record, indent=2, ensure_ascii=False) + "\n")
+    _write_atomic(own / GENERATION_JSON, json.dumps(record, indent=2, ensure_ascii=False) + "\n")
     if generated:
         say(f"generated {generated} image(s) x {samples_per_image} sample(s) in {gen_seconds:.1f} s "
             f"({gen_seconds / generated:.2f} s/image, {model_calls} model calls per sample)"
@@ -904,21 +920,23 @@ def evaluate(model: Any, task: str | EvalTask, references: References, out_dir: 
     record = generate_outputs(model, task, references, out_dir, n_images=n_images, samples_per_image=samples_per_image,
                               device=device, threads=threads, log=log, **generation)
     run_dir = Path(out_dir)
+    own = Path(generation.get("method_dir") or run_dir)
     refs = [str(run_dir / REFERENCES_DIR / f"{name}.png") for name in record["images"]["names"]]
     t0 = time.perf_counter()
     with _Threads(threads, score_device):
-        result = score_outputs(run_dir / OUTPUTS_DIR, refs, samples_per_image=samples_per_image, **score_kw)
+        result = score_outputs(own / OUTPUTS_DIR, refs, samples_per_image=samples_per_image,
+                               **{**score_kw, "out_dir": own})
     scoring = time.perf_counter() - t0
     result["generation"] = record
-    _write_atomic(run_dir / METRICS_JSON, json.dumps(result, indent=2, ensure_ascii=False) + "\n")
-    _write_atomic(run_dir / METRICS_MD, metrics_markdown(result) + _generation_markdown(record))
+    _write_atomic(own / METRICS_JSON, json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    _write_atomic(own / METRICS_MD, metrics_markdown(result) + generation_markdown(record))
     per_image = record["timing_s"]["generation_per_image"]
     say(f"timing: generation {record['timing_s']['generation']:.1f} s"
         + (f" ({per_image:.2f} s/image)" if per_image is not None else "") + f", scoring {scoring:.1f} s")
     return result
 
 
-def _generation_markdown(record: dict[str, Any]) -> str:
+def generation_markdown(record: dict[str, Any]) -> str:
     s, timing = record["settings"], record["timing_s"]
     settings = ", ".join(f"{k} `{v}`" for k, v in s.items() if k not in ("model_hash", "threads"))
     per_image = timing["generation_per_image"]

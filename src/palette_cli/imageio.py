@@ -374,6 +374,18 @@ def _atomic_write(path: Path, write: Any) -> None:
         raise
 
 
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically; :class:`OutputError` when it cannot be written."""
+    path = Path(path)
+    _atomic_write(path, lambda handle: handle.write(data))
+    return path
+
+
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
+    """Write UTF-8 ``text`` to ``path`` atomically; :class:`OutputError` when it cannot be written."""
+    return write_bytes_atomic(path, text.encode("utf-8"))
+
+
 def _png_info(metadata: dict[str, str]) -> PngInfo:
     info = PngInfo()
     for key, value in metadata.items():

@@ -6,6 +6,7 @@ import typer
 
 from . import colorize, convert, evaluate, export, inpaint, models, panorama, restore, train, uncrop
 from .data import app as data_app
+from .study import app as study_app
 
 app = typer.Typer(
     name="palette",
@@ -26,6 +27,7 @@ app.command()(train.train)
 app.command()(export.export)
 app.command("eval")(evaluate.eval_)
 app.add_typer(data_app, name="data")
+app.add_typer(study_app, name="study")
 
 
 def main() -> None:

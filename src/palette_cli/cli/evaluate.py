@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .options import BatchSize, DeviceOpt, Model, PrecisionOpt, Quiet, Sampler, SamplingSteps, SpacingOpt
+from .options import BatchSize, DeviceOpt, PrecisionOpt, Quiet, Sampler, SamplingSteps, SpacingOpt
 from .runner import fail
 from .uncrop import Direction
 
@@ -36,6 +36,15 @@ class FeatureNetChoice(str, Enum):
 class LpipsNet(str, Enum):
     alex = "alex"
     vgg = "vgg"
+
+
+class MethodName(str, Enum):
+    model = "model"
+    identity = "identity"
+    telea = "telea"
+    ns = "ns"
+    nlmeans = "nlmeans"
+    mirror = "mirror"
 
 
 Weights = Optional[str]
@@ -77,7 +86,17 @@ def eval_(
     lpips_net: Annotated[LpipsNet, typer.Option(help="LPIPS backbone kind.")] = LpipsNet.alex,
     labels: Annotated[Optional[Path], typer.Option(
         help="JSON {reference name: ImageNet class}: classification accuracy instead of agreement.")] = None,
-    model: Model = None, sampler: Sampler = None, sampling_steps: SamplingSteps = None,
+    method: Annotated[Optional[list[MethodName]], typer.Option(
+        help="Method to evaluate on the same inputs (repeatable): model (each --model), identity (the degraded "
+             "input), telea / ns (OpenCV inpainting: inpaint, uncrop), nlmeans (OpenCV denoising: jpeg), mirror "
+             "(uncrop). Several give one table with a row per method and grid.png. Default: model.",
+        show_default=False)] = None,
+    model: Annotated[Optional[list[str]], typer.Option(
+        "--model", "-m", help="Shipped model name, a local .safetensors file, or a Hugging Face repo "
+                              "USER/REPO[@REV]; repeatable (each is a row of --method model).",
+        show_default=False)] = None,
+    grid_photos: Annotated[int, typer.Option(min=0, help="Photos (rows) in the comparison's grid.png.")] = 8,
+    sampler: Sampler = None, sampling_steps: SamplingSteps = None,
     spacing: SpacingOpt = None,
     seed: Annotated[int, typer.Option(help="Seed of the inputs (masks, noise) and of the samples.")] = 0,
     device: DeviceOpt = "auto", precision: PrecisionOpt = "auto", batch_size: BatchSize = 4,
@@ -89,10 +108,12 @@ def eval_(
     quiet: Quiet = False,
 ) -> None:
     """Evaluate a model with the paper's protocol: build degraded inputs from reference photos, generate,
-    and write FID/KID/IS/accuracy/perceptual distance/PSNR/SSIM/diversity to metrics.json and metrics.md."""
+    and write FID/KID/IS/accuracy/perceptual distance/PSNR/SSIM/diversity to metrics.json and metrics.md.
+    With --method, several methods (models, classical baselines) on the same inputs: a row per method."""
     from rich.console import Console
 
     from ..checkpoint import CheckpointError
+    from ..comparison import compare, is_comparison, plan_methods
     from ..evaluate import EvalTask, EvaluationError, StandardWeights, evaluate
     from ..hub import ModelNotFoundError
     from ..imageio import ImageInputError, OutputError
@@ -105,6 +126,11 @@ def eval_(
         raise fail("give a run folder with --out RUN_DIR (or --outputs DIR to score existing results)", 2)
     if outputs is not None and not outputs.is_dir():
         raise fail(f"--outputs {outputs}: no such folder", 2)
+    kinds = [value(m) for m in method or [MethodName.model]]
+    if model and "model" not in kinds:
+        raise fail("--model gives the rows of --method model; add --method model", 2)
+    if outputs is not None and (method or len(model or []) > 1):
+        raise fail("--outputs scores existing results; it does not combine with --method or several --model", 2)
     standard = StandardWeights(inception_v3, inception_v1, resnet50, lpips, lpips_backbone, value(lpips_net))
     console = Console(stderr=True, quiet=quiet, highlight=False)
     try:
@@ -114,17 +140,28 @@ def eval_(
         common = dict(n_images=n_images, samples_per_image=samples_per_image, feature_net=value(feature_net),
                       standard=standard, labels=labels, device=value(device), threads=threads,
                       log=lambda msg: console.print(msg, markup=False))
+        rows = plan_methods(kinds, model or [])
         if outputs is not None:
             result = evaluate(None, spec, references, out or outputs, outputs=outputs, **common)
         else:
+            generation = dict(size=size, settings=settings, seed=seed, precision=value(precision),
+                              batch_size=batch_size, overwrite=overwrite)
             with _Progress(console, quiet) as (on_step, on_image):
-                result = evaluate(model, spec, references, out, size=size, settings=settings, seed=seed,
-                                  precision=value(precision), batch_size=batch_size, overwrite=overwrite,
-                                  on_step=on_step, on_image=on_image, **common)
+                if is_comparison(rows):
+                    common.pop("samples_per_image")
+                    result = compare(rows, spec, references, out, samples_per_image=samples_per_image,
+                                     grid_photos=grid_photos, on_step=on_step, on_image=on_image,
+                                     **generation, **common)
+                else:
+                    result = evaluate(rows[0].model, spec, references, out, on_step=on_step, on_image=on_image,
+                                      **generation, **common)
     except (EvaluationError, ModelNotFoundError, CheckpointError, FeatureWeightsError, ImageInputError,
             OutputError) as e:
         raise fail(str(e))
-    _summary(result, Path(out or outputs))
+    if "methods" in result:
+        _comparison_summary(result, Path(out))
+    else:
+        _summary(result, Path(out or outputs))
 
 
 def value(choice):
@@ -157,6 +194,17 @@ class _Progress:
 
     def __exit__(self, *exc) -> None:
         self.progress.__exit__(*exc)
+
+
+HEADLINE = ("psnr", "ssim", "fid_effnet_lite0", "fid_inception_v3")
+
+
+def _comparison_summary(result: dict, folder: Path) -> None:
+    """One line per method with the headline numbers, and where the table and grid are."""
+    for label, row in result["methods"].items():
+        shown = ", ".join(f"{k} {row['metrics'][k]:.4g}" for k in HEADLINE if row["metrics"].get(k) is not None)
+        typer.echo(f"{label}: {shown}")
+    typer.echo(f"report: {folder / 'metrics.md'}" + (f", grid: {folder / result['grid']}" if result.get("grid") else ""))
 
 
 def _summary(result: dict, folder: Path) -> None:
