@@ -48,3 +48,48 @@ def tiny_model_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
     save_model(path, ModelInfo(net=cfg.to_dict(), tasks=["colorize", "inpaint", "uncrop", "jpeg"]), net.state_dict())
     return path
+
+
+def make_rcc(files: dict[str, bytes], *, version: int = 3, compress: frozenset[str] = frozenset()) -> bytes:
+    """A Qt binary resource bundle holding ``files`` (path → bytes), those named in ``compress`` stored
+    zlib-compressed (uint32 size + zlib stream). Laid out as header, data, names, tree; name hashes are 0."""
+    import struct
+    import zlib
+
+    root: dict = {}
+    for path, blob in files.items():
+        *folders, leaf = path.split("/")
+        node = root
+        for folder in folders:
+            node = node.setdefault(folder, {})
+        node[leaf] = (path, blob)
+    data, names, name_at = bytearray(), bytearray(), {}
+
+    def name(text: str) -> int:
+        if text not in name_at:
+            name_at[text] = len(names)
+            names.extend(struct.pack(">HI", len(text), 0) + text.encode("utf-16-be"))
+        return name_at[text]
+
+    nodes = [[0, 2, 0, 0]]  # [name offset, flags, count | locale, first child | data offset]
+    pending = [(0, root)]  # breadth first: a folder's children are consecutive nodes
+    while pending:
+        index, folder = pending.pop(0)
+        nodes[index][2:] = [len(folder), len(nodes)]
+        for key in sorted(folder):
+            value = folder[key]
+            if isinstance(value, dict):
+                nodes.append([name(key), 2, 0, 0])
+                pending.append((len(nodes) - 1, value))
+                continue
+            path, blob = value
+            flags = 0
+            if path in compress:
+                blob, flags = struct.pack(">I", len(blob)) + zlib.compress(blob), 1
+            nodes.append([name(key), flags, 1, len(data)])
+            data.extend(struct.pack(">I", len(blob)) + blob)
+    tree = b"".join(struct.pack(">IHII", *node) + (struct.pack(">Q", 0) if version > 1 else b"")
+                    for node in nodes)
+    header = 24 if version >= 3 else 20
+    offsets = struct.pack(">4I", version, header + len(data) + len(names), header, header + len(data))
+    return b"qres" + offsets + (struct.pack(">I", 0) if version >= 3 else b"") + bytes(data) + bytes(names) + tree

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 import zipfile
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +16,9 @@ from PIL import Image
 from palette_cli import photos
 from palette_cli.data import ImageDataset, center_crop, list_images, read_image_list
 from palette_cli.imageio import pil_to_tensor
+from palette_cli.photo_credits import CREDITED_PHOTOS, GCOMPRIS, HELDOUT_PHOTOS, KINDS, CreditedPhoto, CreditedSource
 
-from .conftest import make_photo
+from .conftest import make_photo, make_rcc
 
 
 @pytest.fixture
@@ -208,24 +211,86 @@ def test_dep5_licences_follow_the_last_matching_stanza():
     assert photos.licence_for(stanzas, "16.04/x.jpg").licence == "CC0"
 
 
-def test_split_is_fixed_and_spread_across_sources():
+OLD_HELDOUT = ["libjxl-flower.png", "lomiri-Bridge_by_Sander_Klootwijk.jpg", "lomiri-life_by_Aitzol_Berasategi.jpg",
+               "mate-FreshFlower.jpg", "plasma-OneStandsOut.jpg"]
+FREE = {"public domain", "CC0-1.0", "CC-BY-2.0", "CC-BY-3.0", "CC-BY-4.0", "CC-BY-SA-4.0", "GPL-2+", "GPL-3"}
+
+
+def credited() -> dict[str, tuple[str, CreditedPhoto]]:
+    """Output name → (package, photo) for every photo with a per-file credit."""
+    return {name: (s.package, p) for s in CREDITED_PHOTOS for (_, name), p in zip(s.outputs(), s.photos)}
+
+
+def test_split_is_fixed_keeps_the_old_heldout_photos_and_spreads_the_new_over_kinds():
     split = photos.heldout_split()
     assert split == photos.heldout_split()
     every = {name for s in photos.TRAINING_PHOTOS for _, name in s.outputs()}
-    assert len(every) == 42 and set(split["train"]) | set(split["heldout"]) == every
-    assert not set(split["train"]) & set(split["heldout"]) and len(split["heldout"]) == 5
-    assert {name.split("-")[0] for name in split["heldout"]} == {"lomiri", "mate", "plasma", "libjxl"}
+    assert len(every) == 42 + 5 + 255
+    assert set(split["train"]) | set(split["heldout"]) == every and not set(split["train"]) & set(split["heldout"])
+    assert [n for n in split["heldout"] if not n.startswith(("gcompris", "palapeli"))] == OLD_HELDOUT
+    assert len(split["heldout"]) == 29 and len(split["heldout"]) + 8 >= 24 and len(split["train"]) == 273
+    kinds = Counter(credited()[n][1].kind for n in split["heldout"] if n in credited())
+    assert kinds == {"animal": 6, "building": 6, "object": 5, "food": 1, "people": 3, "landscape": 3}
+    # the wallpaper rule alone still picks the same five
+    assert photos.heldout_split(extra=())["heldout"] == OLD_HELDOUT
+
+
+def test_credited_photos_are_unique_free_and_never_share_a_source_across_the_split():
+    photos_ = credited()
+    assert len(photos_) == 260 and Counter(pkg for pkg, _ in photos_.values()) == {"palapeli-data": 5,
+                                                                                     "gcompris-qt-data": 255}
+    sources = [p.source for _, p in photos_.values() if p.source]
+    assert len(set(sources)) == len(sources)  # one photo per upstream original: no copy in train and held out
+    assert len(sources) == 255  # GCompris' own five Braille photos name no upstream page
+    assert {p.licence for _, p in photos_.values()} <= FREE
+    assert {p.kind for _, p in photos_.values()} <= set(KINDS)
+    assert set(HELDOUT_PHOTOS) <= set(photos_)
+    for name, (_, p) in photos_.items():
+        assert name.endswith(".webp" if p.bundle else ".jpg") and p.author
+        assert p.source.startswith("https://") or name.startswith("gcompris-braille-")
+        if p.bundle:  # ACTIVITY.rcc holds gcompris/src/activities/ACTIVITY/...
+            assert p.path.split("/")[3] + ".rcc" == p.bundle
+    gorilla = photos_["gcompris-erase-gorilla.webp"][1]
+    assert (gorilla.licence, gorilla.author) == ("CC-BY-SA-4.0", "Charles J. Sharp")
+    assert dict(GCOMPRIS.outputs())["usr/share/gcompris-qt/rcc/erase.rcc!/gcompris/src/activities/erase/resource/"
+                                    "gorilla.webp"] == "gcompris-erase-gorilla.webp"
+
+
+def png(width: int, height: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (90, 120, 30)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+PHOTO, SMALL = png(210, 200), png(300, 199)
 
 
 def fake_deb(package: str, workdir: Path) -> tuple[Path, str]:
-    """Stands in for apt-get download + dpkg -x: the listed files, a copyright file, one file left out."""
+    """Stands in for apt-get download + dpkg -x: the listed files (the credited ones as small PNGs, in
+    .rcc bundles where listed so, every other one zlib-compressed), a copyright file; one wallpaper and
+    one bundled photo left out, one bundled photo too small."""
     root = workdir / "x"
     source = next(s for s in photos.TRAINING_PHOTOS if s.package == package)
-    for inner, _ in source.outputs():
-        if inner.endswith("Storm.jpg"):
-            continue
-        (root / inner).parent.mkdir(parents=True, exist_ok=True)
-        (root / inner).write_bytes(f"photo {inner}".encode())
+    if isinstance(source, CreditedSource):
+        bundles: dict[str, dict[str, bytes]] = {}
+        for photo in source.photos:
+            data = SMALL if photo.label == "erase-pika" else PHOTO
+            if photo.label == "wild-lemur":
+                continue
+            if photo.bundle:
+                bundles.setdefault(photo.bundle, {})[photo.path] = data
+            else:
+                (root / source.root).mkdir(parents=True, exist_ok=True)
+                (root / source.root / photo.path).write_bytes(data)
+        for bundle, files in bundles.items():
+            (root / source.root).mkdir(parents=True, exist_ok=True)
+            (root / source.root / bundle).write_bytes(make_rcc(files, compress=set(sorted(files)[::2])))
+    else:
+        for inner, _ in source.outputs():
+            if inner.endswith("Storm.jpg"):
+                continue
+            (root / inner).parent.mkdir(parents=True, exist_ok=True)
+            (root / inner).write_bytes(f"photo {inner}".encode())
     doc = root / "usr/share/doc" / package
     doc.mkdir(parents=True)
     (doc / "copyright").write_text(COPYRIGHT)
@@ -236,26 +301,70 @@ def fake_deb(package: str, workdir: Path) -> tuple[Path, str]:
 def test_fetch_photos_extracts_attributes_splits_and_is_idempotent(tmp_path):
     fake_deb.calls = []
     report = photos.fetch_photos(tmp_path, download=fake_deb)
-    assert report.missing == ["mate-backgrounds: /usr/share/backgrounds/mate/nature/Storm.jpg"]
-    assert len(report.fetched) == 41 and len(fake_deb.calls) == 5
+    rcc = "/usr/share/gcompris-qt/rcc/"
+    assert report.missing == [
+        "mate-backgrounds: /usr/share/backgrounds/mate/nature/Storm.jpg",
+        f"gcompris-qt-data: {rcc}erase.rcc!/gcompris/src/activities/erase/resource/pika.webp (short side 199 px < 200)",
+        f"gcompris-qt-data: {rcc}explore_world_animals.rcc!/gcompris/src/activities/explore_world_animals/resource/"
+        "animals/lemur.webp"]
+    assert len(report.fetched) == 302 - 3 and len(fake_deb.calls) == 7
     assert (tmp_path / "mate-Garden.jpg").read_bytes() == b"photo usr/share/backgrounds/mate/nature/Garden.jpg"
     assert (tmp_path / "plasma-Kite.jpg").exists() and (tmp_path / "libjxl-flower.png").exists()
+    assert (tmp_path / "gcompris-erase-gorilla.webp").read_bytes() == PHOTO
+    assert (tmp_path / "gcompris-monument-france-eiffelTower.webp").read_bytes() == PHOTO
+    assert (tmp_path / "palapeli-citrus-fruits.jpg").read_bytes() == PHOTO
+    assert not (tmp_path / "gcompris-erase-pika.webp").exists()
     records = {r["file"]: r for r in json.loads((tmp_path / "photos.json").read_text())["photos"]}
     assert records["mate-Garden.jpg"]["licence"] == "CC-BY-4.0"
     assert records["mate-Dune.jpg"]["licence"] == "GPL-2+"
     assert records["lomiri-Bridge_by_Sander_Klootwijk.jpg"]["licence"] == "CC0"  # upstream path 16.04/…
     assert records["plasma-Kite.jpg"]["original_path"] == "/usr/share/wallpapers/Kite/contents/images/2560x1600.jpg"
+    gorilla = records["gcompris-erase-gorilla.webp"]
+    assert gorilla == {"file": "gcompris-erase-gorilla.webp", "package": "gcompris-qt-data", "version": "1.0-1",
+                       "original_path": f"{rcc}erase.rcc!/gcompris/src/activities/erase/resource/gorilla.webp",
+                       "licence": "CC-BY-SA-4.0", "copyright": "Charles J. Sharp, https://commons.wikimedia.org/"
+                       "wiki/File:Mountain_gorilla_(Gorilla_beringei_beringei)_female_2.jpg"}
+    assert records["palapeli-castle-maintenon.jpg"]["licence"] == "GPL-2+"
+    assert records["palapeli-castle-maintenon.jpg"]["original_path"] == \
+        "/usr/share/palapeli/collection/castle-maintenon.jpg"
     attribution = (tmp_path / "ATTRIBUTION.md").read_text()
     assert "| mate-Garden.jpg | mate-backgrounds 1.0-1 | /usr/share/backgrounds/mate/nature/Garden.jpg | " \
            "CC-BY-4.0 |" in attribution
+    assert "| gcompris-wild-koala.webp | gcompris-qt-data 1.0-1 | " \
+           f"{rcc}explore_world_animals.rcc!/gcompris/src/activities/explore_world_animals/resource/animals/" \
+           "koala.webp | public domain | BurningWell, https://commons.wikimedia.org/wiki/File:Koala_Perth_Zoo.jpg |" \
+           in attribution
     split = json.loads((tmp_path / "split.json").read_text())
     assert split == photos.heldout_split()
     assert (tmp_path / "heldout.txt").read_text().split() == split["heldout"]
+    assert (tmp_path / "train.txt").read_text().split() == split["train"]
+    assert "gcompris-wild-koala.webp" in split["heldout"] and "gcompris-erase-gorilla.webp" in split["train"]
 
     fake_deb.calls = []
     again = photos.fetch_photos(tmp_path, download=fake_deb)
-    assert fake_deb.calls == ["mate-backgrounds"]  # only the incomplete package is fetched again
-    assert len(again.kept) == 41 - 11
+    assert fake_deb.calls == ["mate-backgrounds", "gcompris-qt-data"]  # only the incomplete packages again
+    assert len(again.kept) == 302 - 12 - 255  # all but mate (12) and gcompris (255)
+
+
+def test_a_damaged_bundle_is_reported_and_the_rest_extracted(tmp_path):
+    source = CreditedSource("pkg", "usr/share/pkg", "pkg", (
+        CreditedPhoto("a/good.webp", "good", "animal", "CC0-1.0", "A", "https://a", bundle="one.rcc"),
+        CreditedPhoto("b/bad.webp", "bad", "object", "CC0-1.0", "B", "https://b", bundle="two.rcc"),
+        CreditedPhoto("plain.jpg", "plain", "food", "public domain", "C", "", bundle=""),
+        CreditedPhoto("text.jpg", "text", "food", "public domain", "D", "https://d", bundle="")))
+    base = tmp_path / "root/usr/share/pkg"
+    base.mkdir(parents=True)
+    (base / "one.rcc").write_bytes(make_rcc({"a/good.webp": PHOTO}))
+    (base / "two.rcc").write_bytes(b"qres" + bytes(3))
+    (base / "plain.jpg").write_bytes(PHOTO)
+    (base / "text.jpg").write_bytes(b"not an image")
+    out, manifest, report = tmp_path / "out", {}, photos.FetchReport(tmp_path / "out")
+    out.mkdir()
+    photos._extract_credited(source, tmp_path / "root", "2", out, manifest, report)
+    assert report.fetched == ["pkg-good.webp", "pkg-plain.jpg"]
+    assert report.missing == ["pkg: /usr/share/pkg/two.rcc!/b/bad.webp (not a Qt resource bundle (no 'qres' magic))",
+                              "pkg: /usr/share/pkg/text.jpg (not a readable image)"]
+    assert manifest["pkg-plain.jpg"].copyright == "C" and manifest["pkg-good.webp"].copyright == "A, https://a"
 
 
 def test_fetch_dev_photos_reads_the_files_out_of_wheels(tmp_path):

@@ -2,8 +2,11 @@
 
 Training photos (``fetch_photos``): ``apt-get download PKG`` then ``dpkg -x PKG.deb`` in a temporary
 folder — nothing is installed — and only the real photographs listed in :data:`TRAINING_PHOTOS` are
-copied out (wallpaper renders, gray and alpha duplicates are left behind). Each photo's licence and
-copyright come from the package's own ``/usr/share/doc/PKG/copyright`` (machine-readable DEP-5).
+copied out (wallpaper renders, gray and alpha duplicates are left behind). For the wallpaper packages
+each photo's licence and copyright come from the package's own ``/usr/share/doc/PKG/copyright``
+(machine-readable DEP-5); the packages that credit each file (puzzle photos, and photos inside the Qt
+resource bundles of an educational suite, read with :mod:`palette_cli.qtrcc`) carry their licence,
+author and source in :mod:`palette_cli.photo_credits`.
 
 Development photos (``fetch_dev_photos``): ``pip download --no-deps`` of scikit-image, scikit-learn
 and matplotlib wheels; the photos are read straight out of the wheels (zip files).
@@ -11,13 +14,14 @@ and matplotlib wheels; the photos are read straight out of the wheels (zip files
 Both write ``photos.json`` (one record per photo) and ``ATTRIBUTION.md`` beside the photos and are
 idempotent: photos already present and recorded are not fetched again. The training set also gets a
 fixed ``split.json`` {"train": [...], "heldout": [...]} and ``train.txt`` / ``heldout.txt`` image
-lists that :class:`palette_cli.data.ImageDataset` reads directly.
+lists that :class:`palette_cli.data.ImageDataset` reads directly; held-out photos are never in ``train``.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -29,7 +33,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
+from PIL import Image, UnidentifiedImageError
+
 from .imageio import _atomic_write
+from .photo_credits import CREDITED_PHOTOS, HELDOUT_PHOTOS, CreditedSource
+from .qtrcc import RccBundle, RccError
 
 Log = Callable[[str], None]
 
@@ -58,8 +66,8 @@ def _same_label(*names: str) -> tuple[tuple[str, str], ...]:
     return tuple((n, Path(n).stem) for n in names)
 
 
-# The "Training photos" table of the project's data notes, file by file.
-TRAINING_PHOTOS: tuple[PhotoSource, ...] = (
+# Wallpaper and test-image packages, file by file; licences from each package's DEP-5 copyright file.
+WALLPAPER_PHOTOS: tuple[PhotoSource, ...] = (
     PhotoSource("lomiri-wallpapers-16.04", "usr/share/backgrounds", "16.04/", "lomiri", _same_label(
         "Bridge_by_Sander_Klootwijk.jpg", "Dragonfly_by_Bolly.jpg", "Picture_0B_by_freespace.jpg",
         "Picture_1A_by_freespace.jpg", "Wine_by_Jakkub_Mede.jpg", "aitzgorri_by_Aitzol_Berasategi.jpg",
@@ -86,7 +94,10 @@ TRAINING_PHOTOS: tuple[PhotoSource, ...] = (
     )),
 )
 
-HELDOUT_COUNT = 5
+TRAINING_PHOTOS: tuple[PhotoSource | CreditedSource, ...] = WALLPAPER_PHOTOS + CREDITED_PHOTOS
+
+HELDOUT_COUNT = 5   # held-out wallpaper photos, picked by :func:`heldout_split`'s rule
+MIN_SIDE = 200      # a fetched photo's short side must be at least this
 
 
 @dataclass(frozen=True)
@@ -197,11 +208,14 @@ def _hash_order(name: str) -> str:
     return hashlib.sha256(name.encode()).hexdigest()
 
 
-def heldout_split(sources: Iterable[PhotoSource] = TRAINING_PHOTOS, count: int = HELDOUT_COUNT
-                  ) -> dict[str, list[str]]:
-    """A fixed split: held-out photos taken in turn from each source (largest first) with at least two
-    photos, each source's photos ordered by the SHA-256 of their names; the rest is training data."""
-    groups = sorted(([name for _, name in s.outputs()] for s in sources), key=lambda g: (-len(g), g[0]))
+def heldout_split(sources: Iterable[PhotoSource | CreditedSource] = TRAINING_PHOTOS, count: int = HELDOUT_COUNT,
+                  extra: Iterable[str] = HELDOUT_PHOTOS) -> dict[str, list[str]]:
+    """A fixed split. Held out: ``count`` wallpaper photos taken in turn from each wallpaper source
+    (largest first) with at least two photos, each source's photos ordered by the SHA-256 of their names,
+    plus the hand-picked ``extra`` names present in ``sources``; the rest is training data."""
+    sources = list(sources)
+    groups = sorted(([name for _, name in s.outputs()] for s in sources if isinstance(s, PhotoSource)),
+                    key=lambda g: (-len(g), g[0]))
     groups = [sorted(g, key=_hash_order) for g in groups if len(g) >= 2]
     heldout: list[str] = []
     rank = 0
@@ -211,6 +225,7 @@ def heldout_split(sources: Iterable[PhotoSource] = TRAINING_PHOTOS, count: int =
                 heldout.append(group[rank])
         rank += 1
     every = [name for s in sources for _, name in s.outputs()]
+    heldout += [name for name in extra if name in every and name not in heldout]
     return {"train": sorted(n for n in every if n not in heldout), "heldout": sorted(heldout)}
 
 
@@ -300,6 +315,69 @@ def _present(folder: Path, names: list[str], manifest: dict[str, PhotoRecord]) -
     return all((folder / n).is_file() and n in manifest for n in names)
 
 
+def _short_side(data: bytes) -> int | None:
+    """The short side of an encoded image (its header only), or None when it cannot be read."""
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            return min(im.size)
+    except (UnidentifiedImageError, OSError, ValueError):
+        return None
+
+
+def _extract_wallpapers(source: PhotoSource, root: Path, version: str, folder: Path,
+                        manifest: dict[str, PhotoRecord], report: FetchReport) -> None:
+    """Copy a wallpaper source's photos out of an extracted package, licences from its DEP-5 file."""
+    copyright_file = root / "usr/share/doc" / source.package / "copyright"
+    stanzas = parse_dep5(copyright_file.read_text(encoding="utf-8", errors="replace")) \
+        if copyright_file.exists() else []
+    for (inner, name), (rel, _) in zip(source.outputs(), source.files):
+        original = root / inner
+        if not original.is_file():
+            report.missing.append(f"{source.package}: /{inner}")
+            continue
+        stanza = licence_for(stanzas, source.upstream + rel)
+        _write_atomic(folder / name, original.read_bytes())
+        manifest[name] = PhotoRecord(
+            file=name, package=source.package, version=version, original_path=f"/{inner}",
+            licence=stanza.licence if stanza else "see /usr/share/doc/" + source.package + "/copyright",
+            copyright=stanza.copyright if stanza else "")
+        report.fetched.append(name)
+
+
+def _extract_credited(source: CreditedSource, root: Path, version: str, folder: Path,
+                      manifest: dict[str, PhotoRecord], report: FetchReport) -> None:
+    """Copy a credited source's photos out of an extracted package (plain files or Qt resource
+    bundles), checking that each is an image with a short side of at least MIN_SIDE."""
+    bundles: dict[str, RccBundle | str] = {}
+    for photo, (inner, name) in zip(source.photos, source.outputs()):
+        try:
+            if photo.bundle:
+                if photo.bundle not in bundles:
+                    try:
+                        bundles[photo.bundle] = RccBundle.open(root / source.root / photo.bundle)
+                    except (RccError, OSError) as e:
+                        bundles[photo.bundle] = str(e).splitlines()[0] if str(e) else type(e).__name__
+                bundle = bundles[photo.bundle]
+                if isinstance(bundle, str):
+                    report.missing.append(f"{source.package}: /{inner} ({bundle})")
+                    continue
+                data = bundle.read(photo.path)
+            else:
+                data = (root / inner).read_bytes()
+        except (KeyError, FileNotFoundError, IsADirectoryError, RccError):
+            report.missing.append(f"{source.package}: /{inner}")
+            continue
+        side = _short_side(data)
+        if side is None or side < MIN_SIDE:
+            why = "not a readable image" if side is None else f"short side {side} px < {MIN_SIDE}"
+            report.missing.append(f"{source.package}: /{inner} ({why})")
+            continue
+        _write_atomic(folder / name, data)
+        manifest[name] = PhotoRecord(file=name, package=source.package, version=version,
+                                     original_path=f"/{inner}", licence=photo.licence, copyright=photo.credit)
+        report.fetched.append(name)
+
+
 def fetch_photos(folder: str | os.PathLike, *, force: bool = False, log: Log = lambda _: None,
                  download: Callable[[str, Path], tuple[Path, str]] = debian_download) -> FetchReport:
     """Fetch the training photos into ``folder`` with attribution and the fixed train/held-out split."""
@@ -308,34 +386,23 @@ def fetch_photos(folder: str | os.PathLike, *, force: bool = False, log: Log = l
     manifest = {} if force else _read_manifest(folder)
     report = FetchReport(folder)
     for source in TRAINING_PHOTOS:
-        outputs = source.outputs()
-        names = [name for _, name in outputs]
+        names = [name for _, name in source.outputs()]
         if not force and _present(folder, names, manifest):
             report.kept += names
             continue
         log(f"{source.package}: downloading")
         with tempfile.TemporaryDirectory(prefix="palette-photos-") as tmp:
             root, version = download(source.package, Path(tmp))
-            copyright_file = root / "usr/share/doc" / source.package / "copyright"
-            stanzas = parse_dep5(copyright_file.read_text(encoding="utf-8", errors="replace")) \
-                if copyright_file.exists() else []
-            for (inner, name), (rel, _) in zip(outputs, source.files):
-                original = root / inner
-                if not original.is_file():
-                    report.missing.append(f"{source.package}: /{inner}")
-                    continue
-                stanza = licence_for(stanzas, source.upstream + rel)
-                _write_atomic(folder / name, original.read_bytes())
-                manifest[name] = PhotoRecord(
-                    file=name, package=source.package, version=version, original_path=f"/{inner}",
-                    licence=stanza.licence if stanza else "see /usr/share/doc/" + source.package + "/copyright",
-                    copyright=stanza.copyright if stanza else "")
-                report.fetched.append(name)
+            extract = _extract_credited if isinstance(source, CreditedSource) else _extract_wallpapers
+            extract(source, root, version, folder, manifest, report)
     expected = {name for s in TRAINING_PHOTOS for _, name in s.outputs()}
     _write_index(folder, {k: v for k, v in manifest.items() if k in expected}, "Training photos",
-                 "Real photographs extracted from Debian packages (`apt-get download` + `dpkg -x`). Licences "
-                 "and copyright holders are those of each package's `/usr/share/doc/PKG/copyright`; the "
-                 "licence texts are there too. Do not commit these photos into a repository.")
+                 "Real photographs extracted from Debian packages (`apt-get download` + `dpkg -x`). For the "
+                 "wallpaper packages, licences and copyright holders are those of each package's "
+                 "`/usr/share/doc/PKG/copyright`, where the licence texts are too; for palapeli-data and "
+                 "gcompris-qt-data they are stated per file upstream (the puzzle's `.desktop` file, the `README` "
+                 "beside each image inside the `.rcc` bundle; `BUNDLE.rcc!/PATH` names a file inside a bundle). "
+                 "Do not commit these photos into a repository.")
     split = heldout_split()
     _write_atomic(folder / "split.json", (json.dumps(split, indent=2) + "\n").encode())
     for part in ("train", "heldout"):
