@@ -328,6 +328,7 @@ def test_score_outputs_end_to_end_writes_every_metric(tmp_path):
     assert 15 < m["psnr"] < 40 and 0 < m["ssim"] < 1 and 0 < m["ms_ssim"] < 1
     assert m["fid_effnet_lite0"] > 0 and m["pd_effnet_lite0"] > 0 and 0 <= m["ca_effnet_lite0"] <= 1
     assert 1 <= m["is_effnet_lite0"] <= 1000 and 0 < m["diversity_ms_ssim"] < 1
+    assert 0 <= m["colour_error"] < 3 and m["colourfulness_ratio"] == pytest.approx(1.0, abs=0.15)  # noise only
     assert m["diversity_lpips_effnet_lite0"] > 0
     assert not any(data["comparable_to_published"][k] for k in m if "effnet" in k)
     assert data["comparable_to_published"]["psnr"] is True
