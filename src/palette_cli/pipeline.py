@@ -28,6 +28,7 @@ from .tasks.base import noise_fill
 
 SIDES = ("left", "right", "top", "bottom")
 StepCallback = Callable[[int, int], None]
+MIN_EXTEND_WINDOW = 16  # pixels; an uncrop pass on a canvas only 1 pixel across still grows it by 8
 
 
 @dataclass(frozen=True)
@@ -105,8 +106,10 @@ class Pipeline:
         self.info = info
         self.net, self._autocast = inference_mode(net.to(self.device).eval(), self.device, precision)
         self.precision = precision
-        self.resolution = int(resolution or info.net.get("image_size", 256))
+        self.resolution = int(resolution if resolution is not None else info.net.get("image_size", 256))
         self.divisor = 2 ** (len(info.net.get("channel_mult", (1,))) - 1)
+        if self.resolution <= 0:
+            raise ValueError(f"resolution must be positive, got {self.resolution}")
         if self.resolution % self.divisor:
             raise ValueError(f"resolution {self.resolution} must be a multiple of {self.divisor} for this model")
         self.model_id = model_id
@@ -207,9 +210,8 @@ class Pipeline:
         if side not in SIDES:
             raise ValueError(f"unknown side {side!r}; choose from {', '.join(SIDES)}")
         canvas = pil_to_tensor(image).unsqueeze(0).expand(num_samples, -1, -1, -1).clone()
-        horizontal = side in ("left", "right")
-        window = canvas.shape[-2] if horizontal else canvas.shape[-1]  # square windows, full height/width
-        passes = max(1, math.ceil(amount / max(1, window // 2)))
+        window = extend_window(image.width, image.height, side)
+        passes = extension_passes(image.width, image.height, side, amount)
         done = 0
         for k in range(passes):
             add = min(window // 2, amount - done)
@@ -263,7 +265,7 @@ class Pipeline:
                  on_frame: Callable[[Image.Image], None] | None = None) -> Image.Image:
         """Repeated uncropping by half the image height per step, on the left, the right or both."""
         sides = {"both": ("left", "right"), "left": ("left",), "right": ("right",)}[direction]
-        half = image.height // 2
+        half = max(1, image.height // 2)
         current = image
         total = steps * len(sides)
         k = 0
@@ -286,10 +288,12 @@ class Pipeline:
         padded_h, padded_w = _round_up(h, self.divisor), _round_up(w, self.divisor)
         cond_full = torch.nn.functional.pad(cond_full, (0, padded_w - w, 0, padded_h - h), mode="replicate")
         cond = cond_full.expand(num_samples, -1, -1, -1).to(self.device)
-        tile = min(tile or max(self.resolution, 256), padded_h, padded_w)
-        tile -= tile % self.divisor
+        tile = tile or max(self.resolution, 256)
         overlap = overlap if overlap is not None else tile // 4
-        denoiser = tiled_denoiser(lambda y, g, c: self._eps(y, g, c), cond, tile, overlap)
+        # Tiles are clipped to the canvas on each axis on its own, so a photo 3 pixels high is covered by
+        # a few 4 x 256 tiles, not by thousands of 4 x 4 ones.
+        size = tuple(max(self.divisor, min(tile, n) - min(tile, n) % self.divisor) for n in (padded_h, padded_w))
+        denoiser = tiled_denoiser(lambda y, g, c: self._eps(y, g, c), cond, size, overlap)
         out = self.sample(cond, settings, generator, denoiser=denoiser, on_step=on_step)
         return [tensor_to_pil(o[:, :h, :w]) for o in out]
 
@@ -307,6 +311,16 @@ class Pipeline:
     def model_calls(self, settings: SamplerSettings) -> int:
         """Network evaluations per sample (per window or tile)."""
         return 1 if self.objective == "regression" else len(settings.gammas()) - 1
+
+
+def extend_window(width: int, height: int, side: str) -> int:
+    """The window of an uncrop pass: the canvas's size across the direction (at least MIN_EXTEND_WINDOW)."""
+    return max(height if side in ("left", "right") else width, MIN_EXTEND_WINDOW)
+
+
+def extension_passes(width: int, height: int, side: str, amount: int) -> int:
+    """How many sampling passes growing a ``width`` x ``height`` canvas by ``amount`` pixels on ``side`` takes."""
+    return max(1, math.ceil(amount / (extend_window(width, height, side) // 2)))
 
 
 def _round_up(x: int, m: int) -> int:
@@ -392,6 +406,7 @@ def _window_around(bx0: int, by0: int, bx1: int, by1: int, w: int, h: int, resol
 
 
 def _tile_starts(length: int, tile: int, overlap: int) -> list[int]:
+    overlap = min(overlap, tile // 2)
     if length <= tile:
         return [0]
     stride = max(1, tile - overlap)
@@ -399,27 +414,33 @@ def _tile_starts(length: int, tile: int, overlap: int) -> list[int]:
     return starts + [length - tile]
 
 
-def _feather(tile: int, overlap: int) -> Tensor:
-    """Blend weights: 1 in the tile's centre, ramping down linearly over the overlap to a small floor."""
-    ramp = torch.ones(tile)
-    if overlap > 0:
-        edge = torch.linspace(0.02, 1.0, overlap)
-        ramp[:overlap] = edge
-        ramp[-overlap:] = edge.flip(0)
-    return ramp[:, None] * ramp[None, :]
+def _feather(tile: int | tuple[int, int], overlap: int) -> Tensor:
+    """Blend weights: 1 in the tile's centre, ramping down linearly over the overlap (at most half the
+    tile) to a small floor."""
+    ramps = []
+    for length in (tile, tile) if isinstance(tile, int) else tile:
+        ramp, edge_len = torch.ones(length), min(overlap, length // 2)
+        if edge_len > 0:
+            edge = torch.linspace(0.02, 1.0, edge_len)
+            ramp[:edge_len] = edge
+            ramp[-edge_len:] = edge.flip(0)
+        ramps.append(ramp)
+    return ramps[0][:, None] * ramps[1][None, :]
 
 
-def tiled_denoiser(eps_fn: Callable[[Tensor, Tensor, Tensor], Tensor], cond: Tensor, tile: int,
+def tiled_denoiser(eps_fn: Callable[[Tensor, Tensor, Tensor], Tensor], cond: Tensor, tile: int | tuple[int, int],
                    overlap: int) -> sampling.Denoiser:
     """A denoiser over a canvas larger than the network's window: noise estimates of overlapping tiles
-    are averaged with feathered weights at every step, so the tiles agree and no seams form."""
+    (``tile`` pixels square, or (height, width)) are averaged with feathered weights at every step, so
+    the tiles agree and no seams form."""
     h, w = cond.shape[-2:]
-    spots = [(t, l) for t in _tile_starts(h, tile, overlap) for l in _tile_starts(w, tile, overlap)]
-    weight = _feather(tile, overlap).to(cond.device)
+    th, tw = (tile, tile) if isinstance(tile, int) else tile
+    spots = [(t, l) for t in _tile_starts(h, th, overlap) for l in _tile_starts(w, tw, overlap)]
+    weight = _feather((th, tw), overlap).to(cond.device)
 
     def denoise(y: Tensor, gamma: Tensor) -> Tensor:
         b = y.shape[0]
-        crops = [(slice(None), slice(None), slice(t, t + tile), slice(l, l + tile)) for t, l in spots]
+        crops = [(slice(None), slice(None), slice(t, t + th), slice(l, l + tw)) for t, l in spots]
         eps = eps_fn(torch.cat([y[c] for c in crops]), gamma.repeat(len(spots)),
                      torch.cat([cond[c] for c in crops])).split(b)
         total = torch.zeros_like(y)
