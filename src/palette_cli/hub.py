@@ -122,9 +122,9 @@ def download(ref: HubRef) -> Path:
     try:
         return Path(hf_hub_download(ref.repo_id, ref.filename, revision=ref.revision, local_files_only=cache_only))
     except hf_errors.LocalEntryNotFoundError:
-        why = ("HF_HUB_OFFLINE=1 is set" if offline_mode else
-               f"the Hub ({constants.ENDPOINT}) cannot be reached; download it once while online "
-               "(or set HF_HUB_OFFLINE=1 to use only the local cache without probing the network)")
+        why = ("HF_HUB_OFFLINE=1 keeps the Hub from being asked (offline mode)" if offline_mode else
+               f"the Hub ({constants.ENDPOINT}) cannot be reached (offline?); download it once while online, "
+               "or set HF_HUB_OFFLINE=1 to use only the local cache without probing the network")
         raise ModelNotFoundError(f"{where}: not in the local Hugging Face cache ({constants.HF_HUB_CACHE}) "
                                  f"and {why}") from None
     except hf_errors.RepositoryNotFoundError:

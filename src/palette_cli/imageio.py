@@ -25,6 +25,7 @@ import os
 import struct
 import tempfile
 import threading
+import warnings
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -245,7 +246,8 @@ def _check_file(path: Path) -> None:
 def _open_decoded(path: Path, allow_huge: bool) -> Image.Image:
     """Open and fully decode ``path`` (first frame), with EXIF orientation applied."""
     _check_file(path)
-    with _pillow_guards(allow_huge) as limit:
+    with _pillow_guards(allow_huge) as limit, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")  # Pillow's warnings about damaged metadata become notes, not stderr noise
         try:
             with Image.open(path) as img:
                 width, height = img.size
@@ -277,7 +279,7 @@ def _open_decoded(path: Path, allow_huge: bool) -> Image.Image:
             raise ImageInputError(path, f"image data is truncated or corrupt ({err})") from None
     decoded.info[INFO_SOURCE_FORMAT] = source_format
     decoded.info[INFO_SOURCE_MODE] = source_mode
-    notes: list[str] = []
+    notes: list[str] = [f"decoder warning: {w.message}" for w in caught]
     if frames > 1:
         notes.append(f"only the first of {frames} frames is used")
     decoded.info[INFO_NOTES] = notes

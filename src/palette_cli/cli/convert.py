@@ -26,6 +26,7 @@ def convert(source: Annotated[Path, typer.Argument(help="A Janspiry/Palette UNet
             overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")] = False) -> None:
     """Convert a guided-diffusion-flavour checkpoint (e.g. 200_Network_ema.pth) so our samplers can run it."""
     import pickle
+    import warnings
 
     import torch
 
@@ -39,13 +40,13 @@ def convert(source: Annotated[Path, typer.Argument(help="A Janspiry/Palette UNet
     from safetensors import SafetensorError
 
     try:
-        sd = torch.load(source, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
+        with warnings.catch_warnings():  # torch warns about pickle protocols in several lines; the result says it
+            warnings.simplefilter("ignore")
+            sd = torch.load(source, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
         # torch's message suggests loading with weights_only=False, which would run the file's code: never.
-        if "GLOBAL" in str(e):
-            raise fail(f"{source}: not a plain state dict (it holds Python objects besides tensors) and cannot be "
-                       "loaded safely")
-        raise fail(f"{source}: not a PyTorch state dict (unreadable or corrupt pickle data)")
+        raise fail(f"{source}: not a plain state dict of tensors (it holds other Python objects, or is no PyTorch "
+                   "file at all) and cannot be loaded safely")
     except (SafetensorError, RuntimeError, EOFError, OSError, ValueError) as e:
         raise fail(f"{source}: not a readable PyTorch state dict ({(str(e).splitlines() or [type(e).__name__])[0]})")
     if not isinstance(sd, dict):
