@@ -27,6 +27,9 @@ def restore(inputs: Inputs, output: Output = None, model: Model = None, sampler:
     opts = RunOptions.from_cli(**{k: v for k, v in locals().items() if k not in ("inputs", "tile", "overlap")})
 
     def process(pipe, image, settings, generator, on_step, _extra):
+        from ..imageio import check_canvas
+
+        check_canvas(image.width, image.height, opts.allow_huge)  # sampled at full size: must fit in memory
         return pipe.restore(image, settings, generator, opts.num_samples, tile=tile, overlap=overlap,
                             on_step=on_step)
 
