@@ -414,18 +414,19 @@ def _tile_starts(length: int, tile: int, overlap: int) -> list[int]:
     return starts + [length - tile]
 
 
-def _feather(tile: int | tuple[int, int], overlap: int) -> Tensor:
-    """Blend weights: 1 in the tile's centre, ramping down linearly over the overlap (at most half the
-    tile) to a small floor."""
-    ramps = []
-    for length in (tile, tile) if isinstance(tile, int) else tile:
-        ramp, edge_len = torch.ones(length), min(overlap, length // 2)
-        if edge_len > 0:
-            edge = torch.linspace(0.02, 1.0, edge_len)
-            ramp[:edge_len] = edge
-            ramp[-edge_len:] = edge.flip(0)
-        ramps.append(ramp)
-    return ramps[0][:, None] * ramps[1][None, :]
+def _ramp(length: int, overlap: int) -> Tensor:
+    """1 in the middle, ramping down linearly over the overlap (at most half the length) to a small floor."""
+    ramp, overlap = torch.ones(length), min(overlap, length // 2)
+    if overlap > 0:
+        edge = torch.linspace(0.02, 1.0, overlap)
+        ramp[:overlap] = edge
+        ramp[-overlap:] = edge.flip(0)
+    return ramp
+
+
+def _feather(height: int, width: int, overlap: int) -> Tensor:
+    """Blend weights of a tile: 1 in its centre, ramping down over the overlap to a small floor."""
+    return _ramp(height, overlap)[:, None] * _ramp(width, overlap)[None, :]
 
 
 def tiled_denoiser(eps_fn: Callable[[Tensor, Tensor, Tensor], Tensor], cond: Tensor, tile: int | tuple[int, int],
@@ -436,7 +437,7 @@ def tiled_denoiser(eps_fn: Callable[[Tensor, Tensor, Tensor], Tensor], cond: Ten
     h, w = cond.shape[-2:]
     th, tw = (tile, tile) if isinstance(tile, int) else tile
     spots = [(t, l) for t in _tile_starts(h, th, overlap) for l in _tile_starts(w, tw, overlap)]
-    weight = _feather((th, tw), overlap).to(cond.device)
+    weight = _feather(th, tw, overlap).to(cond.device)
 
     def denoise(y: Tensor, gamma: Tensor) -> Tensor:
         b = y.shape[0]

@@ -175,7 +175,8 @@ def _run_batch(task: str, inputs: list[str], opts: RunOptions, suffix: str, proc
                 progress.advance(files)
     done = len(jobs) - skipped - busy - len(failures)
     other = f", {busy} left to another run working on them" if busy else ""
-    console.print(f"{done} written, {skipped} skipped{other}, {len(failures)} failed (seed {seed}).")
+    console.print(f"{done} written, {skipped} skipped{other}, {len(failures)} failed"
+                  + (f" (seed {seed})." if todo else "."))
     if failures:
         raise fail(f"{len(failures)} of {len(jobs)} input(s) failed: " + ", ".join(display_name(p) for p, _ in failures))
 
