@@ -91,3 +91,47 @@ def test_each_command_defaults_to_its_specialist_when_shipped(tmp_path, monkeypa
     assert resolve_model(None, "jpeg")[1] == "palette-restore"  # the evaluation's name of the task
     assert resolve_model(None, "colorize")[1] == hub.DEFAULT_MODEL
     assert resolve_model("palette-multitask-small", "restore")[1] == hub.DEFAULT_MODEL  # --model wins
+
+
+@pytest.fixture
+def unreachable_hub(tmp_path, monkeypatch):
+    """Online mode, but the Hub endpoint refuses connections (a closed local port): no network is used."""
+    import huggingface_hub.constants as c
+
+    cache = tmp_path / "hf-cache"
+    monkeypatch.setattr(c, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(c, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(c, "ENDPOINT", "http://127.0.0.1:9")
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    for var in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    return cache
+
+
+def test_unreachable_hub_fails_at_once_naming_offline_mode_and_the_cache(unreachable_hub):
+    import time
+
+    start = time.monotonic()
+    with pytest.raises(ModelNotFoundError) as e:
+        resolve_model("hf:someone/not-downloaded")
+    assert time.monotonic() - start < 20  # not the Hub client's half a minute of retries
+    msg = str(e.value)
+    assert "\n" not in msg and "someone/not-downloaded/model.safetensors" in msg
+    assert "HF_HUB_OFFLINE=1" in msg and str(unreachable_hub) in msg and "http://127.0.0.1:9" in msg
+
+
+def test_unreachable_hub_still_serves_the_cache(unreachable_hub):
+    snap = put_in_cache(unreachable_hub, "someone/palette-places", "model.safetensors")
+    path, _ = resolve_model("someone/palette-places")
+    assert path.resolve() == snap.resolve()
+
+
+def test_hub_probe(unreachable_hub):
+    import socket
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        assert hub.hub_reachable(f"http://127.0.0.1:{server.getsockname()[1]}", timeout=5)
+    assert not hub.hub_reachable("http://127.0.0.1:9", timeout=5)
+    assert not hub.hub_reachable("not a url")

@@ -25,6 +25,12 @@ FORMAT_VERSION = 1
 META_KEY = "palette_cli"
 STORAGE_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 _MAX_HEADER = 100 * 1024 * 1024
+# Architecture sanity limits: a model file whose config asks for more is refused before a network is built
+# (a header claiming num_res_blocks=100000 would otherwise take hours to build). Far above any real model.
+NET_LIMITS = {"image_size": 16384, "cond_channels": 64, "out_channels": 64, "model_channels": 4096,
+              "num_res_blocks": 32, "num_heads": 1024, "num_head_channels": 4096, "num_groups": 4096}
+MAX_LEVELS = 8  # entries of channel_mult
+MAX_CHANNEL_MULT = 64
 
 
 class CheckpointError(ValueError):
@@ -96,9 +102,18 @@ def _canonical_header(blob: bytes) -> bytes:
     return len(text).to_bytes(8, "little") + text + blob[8 + n:]
 
 
-def read_info(path: str | Path) -> ModelInfo:
-    """Validate a model file's header and return its config, without reading the weights."""
-    path = Path(path)
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _int_list(value: Any, length: int | None = None) -> bool:
+    return (isinstance(value, list) and all(_is_int(v) and v >= 0 for v in value)
+            and (length is None or len(value) == length))
+
+
+def _read_header(path: Path) -> dict[str, Any]:
+    """The safetensors header of a model file, checked for shape and types (every tensor entry has a
+    dtype, a shape and data offsets inside the file; ``__metadata__`` maps strings to strings)."""
     if not path.exists():
         raise CheckpointError(f"{path}: model file not found")
     if path.is_dir():
@@ -120,17 +135,58 @@ def read_info(path: str | Path) -> ModelInfo:
         except (UnicodeDecodeError, json.JSONDecodeError):
             raise CheckpointError(f"{path}: corrupt safetensors header") from None
     if not isinstance(header, dict):
-        raise CheckpointError(f"{path}: corrupt safetensors header")
-    ends = [v["data_offsets"][1] for k, v in header.items() if k != "__metadata__" and isinstance(v, dict)]
-    if 8 + n + max(ends, default=0) > size:
+        raise CheckpointError(f"{path}: corrupt safetensors header (not a JSON object)")
+    metadata = header.get("__metadata__") or {}
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise CheckpointError(f"{path}: corrupt safetensors header (__metadata__ is not a map of strings)")
+    ends = [0]
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        if not (isinstance(entry, dict) and isinstance(entry.get("dtype"), str) and _int_list(entry.get("shape"))
+                and _int_list(entry.get("data_offsets"), 2) and entry["data_offsets"][0] <= entry["data_offsets"][1]):
+            raise CheckpointError(f"{path}: corrupt safetensors header (tensor {name!r} lacks a valid dtype, shape "
+                                  "or data_offsets)")
+        ends.append(entry["data_offsets"][1])
+    if 8 + n + max(ends) > size:
         raise CheckpointError(f"{path}: file is truncated ({size} bytes, needs {8 + n + max(ends)})")
-    raw = (header.get("__metadata__") or {}).get(META_KEY)
+    return header
+
+
+def _check_net(path: Path, net: dict[str, Any]) -> None:
+    """Types and sanity limits of a network config, so that building it can neither crash nor run away."""
+    for key, limit in NET_LIMITS.items():
+        value = net.get(key, 1)
+        if key == "num_head_channels" and value is None:
+            continue
+        if not _is_int(value) or not 1 <= value <= limit:
+            raise CheckpointError(f"{path}: invalid network config ({key} = {value!r}; expected an integer "
+                                  f"from 1 to {limit})")
+    mult, attention = net.get("channel_mult", [1]), net.get("attention_resolutions", [])
+    if not (_int_list(mult) and 1 <= len(mult) <= MAX_LEVELS and all(1 <= m <= MAX_CHANNEL_MULT for m in mult)):
+        raise CheckpointError(f"{path}: invalid network config (channel_mult = {mult!r}; expected 1 to "
+                              f"{MAX_LEVELS} integers from 1 to {MAX_CHANNEL_MULT})")
+    if not _int_list(attention):
+        raise CheckpointError(f"{path}: invalid network config (attention_resolutions = {attention!r})")
+    for key in ("resblock_updown", "conv_resample", "use_scale_shift_norm"):
+        if not isinstance(net.get(key, True), bool):
+            raise CheckpointError(f"{path}: invalid network config ({key} = {net[key]!r}; expected true or false)")
+    if not isinstance(net.get("dropout", 0.0), (int, float)) or isinstance(net.get("dropout"), bool):
+        raise CheckpointError(f"{path}: invalid network config (dropout = {net['dropout']!r})")
+
+
+def read_info(path: str | Path) -> ModelInfo:
+    """Validate a model file's header and return its config, without reading the weights."""
+    path = Path(path)
+    raw = (_read_header(path).get("__metadata__") or {}).get(META_KEY)
     if raw is None:
         raise CheckpointError(f"{path}: safetensors file without a palette-cli config (not a palette-cli model)")
     try:
         meta = json.loads(raw)
     except json.JSONDecodeError:
         raise CheckpointError(f"{path}: corrupt palette-cli config in the metadata") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path}: corrupt palette-cli config in the metadata (not a JSON object)")
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a palette-cli model (format {meta.get('format')!r})")
     version = meta.get("format_version")
@@ -141,6 +197,13 @@ def read_info(path: str | Path) -> ModelInfo:
         )
     if not isinstance(meta.get("net"), dict):
         raise CheckpointError(f"{path}: model config has no network section")
+    for key, kind in (("schedule", dict), ("training", dict), ("extra", dict), ("tasks", list)):
+        if meta.get(key) is not None and not isinstance(meta[key], kind):
+            raise CheckpointError(f"{path}: corrupt palette-cli config ({key} is a {type(meta[key]).__name__}, "
+                                  f"not a {'JSON object' if kind is dict else 'list'})")
+    if not all(isinstance(t, str) for t in meta.get("tasks") or []):
+        raise CheckpointError(f"{path}: corrupt palette-cli config (tasks must be names)")
+    _check_net(path, meta["net"])
     return ModelInfo(
         net=meta["net"],
         schedule=meta.get("schedule") or {},
@@ -174,6 +237,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu"):
         config = UNetConfig.from_dict(info.net)
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"{path}: invalid network config ({e})") from None
+    _check_tensors(path, config)
     state = load_state_dict(path)
     net = UNet(config)
     try:
@@ -181,6 +245,32 @@ def load_model(path: str | Path, device: str | torch.device = "cpu"):
     except RuntimeError as e:
         raise CheckpointError(f"{path}: weights do not match the network config ({str(e).splitlines()[0]})") from None
     return net.to(device).eval(), info
+
+
+def _check_tensors(path: Path, config) -> None:
+    """Compare the file's tensor names and shapes with those of the network its config describes, before
+    any weight is read: a network built on the ``meta`` device allocates nothing."""
+    from .nets import UNet
+
+    with torch.device("meta"):
+        expected = {k: list(v.shape) for k, v in UNet(config).state_dict().items()}
+    found = {k: v["shape"] for k, v in _read_header(Path(path)).items() if k != "__metadata__"}
+
+    def more(names: list[str]) -> str:
+        return f" (and {len(names) - 1} more)" if len(names) > 1 else ""
+
+    missing, unexpected = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
+    if missing:
+        raise CheckpointError(f"{path}: weights do not match the network config: tensor {missing[0]!r} is "
+                              f"missing{more(missing)}")
+    if unexpected:
+        raise CheckpointError(f"{path}: weights do not match the network config: unexpected tensor "
+                              f"{unexpected[0]!r}{more(unexpected)}")
+    wrong = [k for k in sorted(expected) if expected[k] != found[k]]
+    if wrong:
+        k = wrong[0]
+        raise CheckpointError(f"{path}: weights do not match the network config: tensor {k!r} has shape "
+                              f"{found[k]} in the file, the config expects {expected[k]}{more(wrong)}")
 
 
 def file_hash(path: str | Path, length: int = 12) -> str:

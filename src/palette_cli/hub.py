@@ -6,13 +6,17 @@
 - ``hf:USER/REPO[/FILE.safetensors][@REVISION]`` or plain ``USER/REPO[@REVISION]`` for the Hub
   (default file ``model.safetensors``). Downloads go to the Hugging Face cache; with
   ``HF_HUB_OFFLINE=1`` or no network, a file already in the cache is used and a missing one is an error.
+  Whether the Hub can be reached is probed first (a few seconds at most), so a machine without network
+  does not wait through the Hub client's retries.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import socket
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +25,7 @@ DEFAULT_MODEL = "palette-multitask-small"
 #: (docs/RESULTS.md); other tasks, and a missing specialist, fall back to DEFAULT_MODEL.
 TASK_MODELS = {"restore": "palette-restore", "jpeg": "palette-restore"}
 HUB_FILENAME = "model.safetensors"
+PROBE_TIMEOUT = 3.0  # seconds to wait for the Hub (or the proxy) to accept a connection
 _HUB_RE = re.compile(r"^(?:hf:)?(?P<repo>[A-Za-z0-9][\w.\-]*/[\w.\-]+)(?P<file>/[^@]+)?(?:@(?P<rev>[\w.\-/]+))?$")
 
 
@@ -88,18 +93,49 @@ def resolve_model(spec: str | None, task: str | None = None) -> tuple[Path, str]
     return download(ref), f"hf:{ref.repo_id}/{ref.filename}" + (f"@{ref.revision}" if ref.revision else "")
 
 
+def hub_reachable(endpoint: str, timeout: float = PROBE_TIMEOUT) -> bool:
+    """Whether a TCP connection to the Hub endpoint (or the proxy that serves it) opens within ``timeout``
+    seconds, name lookup included."""
+    from urllib.parse import urlsplit
+    from urllib.request import getproxies, proxy_bypass
+
+    url = urlsplit(endpoint)
+    if not url.hostname:
+        return False
+    proxy = getproxies().get(url.scheme) if not proxy_bypass(url.hostname) else None
+    target = urlsplit(proxy if "://" in (proxy or "") else f"http://{proxy}") if proxy else url
+    port = target.port or (443 if target.scheme == "https" else 80)
+    result: list[bool] = []
+
+    def connect() -> None:
+        try:
+            with socket.create_connection((target.hostname, port), timeout=timeout):
+                result.append(True)
+        except (OSError, ValueError):
+            result.append(False)
+
+    probe = threading.Thread(target=connect, daemon=True)  # a stuck name lookup must not hold us up
+    probe.start()
+    probe.join(timeout)
+    return bool(result and result[0])
+
+
 def download(ref: HubRef) -> Path:
     """Fetch one file from the Hub (or the local cache), translating every failure into one line."""
-    from huggingface_hub import hf_hub_download
+    from huggingface_hub import constants, hf_hub_download
     from huggingface_hub import errors as hf_errors
 
     where = f"{ref.repo_id}/{ref.filename}" + (f"@{ref.revision}" if ref.revision else "")
+    offline_mode = bool(constants.HF_HUB_OFFLINE)
+    cache_only = offline_mode or not hub_reachable(constants.ENDPOINT)
     try:
-        return Path(hf_hub_download(ref.repo_id, ref.filename, revision=ref.revision))
+        return Path(hf_hub_download(ref.repo_id, ref.filename, revision=ref.revision, local_files_only=cache_only))
     except hf_errors.LocalEntryNotFoundError:
-        raise ModelNotFoundError(
-            f"{where}: not in the local Hugging Face cache and the Hub cannot be reached "
-            "(offline mode or no network)") from None
+        why = ("HF_HUB_OFFLINE=1 keeps the Hub from being asked (offline mode)" if offline_mode else
+               f"the Hub ({constants.ENDPOINT}) cannot be reached (offline?); download it once while online, "
+               "or set HF_HUB_OFFLINE=1 to use only the local cache without probing the network")
+        raise ModelNotFoundError(f"{where}: not in the local Hugging Face cache ({constants.HF_HUB_CACHE}) "
+                                 f"and {why}") from None
     except hf_errors.RepositoryNotFoundError:
         raise ModelNotFoundError(f"{where}: no such Hugging Face repository (or it is private)") from None
     except hf_errors.RevisionNotFoundError:

@@ -25,6 +25,7 @@ import os
 import struct
 import tempfile
 import threading
+import warnings
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -61,11 +62,17 @@ _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 
 
+def display_name(path: str | os.PathLike[str]) -> str:
+    """A path as printable text: bytes of a file name that are not UTF-8 (kept by Python as surrogates)
+    shown as ``\\xe9`` escapes, so messages and metadata never fail on them."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
 class ImageInputError(ValueError):
     """A user input that cannot be used; ``str()`` is one line naming the file and the problem."""
 
     def __init__(self, path: str | os.PathLike[str], problem: str) -> None:
-        self.path = str(path)
+        self.path = display_name(path)
         self.problem = " ".join(str(problem).split())
         super().__init__(f"{self.path}: {self.problem}")
 
@@ -74,7 +81,7 @@ class OutputError(OSError):
     """An output that cannot be written; ``str()`` is one line naming the file and the problem."""
 
     def __init__(self, path: str | os.PathLike[str], problem: str) -> None:
-        self.path = str(path)
+        self.path = display_name(path)
         self.problem = " ".join(str(problem).split())
         super().__init__(f"{self.path}: {self.problem}")
 
@@ -113,6 +120,120 @@ def _huge_message(width: int, height: int, limit: int) -> str:
     )
 
 
+# Bytes per pixel of each decoded mode (Pillow keeps 8-bit modes with 1, 3 or 4 bands; I/F are 4 bytes).
+_MODE_BYTES = {"1": 1, "L": 1, "P": 1, "LA": 2, "PA": 2, "La": 2, "I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N": 2,
+               "RGB": 3, "YCbCr": 3, "LAB": 3, "HSV": 3, "I": 4, "F": 4, "RGBA": 4, "RGBa": 4, "RGBX": 4, "CMYK": 4}
+# What a loaded image costs besides its decoded pixels: one more copy while converting and orienting, the
+# 8-bit RGB result and the float32 tensor every command makes of it (3 + 12 bytes a pixel).
+_WORKING_BYTES_PER_PIXEL = 15
+# A canvas that grows while sampling: float32 copies of it (grown, mask, result) and its 8-bit images.
+_CANVAS_BYTES_PER_PIXEL = 40
+
+
+def available_memory() -> int | None:
+    """Bytes of memory this machine can give now (``MemAvailable`` on Linux, free pages elsewhere); None
+    when it cannot be told."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    for pages in ("SC_AVPHYS_PAGES", "SC_PHYS_PAGES"):
+        try:
+            return os.sysconf(pages) * os.sysconf("SC_PAGE_SIZE")
+        except (AttributeError, ValueError, OSError):
+            continue
+    return None
+
+
+def memory_needed(width: int, height: int, mode: str) -> int:
+    """Estimated peak bytes to decode a ``width`` x ``height`` image of ``mode`` and make it a tensor."""
+    bands = _MODE_BYTES.get(mode, 4)
+    return width * height * (2 * bands + _WORKING_BYTES_PER_PIXEL)
+
+
+def check_fits_memory(what: str, needed: int) -> None:
+    """Raise ``MemoryError`` with one line when ``needed`` bytes exceed what the machine has available."""
+    free = available_memory()
+    if free is not None and needed > free:
+        raise MemoryError(f"{what} needs about {needed / 2**30:.1f} GiB of memory, but only "
+                          f"{free / 2**30:.1f} GiB is available on this machine")
+
+
+def check_canvas(width: int, height: int, allow_huge: bool) -> None:
+    """Refuse an output canvas over the decompression-bomb pixel limit (unless ``allow_huge``) or over memory.
+
+    Raises ``ValueError`` (one line) naming the size; commands that grow images call it before any work.
+    """
+    limit = Image.MAX_IMAGE_PIXELS
+    if not allow_huge and limit and width * height > limit:
+        raise ValueError(f"the result would be {width}x{height} = {width * height / 1e6:.1f} megapixels, over "
+                         f"the limit of {limit / 1e6:.1f} megapixels; pass --allow-huge to lift it")
+    try:
+        check_fits_memory(f"a {width}x{height} result", width * height * _CANVAS_BYTES_PER_PIXEL)
+    except MemoryError as err:
+        raise ValueError(str(err)) from None
+
+
+_JPEG_SOF_HUFFMAN = {0xC0, 0xC1, 0xC2, 0xC3}  # baseline, extended, progressive, lossless (Huffman coding)
+
+
+def _jpeg_too_short(data: bytes) -> tuple[int, int] | None:
+    """(width, height) when a Huffman-coded JPEG holds less entropy-coded data than its declared size needs.
+
+    libjpeg pads a scan that ends early (at the next marker) with flat blocks and Pillow reports no error,
+    so a file whose header was damaged to declare 42726x32 pixels would decode to mostly padding. Each 8x8
+    block costs at least one bit in every Huffman-coded JPEG (its first DC code), which gives a bound that
+    a sound file always meets.
+    """
+    if not data.startswith(b"\xff\xd8"):
+        return None
+    pos, n, blocks, size, scan_bytes = 2, len(data), None, None, 0
+    while pos + 4 <= n:
+        if data[pos] != 0xFF:
+            return None
+        marker = data[pos + 1]
+        if marker == 0xFF:
+            pos += 1
+            continue
+        if marker == 0xD9:
+            break
+        if marker == 0x01 or 0xD0 <= marker <= 0xD7:
+            pos += 2
+            continue
+        length = int.from_bytes(data[pos + 2:pos + 4], "big")
+        segment = data[pos + 4:pos + 2 + length]
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            if marker not in _JPEG_SOF_HUFFMAN or len(segment) < 6:
+                return None  # arithmetic coding (or a broken segment Pillow will report itself)
+            height, width, count = int.from_bytes(segment[1:3], "big"), int.from_bytes(segment[3:5], "big"), segment[5]
+            factors = [(segment[7 + 3 * k] >> 4, segment[7 + 3 * k] & 15) for k in range(count)
+                       if 8 + 3 * k <= len(segment)]
+            if not height or not factors or min(min(f) for f in factors) < 1:
+                return None
+            hmax, vmax = max(f[0] for f in factors), max(f[1] for f in factors)
+            mcus = -(-width // (8 * hmax)) * -(-height // (8 * vmax))
+            blocks, size = mcus * sum(h * v for h, v in factors), (width, height)
+        pos += 2 + length
+        if marker == 0xDA:  # entropy-coded data follows, up to the next marker other than RSTn / stuffed 0xFF00
+            start = pos
+            while True:
+                pos = data.find(b"\xff", pos)
+                if pos < 0 or pos + 1 >= n:
+                    pos = n
+                    break
+                if data[pos + 1] == 0 or 0xD0 <= data[pos + 1] <= 0xD7:
+                    pos += 2
+                    continue
+                break
+            scan_bytes += pos - start
+    if blocks is None or scan_bytes * 8 >= blocks:
+        return None
+    return size
+
+
 def _check_file(path: Path) -> None:
     if not path.exists():
         raise ImageInputError(path, "no such file")
@@ -125,12 +246,24 @@ def _check_file(path: Path) -> None:
 def _open_decoded(path: Path, allow_huge: bool) -> Image.Image:
     """Open and fully decode ``path`` (first frame), with EXIF orientation applied."""
     _check_file(path)
-    with _pillow_guards(allow_huge) as limit:
+    with _pillow_guards(allow_huge) as limit, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")  # Pillow's warnings about damaged metadata become notes, not stderr noise
         try:
             with Image.open(path) as img:
                 width, height = img.size
                 if limit is not None and width * height > limit:
                     raise ImageInputError(path, _huge_message(width, height, limit))
+                try:
+                    check_fits_memory(f"decoding this {width}x{height} image", memory_needed(width, height, img.mode))
+                except MemoryError as err:
+                    raise ImageInputError(path, str(err)) from None
+                if img.format in ("JPEG", "MPO"):
+                    with open(path, "rb") as f:
+                        short = _jpeg_too_short(f.read())
+                    if short is not None:
+                        raise ImageInputError(path, "image data is truncated or corrupt (the header declares "
+                                                    f"{short[0]}x{short[1]} pixels but the file holds too little "
+                                                    "image data for them)")
                 frames = getattr(img, "n_frames", 1)
                 img.load()
                 source_format = img.format
@@ -146,7 +279,7 @@ def _open_decoded(path: Path, allow_huge: bool) -> Image.Image:
             raise ImageInputError(path, f"image data is truncated or corrupt ({err})") from None
     decoded.info[INFO_SOURCE_FORMAT] = source_format
     decoded.info[INFO_SOURCE_MODE] = source_mode
-    notes: list[str] = []
+    notes: list[str] = [f"decoder warning: {w.message}" for w in caught]
     if frames > 1:
         notes.append(f"only the first of {frames} frames is used")
     decoded.info[INFO_NOTES] = notes
@@ -494,6 +627,13 @@ def _glob_base(pattern: str) -> Path:
     return Path(*fixed) if fixed else Path(".")
 
 
+def _relative_inside(file: Path, base: Path) -> Path:
+    """``file`` relative to ``base``, compared after resolving ``..``; a file outside ``base`` (a pattern such
+    as ``w/*/../../x*.jpg``) gets its bare name, so its output stays inside the output folder."""
+    rel = Path(os.path.relpath(os.path.normpath(file), os.path.normpath(base)))
+    return Path(file.name) if ".." in rel.parts or rel.is_absolute() else rel
+
+
 def expand_inputs(inputs: list[str], recursive: bool) -> list[tuple[Path, Path]]:
     """Files, folders and glob patterns → sorted, de-duplicated (input file, relative output path).
 
@@ -519,9 +659,9 @@ def expand_inputs(inputs: list[str], recursive: bool) -> list[tuple[Path, Path]]
             for match in glob.glob(spec, recursive=recursive):
                 file = Path(match)
                 if file.is_file() and is_image_path(file):
-                    found.append((file, file.relative_to(base)))
+                    found.append((file, _relative_inside(file, base)))
                 elif file.is_dir() and recursive:
-                    found.extend((f, f.relative_to(base)) for f, _ in _images_in_folder(file, True))
+                    found.extend((f, _relative_inside(f, base)) for f, _ in _images_in_folder(file, True))
             if not found:
                 raise ImageInputError(spec, "pattern matches no image files")
         else:
@@ -541,6 +681,15 @@ def normalise_extension(ext: str | None) -> str:
     return ext
 
 
+def _names_an_unwritable_image(path: Path) -> bool:
+    """Whether ``path`` ends in an image extension Pillow knows (.gif, .ico, .jp2...) that outputs cannot use."""
+    suffix = path.suffix.lower()
+    if not suffix or suffix in OUTPUT_FORMATS:
+        return False
+    Image.init()
+    return suffix in Image.registered_extensions() or suffix in (".heic", ".heif", ".avif", ".jxl", ".svg")
+
+
 def output_path_for(
     rel: Path,
     output: Path | None,
@@ -554,7 +703,8 @@ def output_path_for(
 
     * ``output`` names a file (an image extension, not an existing folder) and there is one
       input → that file, as given (its extension picks the format; ``ext`` is ignored).
-      With several inputs that is an :class:`ImageInputError`.
+      With several inputs that is an :class:`ImageInputError`; so is an image extension that
+      outputs cannot be written as (``.gif``): it is never taken for a folder name.
     * ``output`` is a folder (or anything else) → ``output/rel`` with ``suffix`` added to the
       stem: ``photo.jpg`` → ``output/photo_colorized.png``; subfolders of ``rel`` are kept.
     * no ``output`` → next to ``input_path``: ``dir/photo_colorized.png``.
@@ -563,8 +713,13 @@ def output_path_for(
     file itself is refused.
     """
     rel = Path(rel)
+    if rel.is_absolute() or ".." in rel.parts:
+        rel = Path(rel.name)  # never let an input's relative path lead out of the output folder
     extension = normalise_extension(ext)
     name = f"{rel.stem}{suffix}{extension}"
+    if output is not None and not output.is_dir() and _names_an_unwritable_image(output):
+        known = " ".join(sorted(OUTPUT_FORMATS))
+        raise ImageInputError(output, f"cannot write images of type '{output.suffix}' (use one of: {known})")
     if output is not None and is_image_path(output) and not output.is_dir():
         if not single_input:
             raise ImageInputError(

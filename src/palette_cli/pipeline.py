@@ -30,6 +30,7 @@ SIDES = ("left", "right", "top", "bottom")
 #: JPEG's block grid with 4:2:0 chroma subsampling: restoration tiles start on it.
 JPEG_GRID = 16
 StepCallback = Callable[[int, int], None]
+MIN_EXTEND_WINDOW = 16  # pixels; an uncrop pass on a canvas only 1 pixel across still grows it by 8
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -90,8 +91,10 @@ class Pipeline:
         self.info = info
         self.net, self._autocast = inference_mode(net.to(self.device).eval(), self.device, precision)
         self.precision = precision
-        self.resolution = int(resolution or info.net.get("image_size", 256))
+        self.resolution = int(resolution if resolution is not None else info.net.get("image_size", 256))
         self.divisor = int(getattr(getattr(net, "config", None), "divisor", 1))
+        if self.resolution <= 0:
+            raise ValueError(f"resolution must be positive, got {self.resolution}")
         if self.resolution % self.divisor:
             raise ValueError(f"resolution {self.resolution} must be a multiple of {self.divisor} for this model")
         self.model_id = model_id
@@ -177,9 +180,8 @@ class Pipeline:
         if side not in SIDES:
             raise ValueError(f"unknown side {side!r}; choose from {', '.join(SIDES)}")
         canvas = pil_to_tensor(image).unsqueeze(0).expand(num_samples, -1, -1, -1).clone()
-        horizontal = side in ("left", "right")
-        window = canvas.shape[-2] if horizontal else canvas.shape[-1]  # square windows, full height/width
-        passes = max(1, math.ceil(amount / max(1, window // 2)))
+        window = extend_window(image.width, image.height, side)
+        passes = extension_passes(image.width, image.height, side, amount)
         done = 0
         for k in range(passes):
             add = min(window // 2, amount - done)
@@ -234,7 +236,7 @@ class Pipeline:
                  on_frame: Callable[[Image.Image], None] | None = None) -> Image.Image:
         """Repeated uncropping by half the image height per step, on the left, the right or both."""
         sides = {"both": ("left", "right"), "left": ("left",), "right": ("right",)}[direction]
-        half = image.height // 2
+        half = max(1, image.height // 2)
         current = image
         total = steps * len(sides)
         k = 0
@@ -263,10 +265,12 @@ class Pipeline:
         padded_h, padded_w = _round_up(h, grid), _round_up(w, grid)
         cond_full = torch.nn.functional.pad(cond_full, (0, padded_w - w, 0, padded_h - h), mode="replicate")
         cond = cond_full.expand(num_samples, -1, -1, -1).to(self.device)
-        tile = min(tile or max(self.resolution, 256), padded_h, padded_w)
-        tile -= tile % grid
+        tile = tile or max(self.resolution, 256)
         overlap = overlap if overlap is not None else tile // 4
-        net = tiled_net(self._net, cond, tile, overlap, align=JPEG_GRID)
+        # Tiles are clipped to the canvas on each axis on its own, so a photo 3 pixels high is covered by
+        # a few 16 x 256 tiles, not by thousands of tiny ones; sizes stay multiples of the JPEG grid.
+        size = tuple(max(grid, min(tile, n) - min(tile, n) % grid) for n in (padded_h, padded_w))
+        net = tiled_net(self._net, cond, size, overlap, align=JPEG_GRID)
         out = self.sample(cond, settings, generator, net=net, on_step=on_step)
         if lock_colour:
             out = lock_low_frequencies(out, cond.cpu())
@@ -286,6 +290,16 @@ class Pipeline:
     def model_calls(self, settings: SamplerSettings) -> int:
         """Network evaluations per sample (per window or tile)."""
         return self.process.model_calls(settings)
+
+
+def extend_window(width: int, height: int, side: str) -> int:
+    """The window of an uncrop pass: the canvas's size across the direction (at least MIN_EXTEND_WINDOW)."""
+    return max(height if side in ("left", "right") else width, MIN_EXTEND_WINDOW)
+
+
+def extension_passes(width: int, height: int, side: str, amount: int) -> int:
+    """How many sampling passes growing a ``width`` x ``height`` canvas by ``amount`` pixels on ``side`` takes."""
+    return max(1, math.ceil(amount / (extend_window(width, height, side) // 2)))
 
 
 def _round_up(x: int, m: int) -> int:
@@ -372,7 +386,8 @@ def _window_around(bx0: int, by0: int, bx1: int, by1: int, w: int, h: int, resol
 
 def _tile_starts(length: int, tile: int, overlap: int, align: int = 1) -> list[int]:
     """Tile starts covering ``length``; with ``align``, every start is a multiple of it (length and tile
-    must be multiples too)."""
+    must be multiples too). The overlap is capped at half a tile."""
+    overlap = min(overlap, tile // 2)
     if length <= tile:
         return [0]
     stride = max(align, (tile - overlap) // align * align)
@@ -380,27 +395,33 @@ def _tile_starts(length: int, tile: int, overlap: int, align: int = 1) -> list[i
     return starts + [length - tile]
 
 
-def _feather(tile: int, overlap: int) -> Tensor:
-    """Blend weights: 1 in the tile's centre, ramping down linearly over the overlap to a small floor."""
-    ramp = torch.ones(tile)
+def _ramp(length: int, overlap: int) -> Tensor:
+    """1 in the middle, ramping down linearly over the overlap (at most half the length) to a small floor."""
+    ramp, overlap = torch.ones(length), min(overlap, length // 2)
     if overlap > 0:
         edge = torch.linspace(0.02, 1.0, overlap)
         ramp[:overlap] = edge
         ramp[-overlap:] = edge.flip(0)
-    return ramp[:, None] * ramp[None, :]
+    return ramp
 
 
-def tiled_net(net: NetFn, cond: Tensor, tile: int, overlap: int, align: int = 1) -> NetFn:
-    """The network over a canvas larger than its window: the outputs of overlapping tiles are averaged
-    with feathered weights at every step, so the tiles agree and no seams form. Tile starts are
-    multiples of ``align`` (the canvas must then be a multiple of ``align`` too)."""
+def _feather(height: int, width: int, overlap: int) -> Tensor:
+    """Blend weights of a tile: 1 in its centre, ramping down over the overlap to a small floor."""
+    return _ramp(height, overlap)[:, None] * _ramp(width, overlap)[None, :]
+
+
+def tiled_net(net: NetFn, cond: Tensor, tile: int | tuple[int, int], overlap: int, align: int = 1) -> NetFn:
+    """The network over a canvas larger than its window: the outputs of overlapping tiles (``tile`` pixels
+    square, or (height, width)) are averaged with feathered weights at every step, so the tiles agree and
+    no seams form. Tile starts are multiples of ``align`` (the canvas must then be a multiple too)."""
     h, w = cond.shape[-2:]
-    spots = [(t, l) for t in _tile_starts(h, tile, overlap, align) for l in _tile_starts(w, tile, overlap, align)]
-    weight = _feather(tile, overlap).to(cond.device)
+    th, tw = (tile, tile) if isinstance(tile, int) else tile
+    spots = [(t, l) for t in _tile_starts(h, th, overlap, align) for l in _tile_starts(w, tw, overlap, align)]
+    weight = _feather(th, tw, overlap).to(cond.device)
 
     def run(y: Tensor, level: Tensor, _cond: Tensor) -> Tensor:
         b = y.shape[0]
-        crops = [(slice(None), slice(None), slice(t, t + tile), slice(l, l + tile)) for t, l in spots]
+        crops = [(slice(None), slice(None), slice(t, t + th), slice(l, l + tw)) for t, l in spots]
         outs = net(torch.cat([y[c] for c in crops]), level.repeat(len(spots)),
                    torch.cat([cond[c] for c in crops])).split(b)
         total = torch.zeros_like(y)

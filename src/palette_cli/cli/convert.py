@@ -26,6 +26,7 @@ def convert(source: Annotated[Path, typer.Argument(help="A Janspiry/Palette UNet
             overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")] = False) -> None:
     """Convert a guided-diffusion-flavour checkpoint (e.g. 200_Network_ema.pth) so our samplers can run it."""
     import pickle
+    import warnings
 
     import torch
 
@@ -36,17 +37,25 @@ def convert(source: Annotated[Path, typer.Argument(help="A Janspiry/Palette UNet
         raise fail(f"{source}: file not found", 2)
     if output.exists() and not overwrite:
         raise fail(f"{output} exists (use --overwrite)", 2)
+    from safetensors import SafetensorError
+
     try:
-        sd = torch.load(source, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as e:
-        raise fail(f"{source}: not a readable PyTorch state dict ({str(e).splitlines()[0]})")
+        with warnings.catch_warnings():  # torch warns about pickle protocols in several lines; the result says it
+            warnings.simplefilter("ignore")
+            sd = torch.load(source, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        # torch's message suggests loading with weights_only=False, which would run the file's code: never.
+        raise fail(f"{source}: not a plain state dict of tensors (it holds other Python objects, or is no PyTorch "
+                   "file at all) and cannot be loaded safely")
+    except (SafetensorError, RuntimeError, EOFError, OSError, ValueError) as e:
+        raise fail(f"{source}: not a readable PyTorch state dict ({(str(e).splitlines() or [type(e).__name__])[0]})")
     if not isinstance(sd, dict):
         raise fail(f"{source}: expected a state dict, found {type(sd).__name__}")
     try:
         config, ours = janspiry_state_dict_to_ours(
             sd, config_overrides={"image_size": image_size, "num_head_channels": num_head_channels})
-    except (KeyError, ValueError) as e:
-        raise fail(f"{source}: not a Janspiry/Palette UNet state dict ({e})")
+    except (KeyError, ValueError, IndexError, RuntimeError) as e:
+        raise fail(f"{source}: not a Janspiry/Palette UNet state dict ({(str(e).splitlines() or [''])[0]})")
     info = ModelInfo(net=config.to_dict(), schedule={"kind": "linear", "steps": 2000, "start": 1e-6, "end": 0.01},
                      tasks=[task] if task else [], extra={"converted_from": source.name})
     save_model(output, info, ours, dtype=dtype.value)

@@ -188,7 +188,9 @@ class _Progress:
             self.progress.update(steps, completed=i, total=n, visible=True)
 
         def on_image(done: int, total: int, name: str) -> None:
-            self.progress.update(images, completed=done, total=total, description=f"photos ({name})")
+            from rich.markup import escape
+
+            self.progress.update(images, completed=done, total=total, description=f"photos ({escape(str(name))})")
 
         return on_step, on_image
 

@@ -36,6 +36,19 @@ def box_mask(boxes: list[tuple[int, int, int, int]], width: int, height: int):
     return mask
 
 
+def mask_in_folder(folder: Path, rel: Path) -> Path | None:
+    """The mask for the input ``rel`` in a mask folder: a file at the same relative place with exactly the
+    same stem (any extension, image extensions first). Names are compared as they are, never as patterns,
+    so ``a[1].png`` finds ``a[1].png`` and not ``a1.png``."""
+    from ..imageio import is_image_path
+
+    place = folder / rel.parent
+    if not place.is_dir():
+        return None
+    found = [p for p in place.iterdir() if p.stem == rel.stem and p.is_file()]
+    return min(found, key=lambda p: (not is_image_path(p), p.name), default=None)
+
+
 def inpaint(inputs: Inputs,
             mask: Annotated[Optional[Path], typer.Option(
                 help="Mask image (white = fill), or a folder of masks named like the inputs.")] = None,
@@ -63,11 +76,10 @@ def inpaint(inputs: Inputs,
             return box_mask(boxes, *size)
         path = mask
         if mask.is_dir():
-            candidates = [p for p in mask.glob(job.rel.with_suffix("").as_posix() + ".*") if p.is_file()]
-            if not candidates:
+            path = mask_in_folder(mask, job.rel)
+            if path is None:
                 raise ImageInputError(mask, f"no mask for {job.rel} in this folder")
-            path = sorted(candidates)[0]
-        return load_mask(path, size, resize=resize_mask)
+        return load_mask(path, size, resize=resize_mask, allow_huge=opts.allow_huge)
 
     def process(pipe, image, settings, generator, on_step, hole):
         return pipe.inpaint(image, hole, settings, generator, opts.num_samples, on_step=on_step)

@@ -14,6 +14,7 @@ def models(model: Annotated[Optional[str], typer.Argument(
         help="A model name, file or Hub repo to describe (default: list all).", show_default=False)] = None) -> None:
     """List shipped models and Hub models in the local cache, or print a model's config as JSON."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from ..checkpoint import CheckpointError, file_hash, read_info
@@ -41,10 +42,10 @@ def models(model: Annotated[Optional[str], typer.Argument(
         defaults = sorted({t for t, m in TASK_MODELS.items() if m == name and t != "jpeg"})
         label = name + (" (default)" if name == DEFAULT_MODEL else f" (default for {', '.join(defaults)})"
                         if defaults else "")
-        table.add_row(label, tasks, res, f"{path.stat().st_size / 1e6:.1f} MB", "shipped")
+        table.add_row(escape(label), escape(tasks), res, f"{path.stat().st_size / 1e6:.1f} MB", "shipped")
     for repo, files in _cached_hub_models():
         for f in files:
-            table.add_row(f"hf:{repo}/{f}", "", "", "", "Hugging Face cache")
+            table.add_row(escape(f"hf:{repo}/{f}"), "", "", "", "Hugging Face cache")
     console.print(table)
 
 

@@ -46,7 +46,9 @@ SamplingSteps = Annotated[Optional[int], typer.Option(
     "--sampling-steps", min=1, max=1000, help="Model evaluations per image (default: 20 for dpmpp_2m_sde / dpmpp_2m, 50 ddim, 1000 ddpm, 1 bridge).")]
 SpacingOpt = Annotated[Optional[Spacing], typer.Option(
     "--spacing", help="Noise-level spacing (default: logsnr; the paper's for ddpm).")]
-Seed = Annotated[Optional[int], typer.Option(help="Random seed; the same seed reproduces an output exactly.")]
+MAX_SEED = 2**64 - 1  # what a torch.Generator takes
+Seed = Annotated[Optional[int], typer.Option(
+    min=0, max=MAX_SEED, help="Random seed; the same seed reproduces an output exactly.")]
 NumSamples = Annotated[int, typer.Option("--num-samples", "-n", min=1, help="Diverse outputs per input.")]
 DeviceOpt = Annotated[Device, typer.Option(help="Where to run.")]
 PrecisionOpt = Annotated[Precision, typer.Option(help="Numeric precision (auto: bf16 on capable CPUs, fp16 on GPUs).")]
@@ -54,9 +56,11 @@ BatchSize = Annotated[int, typer.Option(min=1, help="Windows / tiles per network
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace outputs that exist (default: skip them).")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
 Recursive = Annotated[bool, typer.Option("--recursive", "-r", help="Descend into sub-folders of folder inputs.")]
-AllowHuge = Annotated[bool, typer.Option("--allow-huge", help="Open images above the decompression-bomb limit.")]
+AllowHuge = Annotated[bool, typer.Option("--allow-huge", help=(
+    "Open images above the decompression-bomb limit and make results above it (still only what fits in memory)."))]
+MAX_RESOLUTION = 4096
 Resolution = Annotated[Optional[int], typer.Option(
-    help="Working resolution of the network in pixels (default: the model's training size).")]
+    min=1, max=MAX_RESOLUTION, help="Working resolution of the network in pixels (default: the model's training size).")]
 
 
 @dataclass

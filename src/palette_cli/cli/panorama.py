@@ -33,7 +33,10 @@ def panorama(image: Annotated[str, typer.Argument(help="The photo to extend.", s
                                   if k not in ("image", "steps", "direction", "frames")})
 
     def process(pipe, img, settings, generator, on_step, _extra):
-        from ..imageio import save_image_atomic
+        from ..imageio import check_canvas, save_image_atomic
+
+        grown = steps * (1 if direction.value != "both" else 2) * max(1, img.height // 2)
+        check_canvas(img.width + grown, img.height, opts.allow_huge)
 
         saved = []
 

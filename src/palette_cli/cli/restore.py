@@ -20,9 +20,15 @@ def restore(inputs: Inputs, output: Output = None, model: Model = None, sampler:
             overlap: Annotated[Optional[int], typer.Option(min=0, help="Tile overlap (default: a quarter tile).")] = None,
             ) -> None:
     """Restore JPEG-compressed photos. Large photos are sampled in overlapping tiles blended at every step."""
+    if overlap is not None and 2 * overlap > (tile or 256):
+        raise typer.BadParameter(f"--overlap {overlap} is more than half the tile ({tile or 256} pixels)",
+                                 param_hint="'--overlap'")
     opts = RunOptions.from_cli(**{k: v for k, v in locals().items() if k not in ("inputs", "tile", "overlap")})
 
     def process(pipe, image, settings, generator, on_step, _extra):
+        from ..imageio import check_canvas
+
+        check_canvas(image.width, image.height, opts.allow_huge)  # sampled at full size: must fit in memory
         return pipe.restore(image, settings, generator, opts.num_samples, tile=tile, overlap=overlap,
                             on_step=on_step)
 

@@ -1,30 +1,42 @@
 """The batch loop every image command shares: inputs → outputs, progress, skip/overwrite, errors.
 
-A bad file is reported and skipped, the rest continue, and the command exits non-zero at the end
-when any file failed. Outputs are written atomically, so Ctrl-C leaves no partial file and a re-run
-finishes what is missing.
+A bad file is reported in one line and skipped, the rest continue, and the command exits non-zero at
+the end when any file failed; a failure that is not the user's (a bug) says so, and ``PALETTE_DEBUG=1``
+prints its traceback. Output locations are checked before any work. Each output is claimed before it is
+worked on, so concurrent runs over the same files split the work. Outputs are written atomically, so
+Ctrl-C leaves no partial file and a re-run finishes what is missing (and clears the temporaries a killed
+run left behind).
 """
 
 from __future__ import annotations
 
+import os
 import secrets
 import sys
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from .options import RunOptions
 
 err_console = Console(stderr=True, highlight=False)
+DEBUG_ENV = "PALETTE_DEBUG"
+
+
+def debugging() -> bool:
+    """``PALETTE_DEBUG=1``: print the traceback of every failure."""
+    return os.environ.get(DEBUG_ENV, "") not in ("", "0")
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    """Print one error line to stderr and return the Exit to raise."""
-    err_console.print(f"[bold red]Error:[/] {message}", markup=True, soft_wrap=True)
+    """Print one error line to stderr and return the Exit to raise (``message`` is text, never markup)."""
+    err_console.print(f"[bold red]Error:[/] {escape(message)}", markup=True, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -79,6 +91,23 @@ def sampler_settings(opts: RunOptions):
 Process = Callable[..., list]
 
 
+def describe_failure(source: Path, error: BaseException) -> str:
+    """One line for a file that failed: the user's problem as it is, anything else marked as a bug."""
+    import torch
+
+    from ..imageio import ImageInputError, OutputError, display_name
+
+    if isinstance(error, (ImageInputError, OutputError)):
+        return str(error)
+    text = " ".join((str(error).splitlines() or [""])[0].split())
+    if isinstance(error, (MemoryError, getattr(torch, "OutOfMemoryError", MemoryError))):
+        text = "out of memory" + (f" ({text})" if text else "")
+    elif not isinstance(error, (ValueError, OSError)):
+        hint = "" if debugging() else f"; run with {DEBUG_ENV}=1 for its traceback"
+        text = f"internal error, please report it ({type(error).__name__}: {text}){hint}"
+    return f"{display_name(source)}: {text}"
+
+
 def run_batch(task: str, inputs: list[str], opts: RunOptions, suffix: str, process: Process,
               prepare: Callable[[Job, object], object] | None = None) -> None:
     """Run ``process(pipe, image, settings, generator, on_step, extra)`` for every input and save results.
@@ -86,55 +115,93 @@ def run_batch(task: str, inputs: list[str], opts: RunOptions, suffix: str, proce
     ``prepare(job, image)`` may load per-file extras (e.g. a mask) before the model runs; it raises
     ImageInputError for a bad one. ``process`` returns one PIL image per sample.
     """
-    import torch
+    try:
+        _run_batch(task, inputs, opts, suffix, process, prepare)
+    except KeyboardInterrupt:
+        interrupted()
 
-    from ..imageio import ImageInputError, OutputError, load_image, save_image_atomic
+
+def _run_batch(task: str, inputs: list[str], opts: RunOptions, suffix: str, process: Process,
+               prepare: Callable[[Job, object], object] | None) -> None:
+    from ..imageio import display_name
+    from ..outputs import claim, output_problem
 
     jobs = plan_jobs(inputs, opts, suffix)
     todo = [j for j in jobs if opts.overwrite or not all(o.exists() for o in j.outputs)]
     skipped = len(jobs) - len(todo)
-    console = Console(stderr=True, quiet=opts.quiet)
+    console = Console(stderr=True, quiet=opts.quiet, highlight=False)
     if skipped:
         console.print(f"{skipped} of {len(jobs)} output(s) exist already; skipping them (use --overwrite to redo).")
-    if not todo:
-        return
-    pipe = load_pipeline(opts, task)
-    try:
-        settings = pipe.process.resolve(sampler_settings(opts))
-    except ValueError as e:
-        raise fail(str(e))
-    seed = opts.seed if opts.seed is not None else secrets.randbelow(2**31)
     failures: list[tuple[Path, str]] = []
-    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TextColumn("eta"), TimeRemainingColumn()]
-    with Progress(*columns, console=console, disable=opts.quiet, transient=False) as progress:
-        files = progress.add_task("images", total=len(todo))
-        steps = progress.add_task("sampling", total=settings.steps, visible=False)
 
-        def on_step(i: int, n: int) -> None:
-            progress.update(steps, completed=i, total=n, visible=True)
+    def failed(job: Job, message: str) -> None:
+        failures.append((job.source, message))
+        err_console.print(f"failed: {message}", markup=False, soft_wrap=True)
 
-        for job in todo:
-            progress.update(steps, description=f"sampling {job.rel}", completed=0)
-            try:
-                image = load_image(job.source, allow_huge=opts.allow_huge)
-                extra = prepare(job, image) if prepare else None
-                generator = torch.Generator().manual_seed(seed)
-                results = process(pipe, image, settings, generator, on_step, extra)
-                meta = pipe.provenance(task, settings, seed)
-                meta["source"] = job.source.name
-                for out, result in zip(job.outputs, results):
-                    save_image_atomic(result, out, metadata=meta, overwrite=True,
-                                      icc_profile=image.info.get("icc_profile"))
-            except (ImageInputError, OutputError, ValueError) as e:
-                message = str(e) if isinstance(e, (ImageInputError, OutputError)) else f"{job.source}: {e}"
-                failures.append((job.source, message))
-                err_console.print(f"failed: {message}", markup=False, soft_wrap=True)
-            progress.advance(files)
-    done = len(todo) - len(failures)
-    console.print(f"{done} written, {skipped} skipped, {len(failures)} failed (seed {seed}).")
+    for job in list(todo):  # where outputs go is checked before any work: a bad -o fails now, not after sampling
+        problem = next((f"{display_name(o)}: {p}" for o in job.outputs if (p := output_problem(o))), None)
+        if problem:
+            failed(job, problem)
+            todo.remove(job)
+    busy = 0
+    seed = opts.seed if opts.seed is not None else secrets.randbelow(2**31)
+    if todo:
+        pipe = load_pipeline(opts, task)
+        try:
+            settings = pipe.process.resolve(sampler_settings(opts))
+        except ValueError as e:
+            raise fail(str(e))
+        columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   TextColumn("eta"), TimeRemainingColumn()]
+        with Progress(*columns, console=console, disable=opts.quiet, transient=False) as progress:
+            files = progress.add_task("images", total=len(todo))
+            steps = progress.add_task("sampling", total=settings.steps, visible=False)
+
+            def on_step(i: int, n: int) -> None:
+                progress.update(steps, completed=i, total=n, visible=True)
+
+            for job in todo:
+                progress.update(steps, description=f"sampling {escape(display_name(job.rel))}", completed=0)
+                try:
+                    with claim(job.outputs[0]) as mine:
+                        if not mine:
+                            busy += 1
+                        elif not opts.overwrite and all(o.exists() for o in job.outputs):
+                            skipped += 1  # another run wrote it meanwhile
+                        else:
+                            _run_job(job, task, opts, pipe, settings, seed, process, prepare, on_step)
+                except Exception as e:  # one file's failure, whatever it is, must not end the batch
+                    if debugging():
+                        traceback.print_exception(e)
+                    failed(job, describe_failure(job.source, e))
+                progress.advance(files)
+    done = len(jobs) - skipped - busy - len(failures)
+    other = f", {busy} left to another run working on them" if busy else ""
+    console.print(f"{done} written, {skipped} skipped{other}, {len(failures)} failed"
+                  + (f" (seed {seed})." if todo else "."))
     if failures:
-        raise fail(f"{len(failures)} of {len(todo)} input(s) failed: " + ", ".join(str(p) for p, _ in failures))
+        raise fail(f"{len(failures)} of {len(jobs)} input(s) failed: " + ", ".join(display_name(p) for p, _ in failures))
+
+
+def _run_job(job: Job, task: str, opts: RunOptions, pipe, settings, seed: int, process: Process, prepare,
+             on_step) -> None:
+    """One input, its output claimed: clear leftovers, load, check room on disk, sample, write."""
+    import torch
+
+    from ..imageio import display_name, load_image, save_image_atomic
+    from ..outputs import check_free_space, remove_stale_temporaries
+
+    for out in job.outputs:
+        remove_stale_temporaries(out)
+    image = load_image(job.source, allow_huge=opts.allow_huge)
+    check_free_space(job.outputs[0], len(job.outputs) * (3 * image.width * image.height + 2**16))
+    extra = prepare(job, image) if prepare else None
+    generator = torch.Generator().manual_seed(seed)
+    results = process(pipe, image, settings, generator, on_step, extra)
+    meta = pipe.provenance(task, settings, seed)
+    meta["source"] = display_name(job.source.name)
+    for out, result in zip(job.outputs, results):
+        save_image_atomic(result, out, metadata=meta, overwrite=True, icc_profile=image.info.get("icc_profile"))
 
 
 def interrupted() -> None:

@@ -81,9 +81,10 @@ def _run_with_progress(trainer, steps: int) -> None:
                 progress.update(bar, completed=record["step"], loss=record["loss"],
                                 **({"ips": record["images_per_s"]} if event == "log" else {}))
             elif event == "val":
-                progress.log(f"step {record['step']}: validation loss {record['val_loss']:.4f} → {record['grid']}")
+                progress.log(f"step {record['step']}: validation loss {record['val_loss']:.4f} → {record['grid']}",
+                             markup=False)
             elif event == "checkpoint":
-                progress.log(f"checkpoint {record['path']}")
+                progress.log(f"checkpoint {record['path']}", markup=False)
 
         trainer.hook = hook
         try:

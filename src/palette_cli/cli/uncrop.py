@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from enum import Enum
 from typing import Annotated
 
@@ -10,6 +11,8 @@ import typer
 from .options import (AllowHuge, BatchSize, DeviceOpt, Inputs, Model, NumSamples, Output, PrecisionOpt, Quiet,
                       Recursive, Resolution, Sampler, SamplingSteps, Seed, SpacingOpt, Overwrite, RunOptions)
 from .runner import run_batch
+
+MAX_PASSES = 1000  # sampling passes one image may take without --allow-huge
 
 
 class Direction(str, Enum):
@@ -27,8 +30,8 @@ def parse_amount(text: str) -> float | int:
         value = float(t)
     except ValueError:
         raise typer.BadParameter(f"{text!r} is neither a fraction (0.5) nor pixels (128)") from None
-    if value <= 0:
-        raise typer.BadParameter("the amount must be positive")
+    if not math.isfinite(value) or value <= 0:
+        raise typer.BadParameter(f"{text!r}: the amount must be a positive number")
     if "." in t or value < 1:
         return value
     return int(value)
@@ -36,6 +39,21 @@ def parse_amount(text: str) -> float | int:
 
 def amount_pixels(amount: float | int, length: int) -> int:
     return amount if isinstance(amount, int) else max(1, round(amount * length))
+
+
+def check_work(width: int, height: int, extensions: list[tuple[str, int]], allow_huge: bool) -> None:
+    """Refuse, before any sampling, a result over the canvas limit or one that takes over MAX_PASSES passes."""
+    from ..imageio import check_canvas
+    from ..pipeline import extension_passes
+
+    passes = 0
+    for side, px in extensions:
+        passes += extension_passes(width, height, side, px)
+        width, height = (width + px, height) if side in ("left", "right") else (width, height + px)
+    check_canvas(width, height, allow_huge)
+    if passes > MAX_PASSES and not allow_huge:
+        raise ValueError(f"growing the image to {width}x{height} takes {passes} sampling passes, over the limit "
+                         f"of {MAX_PASSES}; pass --allow-huge to lift it")
 
 
 def uncrop(inputs: Inputs,
@@ -54,9 +72,9 @@ def uncrop(inputs: Inputs,
 
     def process(pipe, image, settings, generator, on_step, _extra):
         results = [image] * opts.num_samples
-        for k, side in enumerate(sides):
-            length = image.width if side in ("left", "right") else image.height
-            px = amount_pixels(value, length)
+        amounts = [amount_pixels(value, image.width if side in ("left", "right") else image.height) for side in sides]
+        check_work(image.width, image.height, list(zip(sides, amounts)), opts.allow_huge)
+        for k, (side, px) in enumerate(zip(sides, amounts)):
             step_cb = (lambda i, n, k=k: on_step(k * n + i, len(sides) * n)) if on_step else None
             results = [pipe.extend(r, side, px, settings, generator, 1, on_step=step_cb)[0] for r in results]
         return results
