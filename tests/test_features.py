@@ -309,7 +309,8 @@ def make_eval_folders(tmp_path: Path, inputs: int, samples: int, size: int) -> t
     return refs, outs
 
 
-EFFNET_METRICS = {"psnr", "ssim", "ms_ssim", "fid_effnet_lite0", "kid_effnet_lite0", "is_effnet_lite0",
+PIXEL_METRICS = {"psnr", "ssim", "ms_ssim", "colour_error", "colourfulness", "colourfulness_ratio"}
+EFFNET_METRICS = PIXEL_METRICS | {"fid_effnet_lite0", "kid_effnet_lite0", "is_effnet_lite0",
                   "is_effnet_lite0_references", "ca_effnet_lite0", "pd_effnet_lite0", "diversity_ms_ssim",
                   "diversity_lpips_effnet_lite0"}
 
@@ -362,7 +363,7 @@ def test_score_outputs_with_standard_networks(tmp_path):
                               resnet50=str(files["resnet50"]), lpips=str(tmp_path / "alex.pth"),
                               lpips_backbone=str(tmp_path / "alexnet.pth"))
     result = score_outputs(outs, refs, feature_net="standard", standard=weights, log=None)
-    assert set(result["metrics"]) == {"psnr", "ssim", "ms_ssim", "fid_inception_v3", "kid_inception_v3",
+    assert set(result["metrics"]) == PIXEL_METRICS | {"fid_inception_v3", "kid_inception_v3",
                                       "is_inception_v3", "is_inception_v3_references", "ca_resnet50",
                                       "pd_inception_v1", "diversity_ms_ssim", "diversity_lpips_alex"}
     assert all(result["comparable_to_published"][k] for k in result["metrics"] if k != "ms_ssim"
