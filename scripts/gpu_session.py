@@ -124,7 +124,7 @@ def run(args: argparse.Namespace) -> None:
     print(f"exit codes: {codes}", flush=True)
 
     # Bring the main run back first: it matters most. Its EMA weights travel as an fp32 model file in parts
-    # (a later stint continues from it with init=; Adam's moments restart, as with any portable checkpoint).
+    # (a later stint continues from it with init=; Adam's moments restart, as with any start from a model file).
     from palette_cli.training import export_checkpoint
 
     if codes["shipped"] == 0:

@@ -139,7 +139,7 @@ class Trainer:
         if "optimizer" in ckpt:
             self.optimizer.load_state_dict(ckpt["optimizer"])
             self.warmup_from = int(ckpt.get("warmup_from", 0))
-        else:  # a portable checkpoint: Adam's moments start afresh, so warm the learning rate up again
+        else:  # a checkpoint without optimiser state: Adam's moments start afresh, so warm the learning rate up again
             self.warmup_from = self.step
         self.wall_s = float(ckpt.get("wall_s", 0.0))
         self.stints = list(ckpt.get("stints", []))
