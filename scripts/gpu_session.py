@@ -31,22 +31,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT))  # the studies package
+from studies.matrix import STUDIES, trained_tasks  # noqa: E402
 
 CARRY = ROOT / "runs" / "gpu-carry"
 CONFIG = ROOT / "configs" / "shipped.toml"
 
-# Each study model: the shipped recipe at 64² crops from scratch, changing one setting against "reference".
-STUDIES = {
-    "reference": [],
-    "regression": ["objective=regression"],
-    "l1": ["loss=l1"],
-    "v-prediction": ["prediction=v"],
-    "colorize-only": ["task=colorize"],
-    "inpaint-only": ["task=inpaint"],
-    "jpeg-only": ["task=jpeg"],
-}
-# The tasks each study model is evaluated on (a task-specific model on its own task only).
-STUDY_TASKS = {"colorize-only": ["colorize"], "inpaint-only": ["inpaint"], "jpeg-only": ["jpeg"]}
+# Each study model (studies/matrix.py): the shipped recipe at 64² crops from scratch, changing one setting
+# against "reference"; evaluated on every task, a task-specific model on its own task only.
 EVAL_TASKS = ["colorize", "inpaint", "uncrop", "jpeg"]
 CKPT_EVERY = 250
 
@@ -57,8 +49,7 @@ def prepare(args: argparse.Namespace) -> None:
         shutil.rmtree(carry)
     shutil.copytree(ROOT / "runs" / "shipped" / "photos", carry / "photos")
     # Evaluation references for the study models: random square crops of photos no model trains on.
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    from study_training import make_eval_crops
+    from studies.study_training import make_eval_crops
 
     n = len(make_eval_crops([args.dev, str(carry / "photos" / "heldout")], carry / "evalrefs", args.crops,
                             args.ref_size))
@@ -133,7 +124,7 @@ def run(args: argparse.Namespace) -> None:
     print(f"exit codes: {codes}", flush=True)
 
     # Bring the main run back first: it matters most. Its EMA weights travel as an fp32 model file in parts
-    # (a later stint continues from it with init=; Adam's moments restart, as with any portable checkpoint).
+    # (a later stint continues from it with init=; Adam's moments restart, as with any start from a model file).
     from palette_cli.training import export_checkpoint
 
     if codes["shipped"] == 0:
@@ -207,7 +198,7 @@ def evaluate_studies(args: argparse.Namespace, work: Path, dest: Path, studies: 
                                                    "studies": {s: STUDIES[s] for s in studies}}, indent=2))
     refs = Path(args.carry) / "evalrefs"
     deadline = time.monotonic() + 60 * args.eval_minutes
-    order = [(study, task) for task in EVAL_TASKS for study in studies if task in STUDY_TASKS.get(study, EVAL_TASKS)]
+    order = [(study, task) for task in EVAL_TASKS for study in studies if task in (trained_tasks(study) or EVAL_TASKS)]
     models: dict[str, Path] = {}
     for study, task in order:
         if time.monotonic() > deadline:

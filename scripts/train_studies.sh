@@ -2,21 +2,16 @@
 # Train study models of configs/study.toml in the background, each changing one setting against the
 # reference recipe. Runs go to runs/studies/NAME (resumable: run the same line again after a stop).
 #   scripts/train_studies.sh reference regression      # two runs side by side, one CPU thread each
-# Known names: reference, regression, l1, v-prediction, colorize-only, inpaint-only, jpeg-only.
+# The study names and their overrides are those of studies/matrix.py (python -m studies.matrix lists them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python}
 for name in "$@"; do
-  case "$name" in
-    reference) sets=() ;;
-    regression) sets=(--set objective=regression) ;;
-    l1) sets=(--set loss=l1) ;;
-    v-prediction) sets=(--set prediction=v) ;;
-    colorize-only) sets=(--set task=colorize) ;;
-    inpaint-only) sets=(--set task=inpaint) ;;
-    jpeg-only) sets=(--set task=jpeg) ;;
-    *) echo "unknown study run: $name" >&2; exit 2 ;;
-  esac
+  overrides=$("$PYTHON" -m studies.matrix "$name") || exit 2
+  sets=()
+  while IFS= read -r assignment; do
+    if [ -n "$assignment" ]; then sets+=(--set "$assignment"); fi
+  done <<< "$overrides"
   run=runs/studies/$name
   mkdir -p "$run"
   resume=()

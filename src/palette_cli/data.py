@@ -22,7 +22,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from .imageio import ImageInputError, is_image_path, load_image, pil_to_tensor
+from .imageio import ImageInputError, images_in_folder, is_image_path, load_image, pil_to_tensor
 from .tasks import Task, parse_task_spec
 from .tasks.base import log_uniform, uniform
 
@@ -32,15 +32,6 @@ RESAMPLE = Image.Resampling.BICUBIC  # antialiased when shrinking (Pillow widens
 
 
 # --------------------------------------------------------------------------- listing
-
-
-def _folder_images(folder: Path) -> list[Path]:
-    found = []
-    for path in folder.rglob("*"):
-        rel = path.relative_to(folder)
-        if not any(part.startswith(".") for part in rel.parts) and is_image_path(path) and path.is_file():
-            found.append(rel)
-    return [folder / rel for rel in sorted(found, key=lambda p: p.as_posix())]
 
 
 def read_image_list(list_file: str | os.PathLike, root: str | os.PathLike | None = None) -> list[Path]:
@@ -68,7 +59,7 @@ def list_images(source: Source, root: str | os.PathLike | None = None) -> list[P
     if isinstance(source, (str, os.PathLike)):
         path = Path(source).expanduser()
         if path.is_dir():
-            return _folder_images(path)
+            return [file for file, _ in images_in_folder(path, recursive=True)]
         if not path.exists():
             raise FileNotFoundError(f"no such file or folder: {path}")
         return [path] if is_image_path(path) else read_image_list(path, root)

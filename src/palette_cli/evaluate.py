@@ -738,7 +738,7 @@ class _Threads:
     fewer threads while other processes keep cores busy. Restores the previous count on exit."""
 
     def __init__(self, threads: int | None, device: torch.device | str):
-        from .training import ThreadGovernor
+        from .threads import ThreadGovernor
 
         self.before = torch.get_num_threads()
         self.active = torch.device(device).type == "cpu"

@@ -606,14 +606,16 @@ def _is_hidden(rel: Path) -> bool:
     return any(part.startswith(".") for part in rel.parts)
 
 
-def _images_in_folder(folder: Path, recursive: bool) -> list[tuple[Path, Path]]:
+def images_in_folder(folder: Path, recursive: bool) -> list[tuple[Path, Path]]:
+    """(file, path relative to ``folder``) of the folder's image files, sorted by relative path; hidden
+    files and folders are skipped, subfolders searched only if ``recursive``."""
     candidates = folder.rglob("*") if recursive else folder.iterdir()
     found = []
     for file in candidates:
         rel = file.relative_to(folder)
         if file.is_file() and is_image_path(file) and not _is_hidden(rel):
             found.append((file, rel))
-    return found
+    return sorted(found, key=lambda pair: pair[1].as_posix())
 
 
 def _glob_base(pattern: str) -> Path:
@@ -649,7 +651,7 @@ def expand_inputs(inputs: list[str], recursive: bool) -> list[tuple[Path, Path]]
         if path.is_file():
             found = [(path, Path(path.name))]
         elif path.is_dir():
-            found = _images_in_folder(path, recursive)
+            found = images_in_folder(path, recursive)
             if not found:
                 hint = "" if recursive else " (pass --recursive to include subfolders)"
                 raise ImageInputError(path, f"folder holds no image files{hint}")
@@ -661,7 +663,7 @@ def expand_inputs(inputs: list[str], recursive: bool) -> list[tuple[Path, Path]]
                 if file.is_file() and is_image_path(file):
                     found.append((file, _relative_inside(file, base)))
                 elif file.is_dir() and recursive:
-                    found.extend((f, _relative_inside(f, base)) for f, _ in _images_in_folder(file, True))
+                    found.extend((f, _relative_inside(f, base)) for f, _ in images_in_folder(file, True))
             if not found:
                 raise ImageInputError(spec, "pattern matches no image files")
         else:

@@ -19,6 +19,7 @@ from PIL import Image
 from torch import Tensor
 
 from .checkpoint import ModelInfo, file_hash, load_model
+from .devices import resolve_device
 from .imageio import pil_to_tensor, tensor_to_pil
 from .process import NetFn, SamplerSettings, process_from_metadata
 from .tasks.base import noise_fill
@@ -31,23 +32,6 @@ SIDES = ("left", "right", "top", "bottom")
 JPEG_GRID = 16
 StepCallback = Callable[[int, int], None]
 MIN_EXTEND_WINDOW = 16  # pixels; an uncrop pass on a canvas only 1 pixel across still grows it by 8
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    """``auto`` picks CUDA, then Apple MPS, then the CPU; asking for a missing device is an error."""
-    if device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for but no CUDA GPU is available")
-    if device == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ValueError("--device mps was asked for but Apple MPS is not available")
-    if device not in ("cpu", "cuda", "mps"):
-        raise ValueError(f"unknown device {device!r}; choose auto, cpu, cuda or mps")
-    return torch.device(device)
 
 
 def _round_to(x: float, m: int) -> int:

@@ -99,15 +99,6 @@ def eps_from_x0(y_t: Tensor, gamma: Tensor | float, x0: Tensor) -> Tensor:
     return (y_t - g.sqrt() * x0) / (1 - g).sqrt()
 
 
-def log_snr(gamma: Tensor) -> Tensor:
-    """λ = log(γ / (1 − γ))."""
-    return torch.log(gamma) - torch.log1p(-gamma)
-
-
-def gamma_from_log_snr(lam: Tensor) -> Tensor:
-    return torch.sigmoid(lam)
-
-
 def inference_gammas(
     steps: int,
     spacing: str = "logsnr",
@@ -134,9 +125,10 @@ def inference_gammas(
         idx = torch.linspace(len(g) - 1, 0, steps, dtype=torch.float64).round().long()
         seq = g[idx]
     elif spacing == "logsnr":
-        lo = log_snr(gammas(train)[-1])
-        hi = log_snr(torch.tensor(gamma_max, dtype=torch.float64))
-        seq = gamma_from_log_snr(torch.linspace(float(lo), float(hi), steps, dtype=torch.float64))
+        # log-SNR λ = log(γ / (1 − γ)) = logit(γ), and back γ = sigmoid(λ)
+        lo = torch.logit(gammas(train)[-1])
+        hi = torch.logit(torch.tensor(gamma_max, dtype=torch.float64))
+        seq = torch.sigmoid(torch.linspace(float(lo), float(hi), steps, dtype=torch.float64))
     else:
         raise ValueError(f"unknown spacing {spacing!r}; choose from {SPACINGS}")
     return torch.cat([seq, torch.ones(1, dtype=torch.float64)])

@@ -146,7 +146,9 @@ def sinusoidal_embedding(x: Tensor, dim: int, max_period: float = 10000.0) -> Te
 
 
 def log_snr(gamma: Tensor) -> Tensor:
-    """log(γ / (1 − γ)), clamped to ±LOGSNR_LIMIT (so γ = 1 and γ → 0 stay finite)."""
+    """The log signal-to-noise ratio λ = log(γ / (1 − γ)) of a noise level γ, clamped to ±LOGSNR_LIMIT
+    (so γ = 1 and γ → 0 stay finite): the coordinate the ``logsnr`` level embedding is built on. (The
+    schedule's unclamped λ is ``torch.logit(γ)``.)"""
     g = (gamma if gamma.dtype == torch.float64 else gamma.float()).clamp(0.0, 1.0)
     lam = torch.log(g) - torch.log1p(-g)
     return lam.nan_to_num(posinf=LOGSNR_LIMIT, neginf=-LOGSNR_LIMIT).clamp(-LOGSNR_LIMIT, LOGSNR_LIMIT)

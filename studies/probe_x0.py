@@ -8,7 +8,7 @@ comparison the first line gives the same errors of the condition image itself (f
 is already close to y0). Near γ = 0 the condition is all the model has to go on: a model that has not
 learnt to read colour from it commits the sampler's first steps to a wrong colour.
 
-    python benchmarks/probe_x0.py --model runs/study-training/models/reference.safetensors \\
+    python -m studies.probe_x0 --model runs/study-training/models/reference.safetensors \\
         --run runs/study-training/jpeg/reference --n 32
 """
 

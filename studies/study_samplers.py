@@ -12,7 +12,7 @@ The 1000-step DDPM costs 1000 model calls per sample, about as much as all the o
 together several times over: at 64 px on one CPU thread it takes roughly 40 s per photo, so choose
 ``--n-images`` and ``--size`` by it (the script prints the total number of model calls first).
 
-    python benchmarks/study_samplers.py --model MODEL --references data/dev-photos \\
+    python -m studies.study_samplers --model MODEL --references data/dev-photos \\
         --references runs/shipped/photos/heldout --task colorize --task inpaint --n-images 8 --size 64
 """
 

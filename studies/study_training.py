@@ -1,7 +1,7 @@
 """Studies 2-4: models trained under one recipe that differ in one setting, compared on the same inputs.
 
-The runs come from ``scripts/train_studies.sh`` (``configs/study.toml``: the shipped network from scratch,
-32² crops, a fixed number of steps): ``reference`` (diffusion, L2, all four tasks), ``regression`` (the
+The runs come from ``scripts/train_studies.sh`` (the arms of ``studies/matrix.py`` on ``configs/study.toml``:
+the shipped network from scratch, 32² crops, a fixed number of steps): ``reference`` (diffusion, L2, all four tasks), ``regression`` (the
 paper's regression baseline: same network, data and steps, one pass from the condition), ``l1`` (diffusion
 with the L1 loss) and task-specific runs (``colorize-only`` …). Every run's newest checkpoint is exported
 (all must stand at the same step), then each model is evaluated with ``palette_cli.evaluate.evaluate`` on
@@ -16,7 +16,7 @@ Prints one Markdown table per task (FID/KID/PD/IS on EfficientNet-Lite0 features
 published numbers; PSNR, SSIM; diversity) and writes ``OUT/study.json`` and a sample grid per task,
 ``OUT/TASK/grid.png`` (rows: input, original, sample 0 of each model; columns: the first photos).
 
-    python benchmarks/study_training.py --runs reference regression l1 colorize-only \\
+    python -m studies.study_training --runs reference regression l1 colorize-only \\
         --references data/dev-photos --references data/photos/heldout.txt --size 32 --threads 2
 """
 
@@ -31,15 +31,11 @@ from pathlib import Path
 
 from PIL import Image, ImageOps
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from study_samplers import fmt, sample_grid  # noqa: E402
-
-from palette_cli.evaluate import EVAL_TASKS, evaluate, eval_names, select_references  # noqa: E402
-from palette_cli.tasks import parse_task_spec  # noqa: E402
-from palette_cli.training import export_checkpoint, latest_checkpoint, load_checkpoint  # noqa: E402
-
-LABELS = {"reference": "Palette (diffusion, L2)", "regression": "regression (L2)", "l1": "Palette (diffusion, L1)",
-          "v-prediction": "diffusion, L2, v-prediction"}
+from palette_cli.evaluate import EVAL_TASKS, evaluate, eval_names, select_references
+from palette_cli.tasks import parse_task_spec
+from palette_cli.training import export_checkpoint, latest_checkpoint, load_checkpoint
+from studies.matrix import LABELS
+from studies.study_samplers import fmt, sample_grid
 
 
 def make_eval_crops(references: list[str], out: Path, crops: int, size: int, seed: int = 0) -> list[Path]:

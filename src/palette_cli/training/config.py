@@ -1,0 +1,245 @@
+"""The training config: :class:`TrainConfig` and its parts, read from TOML / JSON / YAML with dotted-key
+``key=value`` overrides, and the network config it names."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..schedule import PAPER_TRAIN, ScheduleConfig
+
+OBJECTIVES = ("diffusion", "regression", "bridge")
+LOSSES = ("l2", "l1")
+PREDICTIONS = ("eps", "v")
+OPTIMIZERS = ("adam", "adamw")
+PRECISIONS = ("auto", "bf16", "fp32")
+
+
+class ConfigError(ValueError):
+    """A user mistake in a training config or override; the message is one line."""
+
+
+@dataclass
+class DataConfig:
+    """Where training images come from and how they are cropped."""
+
+    source: str | list[str] = ""
+    heldout: str | list[str] | None = None
+    size: int = 64
+    crop: str = "random"
+    options: dict[str, Any] = field(default_factory=dict)  # passed on to ImageDataset
+
+
+@dataclass
+class OptimConfig:
+    name: str = "adam"
+    lr: float = 2e-4
+    warmup_steps: int = 500
+    weight_decay: float = 0.0
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    grad_clip: float | None = 1.0
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs; loadable from TOML / YAML / JSON with dotted-key overrides."""
+
+    task: str = "colorize+inpaint+uncrop+jpeg"
+    data: DataConfig = field(default_factory=DataConfig)
+    net: str | dict[str, Any] = "small"
+    schedule: dict[str, Any] = field(default_factory=lambda: PAPER_TRAIN.to_dict())
+    objective: str = "diffusion"
+    loss: str = "l2"
+    prediction: str = "eps"  # what the network predicts in a diffusion model: the noise ε, or v = √γ·ε − √(1−γ)·y0
+    process: dict[str, Any] = field(default_factory=dict)  # bridge settings: sigma, p_start
+    batch_size: int = 32
+    grad_accum: int = 1
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    ema_decay: float = 0.999
+    steps: int = 100_000
+    max_minutes: float | None = None
+    precision: str = "auto"  # auto: bf16 autocast where the device computes bf16 natively, else fp32
+    channels_last: bool = True
+    device: str = "auto"
+    seed: int = 0
+    num_workers: int = 0
+    log_every: int = 10
+    ckpt_every: int = 1000
+    ckpt_minutes: float | None = 5.0
+    keep_ckpts: int = 3
+    val_every: int = 1000
+    val_images: int = 6
+    val_steps: int = 20
+    threads: int | None = None
+    adaptive_threads: bool = False  # shared CPU: 1 thread while other processes keep a core busy
+    init: str | None = None  # a palette-cli model file to start from when there is no checkpoint to resume
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def schedule_config(self) -> ScheduleConfig:
+        return ScheduleConfig.from_dict(self.schedule)
+
+    def validate(self) -> None:
+        if self.objective not in OBJECTIVES:
+            raise ConfigError(f"objective must be one of {', '.join(OBJECTIVES)}, not {self.objective!r}")
+        if self.prediction not in PREDICTIONS:
+            raise ConfigError(f"prediction must be one of {', '.join(PREDICTIONS)}, not {self.prediction!r}")
+        if self.loss not in LOSSES:
+            raise ConfigError(f"loss must be one of {', '.join(LOSSES)}, not {self.loss!r}")
+        if self.optim.name not in OPTIMIZERS:
+            raise ConfigError(f"optim.name must be one of {', '.join(OPTIMIZERS)}, not {self.optim.name!r}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
+        for name in ("batch_size", "grad_accum", "steps", "log_every", "ckpt_every", "val_every", "keep_ckpts"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1")
+        if not 0 <= self.ema_decay < 1:
+            raise ConfigError("ema_decay must be in [0, 1)")
+        if not self.data.source:
+            raise ConfigError("data.source is not set (a folder, an image list file or a list of paths)")
+        try:
+            ScheduleConfig.from_dict(self.schedule)
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"schedule: {e}") from None
+        try:
+            self.build_process()
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"process: {e}") from None
+
+    def build_process(self):
+        """The :class:`~palette_cli.process.Process` this config trains."""
+        from ..process import process_from_metadata
+
+        return process_from_metadata({"objective": self.objective, "prediction": self.prediction,
+                                      "process": self.process}, schedule=self.schedule)
+
+    def autocast(self, device: torch.device) -> bool:
+        """Whether to train under bf16 autocast: ``auto`` asks whether the device computes bf16 natively
+        (on a CPU without AVX512-BF16/AMX, emulated bf16 made training ~10× slower than fp32)."""
+        if self.precision != "auto":
+            return self.precision == "bf16"
+        if device.type == "cuda":
+            return torch.cuda.is_bf16_supported()
+        if device.type == "cpu":
+            from ..nets import cpu_has_fast_bf16
+
+            return cpu_has_fast_bf16()
+        return False
+
+
+def _from_dict(cls: type, d: dict[str, Any], where: str = "") -> Any:
+    """Build a (nested) config dataclass from a dict, refusing unknown keys."""
+    if not isinstance(d, dict):
+        raise ConfigError(f"{where or 'config'} must be a table, not {type(d).__name__}")
+    known = {f.name: f for f in fields(cls)}
+    kwargs = {}
+    for key, value in d.items():
+        if key not in known:
+            raise ConfigError(f"unknown config key {where + key!r}; known: {', '.join(known)}")
+        default = known[key].default_factory() if known[key].default_factory is not dataclasses.MISSING else None
+        if dataclasses.is_dataclass(default):
+            value = _from_dict(type(default), value, f"{where}{key}.")
+        kwargs[key] = value
+    return cls(**kwargs)
+
+
+def _parse_value(text: str) -> Any:
+    """A TOML value (number, bool, string, array, inline table), or the raw text as a string."""
+    import tomllib
+
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_override(raw: dict[str, Any], assignment: str) -> None:
+    """Apply ``a.b.c=value`` to a raw config dict (before it becomes a :class:`TrainConfig`)."""
+    if "=" not in assignment:
+        raise ConfigError(f"override {assignment!r} is not of the form key=value")
+    key, text = assignment.split("=", 1)
+    parts = key.strip().split(".")
+    if not all(parts):
+        raise ConfigError(f"override {assignment!r} has an empty key")
+    node = raw
+    for p in parts[:-1]:
+        child = node.get(p)
+        if p == "net" and node is raw and (child is None or isinstance(child, str)):
+            child = {"preset": child or TrainConfig.net}  # a preset name becomes a table of overrides
+        if child is None:
+            child = {}
+        if not isinstance(child, dict):
+            raise ConfigError(f"override {key!r}: {p!r} is not a table")
+        node[p] = child
+        node = child
+    node[parts[-1]] = _parse_value(text.strip())
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """TOML, JSON, or YAML (if PyYAML is installed) → a raw dict."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    text = path.read_text()
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".toml":
+            import tomllib
+
+            return tomllib.loads(text)
+        if suffix == ".json":
+            return json.loads(text)
+        if suffix in (".yaml", ".yml"):
+            try:
+                import yaml
+            except ImportError:
+                raise ConfigError(f"{path}: YAML configs need PyYAML (pip install pyyaml)") from None
+            return yaml.safe_load(text) or {}
+    except ConfigError:
+        raise
+    except Exception as e:  # parse errors of any of the three formats
+        raise ConfigError(f"{path}: cannot parse config ({str(e).splitlines()[0]})") from None
+    raise ConfigError(f"{path}: config files must be .toml, .json, .yaml or .yml")
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = (),
+                base: dict[str, Any] | None = None) -> TrainConfig:
+    """Config file (optional) + ``key=value`` overrides → a validated :class:`TrainConfig`.
+
+    Relative data paths in a config file are resolved against the current directory.
+    """
+    raw = copy.deepcopy(base) if base is not None else {}
+    if path is not None:
+        raw.update(read_config_file(path))
+    for o in overrides:
+        apply_override(raw, o)
+    try:
+        config = _from_dict(TrainConfig, raw)
+    except TypeError as e:
+        raise ConfigError(f"bad config: {e}") from None
+    config.validate()
+    return config
+
+
+def build_net_config(spec: str | dict[str, Any]):
+    """A preset name, ``{"preset": name, **overrides}``, or a full UNetConfig table."""
+    from ..nets import UNetConfig, preset
+
+    try:
+        if isinstance(spec, str):
+            return preset(spec)
+        spec = dict(spec)
+        if "preset" in spec:
+            base = preset(spec.pop("preset")).to_dict()
+            base.update(spec)
+            return UNetConfig.from_dict(base)
+        return UNetConfig.from_dict(spec)
+    except (KeyError, TypeError, ValueError) as e:
+        raise ConfigError(f"net: {e}") from None

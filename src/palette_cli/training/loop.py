@@ -1,0 +1,369 @@
+"""The training loop: :class:`Trainer` (setup, one step, the run, checkpoints and validation) and its
+learning-rate and EMA rules."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import random
+import signal
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import Tensor, nn
+
+from ..schedule import ScheduleConfig
+from ..threads import ThreadGovernor
+from .checkpoints import (
+    CHECKPOINT_VERSION,
+    atomic_torch_save,
+    list_checkpoints,
+    load_checkpoint,
+    python_state_from_list,
+    python_state_to_list,
+)
+from .config import ConfigError, OptimConfig, TrainConfig, build_net_config
+from .distributed import any_rank, barrier, hardware, init_distributed
+from .stream import SampleStream, build_dataset, make_loader, rank_seed
+from .validation import atomic_save_png, image_grid, predict
+
+Hook = Callable[[str, dict], None]
+
+
+def _task_names(spec: str) -> list[str]:
+    from ..tasks import task_names
+
+    return task_names(spec)
+
+
+def lr_at(step: int, config: OptimConfig) -> float:
+    """Linear warm-up over ``warmup_steps``, constant afterwards (as in the paper)."""
+    if config.warmup_steps <= 0:
+        return config.lr
+    return config.lr * min(1.0, (step + 1) / config.warmup_steps)
+
+
+def ema_decay_at(step: int, decay: float) -> float:
+    """EMA decay with warm-up: min(decay, (1+t)/(10+t)), so short runs still average usefully."""
+    return min(decay, (1 + step) / (10 + step))
+
+
+@torch.no_grad()
+def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    for e, p in zip(ema.parameters(), model.parameters()):
+        e.lerp_(p.detach().to(e.dtype), 1 - decay)
+    for e, b in zip(ema.buffers(), model.buffers()):
+        e.copy_(b)
+
+
+def training_loss(net: Callable[[Tensor, Tensor, Tensor], Tensor], batch: dict[str, Tensor],
+                  schedule: ScheduleConfig, generator: torch.Generator, *, objective: str = "diffusion",
+                  loss: str = "l2", autocast: bool = False, prediction: str = "eps",
+                  process: dict[str, Any] | None = None) -> Tensor:
+    """The loss of one batch under the process that ``objective``/``prediction``/``process`` describe
+    (see :mod:`palette_cli.process`)."""
+    from ..process import process_from_metadata
+
+    proc = process_from_metadata({"objective": objective, "prediction": prediction, "process": process or {}},
+                                 schedule=schedule.to_dict())
+    return proc.loss(net, batch, generator, loss=loss, autocast=autocast)
+
+
+class Trainer:
+    """One training run in ``run_dir``; ``run()`` trains until ``config.steps`` (or max_minutes)."""
+
+    def __init__(self, config: TrainConfig, run_dir: str | Path, *, resume: bool = False,
+                 hook: Hook | None = None):
+        self.config, self.run_dir, self.hook = config, Path(run_dir), hook
+        self.dist, self.device = init_distributed(config.device)
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        self.schedule = ScheduleConfig.from_dict(config.schedule)
+        self.process = config.build_process()
+        self.autocast = config.autocast(self.device)
+        self.net_config = build_net_config(config.net)
+        if config.objective == "bridge" and self.net_config.gamma_embedding != "time":
+            raise ConfigError('net: a bridge model needs gamma_embedding = "time" (its level is the bridge time t)')
+
+        from ..nets import UNet
+
+        torch.manual_seed(rank_seed(config.seed, 0xBEEF))  # same initial weights on every rank
+        model = UNet(self.net_config).to(self.device)
+        if config.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        self.model = model
+        self.ema = copy.deepcopy(model).eval().requires_grad_(False)
+        self.optimizer = self._make_optimizer()
+        self.step = 0
+        self.warmup_from = 0  # the step the learning-rate warm-up (re)started at
+        self.position = 0  # samples consumed by all ranks together: the data position
+        self.wall_s = 0.0
+        self.stints: list[dict[str, Any]] = []
+
+        self.dataset = build_dataset(config, config.data.source, config.data.crop, config.seed)
+        if len(self.dataset) == 0:
+            raise ConfigError(f"data.source: no images found in {config.data.source}")
+
+        ckpts = list_checkpoints(self.run_dir) if resume else []
+        if ckpts:
+            self._restore(load_checkpoint(ckpts[-1]))
+        elif config.init:
+            self._init_from_model_file(config.init)
+        if self.dist.world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.ddp: nn.Module = DistributedDataParallel(self.model, device_ids=ids)
+        else:
+            self.ddp = self.model
+        self._stop_requested = False
+
+    # -- setup
+    def _make_optimizer(self) -> torch.optim.Optimizer:
+        o = self.config.optim
+        cls = torch.optim.AdamW if o.name == "adamw" else torch.optim.Adam
+        return cls(self.model.parameters(), lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
+
+    def _restore(self, ckpt: dict[str, Any]) -> None:
+        if ckpt["net"] != self.net_config.to_dict():
+            raise ConfigError("--resume: the checkpoint's network differs from the config's network")
+        self.model.load_state_dict(ckpt["model"])
+        self.ema.load_state_dict(ckpt["ema"])
+        self.step, self.position = int(ckpt["step"]), int(ckpt["position"])
+        if ckpt.get("version", 1) < 2:
+            self.position = int(ckpt["images_seen"])
+        if "optimizer" in ckpt:
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+            self.warmup_from = int(ckpt.get("warmup_from", 0))
+        else:  # a checkpoint without optimiser state: Adam's moments start afresh, so warm the learning rate up again
+            self.warmup_from = self.step
+        self.wall_s = float(ckpt.get("wall_s", 0.0))
+        self.stints = list(ckpt.get("stints", []))
+        rng = ckpt.get("rng", {})
+        if "torch" in rng:
+            torch.set_rng_state(rng["torch"])
+        if "python" in rng:
+            random.setstate(python_state_from_list(rng["python"]))
+
+    def _init_from_model_file(self, path: str) -> None:
+        """Continue from an exported model file (e.g. the shipped weights): its EMA weights seed both the
+        model and the EMA, the step count and training record carry on, Adam starts afresh (warm-up again)."""
+        from ..checkpoint import CheckpointError, load_model
+
+        try:
+            net, info = load_model(path)
+        except CheckpointError as e:
+            raise ConfigError(f"init: {e}") from None
+        if info.net != self.net_config.to_dict():
+            raise ConfigError(f"init: {path} holds a different network than the config's")
+        state = net.state_dict()
+        self.model.load_state_dict(state)
+        self.ema.load_state_dict(state)
+        facts = info.training
+        self.step = self.warmup_from = int(facts.get("steps") or 0)
+        self.position = int(facts.get("images_seen") or 0)
+        self.wall_s = float(facts.get("wall_time_s") or 0.0)
+        self.stints = list(facts.get("stints") or [])
+
+    # -- checkpoints
+    def checkpoint_state(self) -> dict[str, Any]:
+        epoch, index = divmod(self.position, len(self.dataset))
+        return {
+            "format": "palette-cli-train",
+            "version": CHECKPOINT_VERSION,
+            "config": self.config.to_dict(),
+            "net": self.net_config.to_dict(),
+            "schedule": self.schedule.to_dict(),
+            "tasks": _task_names(self.config.task),
+            "step": self.step,
+            "warmup_from": self.warmup_from,
+            "position": self.position,
+            "epoch": epoch,
+            "index_in_epoch": index,
+            "images_seen": self.images_seen,
+            "wall_s": self.wall_s,
+            "stints": self.stints,
+            "data": self.data_description(),
+            "model": self.model.state_dict(),
+            "ema": self.ema.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "rng": {"torch": torch.get_rng_state(), "python": python_state_to_list(random.getstate())},
+        }
+
+    def save_checkpoint(self) -> Path | None:
+        """Rank 0 writes ``checkpoints/step-N.pt`` atomically and prunes old ones; all ranks wait."""
+        barrier(self.dist)
+        path = None
+        if self.dist.main:
+            self._close_stint()
+            path = self.run_dir / "checkpoints" / f"step-{self.step:08d}.pt"
+            atomic_torch_save(self.checkpoint_state(), path)
+            for old in list_checkpoints(self.run_dir)[:-self.config.keep_ckpts]:
+                old.unlink(missing_ok=True)
+            self._emit("checkpoint", {"step": self.step, "path": str(path)})
+        barrier(self.dist)
+        return path
+
+    @property
+    def images_seen(self) -> int:
+        return self.position
+
+    def data_description(self) -> str:
+        src = self.config.data.source
+        src = ", ".join(src) if isinstance(src, list) else str(src)
+        return f"{len(self.dataset)} images from {src}; {self.config.data.size}² {self.config.data.crop} crops"
+
+    def _close_stint(self) -> None:
+        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        stint = {"start": self._stint_start, "end": now, "from_step": self._stint_from, "to_step": self.step,
+                 "wall_s": round(self.wall_s - self._stint_wall0, 1), "hardware": hardware(self.device, self.dist.world)}
+        if self.stints and self.stints[-1].get("start") == self._stint_start:
+            self.stints[-1] = stint
+        else:
+            self.stints.append(stint)
+
+    # -- logging
+    def _emit(self, event: str, record: dict[str, Any]) -> None:
+        if not self.dist.main:
+            return
+        if event in ("log", "val"):
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            with open(self.run_dir / "metrics.jsonl", "a") as f:
+                f.write(json.dumps({"event": event, **record}) + "\n")
+        if self.hook is not None:
+            self.hook(event, record)
+
+    def request_stop(self, *_: Any) -> None:
+        """Checkpoint and stop after the current step (SIGTERM / SIGINT handler)."""
+        self._stop_requested = True
+
+    # -- one step
+    def train_step(self) -> float:
+        c = self.config
+        lr = lr_at(self.step - self.warmup_from, c.optim)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.optimizer.zero_grad(set_to_none=True)
+        total = 0.0
+        for micro in range(c.grad_accum):
+            seed = rank_seed(c.seed, self.dist.rank, self.step, micro)
+            torch.manual_seed(seed)  # dropout and anything else drawing from the global generator
+            gen = torch.Generator().manual_seed(seed)
+            batch = {k: v.to(self.device, non_blocking=True) for k, v in next(self.loader).items()}
+            if c.channels_last:
+                batch = {k: v.contiguous(memory_format=torch.channels_last) for k, v in batch.items()}
+            last = micro == c.grad_accum - 1
+            sync = self.ddp.no_sync() if (self.dist.world > 1 and not last) else contextlib.nullcontext()
+            with sync:
+                loss = self.process.loss(self.ddp, batch, gen, loss=c.loss, autocast=self.autocast)
+                (loss / c.grad_accum).backward()
+            total += float(loss.detach()) / c.grad_accum
+            self.position += c.batch_size * self.dist.world
+        if c.optim.grad_clip:
+            nn.utils.clip_grad_norm_(self.model.parameters(), c.optim.grad_clip)
+        self.optimizer.step()
+        self.step += 1
+        ema_update(self.ema, self.model, ema_decay_at(self.step - 1, c.ema_decay))
+        return total
+
+    # -- the loop
+    def run(self) -> dict[str, Any]:
+        c = self.config
+        self._stint_start = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        self._stint_from, self._stint_wall0 = self.step, self.wall_s
+        if self.dist.main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / "config.json").write_text(json.dumps(c.to_dict(), indent=2))
+        stream = SampleStream(self.dataset, c.seed)
+        self.loader = make_loader(stream, self.position, c.batch_size, self.dist.rank, self.dist.world,
+                                  c.num_workers)
+        self.model.train()
+        start_wall, wall0 = time.monotonic(), self.wall_s
+        last_ckpt = time.monotonic()
+        window_t, window_imgs, window_losses = time.monotonic(), 0, []
+        self._emit("start", {"step": self.step, "steps": c.steps, "images_seen": self.images_seen})
+        loss = float("nan")
+        governor = ThreadGovernor(torch.get_num_threads())
+        while self.step < c.steps:
+            if c.adaptive_threads and self.device.type == "cpu":
+                threads = governor()
+                if threads != torch.get_num_threads():
+                    torch.set_num_threads(threads)
+            loss = self.train_step()
+            self.wall_s = wall0 + time.monotonic() - start_wall  # all of it: steps, validation, checkpoints
+            window_losses.append(loss)
+            window_imgs += c.batch_size * c.grad_accum * self.dist.world
+            if self.step % c.log_every == 0 or self.step == c.steps:
+                dt = max(time.monotonic() - window_t, 1e-9)
+                rec = {"step": self.step, "loss": sum(window_losses) / len(window_losses),
+                       "images_per_s": window_imgs / dt, "steps_per_s": len(window_losses) / dt,
+                       "lr": lr_at(self.step - 1 - self.warmup_from, c.optim), "images_seen": self.images_seen,
+                       "epoch": self.images_seen // len(self.dataset), "wall_s": round(self.wall_s, 1)}
+                self._emit("log", rec)
+                window_t, window_imgs, window_losses = time.monotonic(), 0, []
+            else:
+                self._emit("step", {"step": self.step, "loss": loss})
+            if self.step % c.val_every == 0:
+                self.validate()
+            out_of_time = c.max_minutes is not None and time.monotonic() - start_wall > 60 * c.max_minutes
+            stop = any_rank(self.dist, self._stop_requested or out_of_time, self.device)
+            due = self.step % c.ckpt_every == 0 or self.step == c.steps
+            timed = any_rank(self.dist, c.ckpt_minutes is not None
+                              and time.monotonic() - last_ckpt > 60 * c.ckpt_minutes, self.device)
+            if due or timed or stop:
+                self.save_checkpoint()
+                last_ckpt = time.monotonic()
+            if stop:
+                break
+        self._emit("end", {"step": self.step, "loss": loss})
+        return {"step": self.step, "loss": loss, "images_seen": self.images_seen, "wall_s": self.wall_s}
+
+    # -- validation
+    def validation_batch(self) -> dict[str, Tensor]:
+        """Fixed held-out examples (or the first training images): same crops and degradations every
+        time. A task mixture shows every image under each of its tasks, grouped by task."""
+        if not hasattr(self, "_val_batch"):
+            c = self.config
+            source = c.data.heldout or c.data.source
+            ds = build_dataset(c, source, "center", seed=12345)
+            n = min(c.val_images, len(ds))
+            indices = [i * len(ds) // n for i in range(n)]
+            subtasks = getattr(ds.task, "tasks", None)
+            if subtasks:
+                items = [t.make_example(ds.image(i), torch.Generator().manual_seed(1000 * k + i)).as_dict()
+                         for k, t in enumerate(subtasks) for i in indices]
+            else:
+                items = [ds[i] for i in indices]
+            self._val_batch = {k: torch.stack([x[k] for x in items]) for k in items[0]}
+        return self._val_batch
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, Any] | None:
+        """Rank 0: EMA validation loss and a PNG grid (input / output / target rows)."""
+        if not self.dist.main:
+            return None
+        c = self.config
+        batch = {k: v.to(self.device) for k, v in self.validation_batch().items()}
+        gen = torch.Generator().manual_seed(777)  # the same 8 (level, noise) draws per example at every validation
+        val_loss = sum(float(self.process.loss(self.ema, batch, gen, loss=c.loss, autocast=self.autocast))
+                       for _ in range(8)) / 8
+        output = predict(self.ema, self.process, batch, steps=c.val_steps, seed=0, autocast=self.autocast)
+        grid = image_grid([batch["cond"], output, batch["target"]])
+        path = self.run_dir / "val" / f"step-{self.step:08d}.png"
+        atomic_save_png(grid, path)
+        rec = {"step": self.step, "val_loss": val_loss, "grid": str(path.relative_to(self.run_dir))}
+        self._emit("val", rec)
+        return rec
+
+
+def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False, hook: Hook | None = None,
+          handle_signals: bool = False) -> dict[str, Any]:
+    """Train (or resume) a run; returns the final step, loss, images seen and wall time."""
+    trainer = Trainer(config, run_dir, resume=resume, hook=hook)
+    if handle_signals:
+        signal.signal(signal.SIGTERM, trainer.request_stop)
+    return trainer.run()
