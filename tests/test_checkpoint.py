@@ -141,3 +141,23 @@ def test_saving_the_same_model_twice_gives_the_same_bytes(tmp_path):
     loaded, _ = load_model(tmp_path / "m0.safetensors")
     for k, v in net.state_dict().items():
         assert torch.equal(loaded.state_dict()[k], v)
+
+
+def test_model_files_name_their_architecture(tmp_path):
+    """New files say ``arch``; files written before it existed load as U-Nets; an unknown one is refused."""
+    from palette_cli.checkpoint import CheckpointError, ModelInfo, load_model, save_model
+    from palette_cli.nets import network_config
+    from tests.conftest import tiny_net
+
+    cfg, net = tiny_net()
+    assert cfg.to_dict()["arch"] == "unet" and network_config(cfg.to_dict()) == cfg
+    old = {k: v for k, v in cfg.to_dict().items() if k not in ("arch", "patch_size")}
+    assert network_config(old) == cfg  # an older file's table means the same network
+    for name, table in (("new", cfg.to_dict()), ("old", old)):
+        save_model(tmp_path / f"{name}.safetensors", ModelInfo(net=table), net.state_dict())
+        loaded, _ = load_model(tmp_path / f"{name}.safetensors")
+        x = torch.randn(1, 3, 16, 16)
+        assert torch.equal(loaded(x, torch.tensor([0.5]), x), net.eval()(x, torch.tensor([0.5]), x))
+    save_model(tmp_path / "odd.safetensors", ModelInfo(net={**cfg.to_dict(), "arch": "transformer"}), net.state_dict())
+    with pytest.raises(CheckpointError, match="unknown network architecture 'transformer'"):
+        load_model(tmp_path / "odd.safetensors")

@@ -230,16 +230,16 @@ def load_model(path: str | Path, device: str | torch.device = "cpu"):
 
     Returns ``(net, info)``.
     """
-    from .nets import UNet, UNetConfig
+    from .nets import build_network, network_config
 
     info = read_info(path)
     try:
-        config = UNetConfig.from_dict(info.net)
+        config = network_config(info.net)
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"{path}: invalid network config ({e})") from None
     _check_tensors(path, config)
     state = load_state_dict(path)
-    net = UNet(config)
+    net = build_network(config)
     try:
         net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
     except RuntimeError as e:
@@ -250,10 +250,10 @@ def load_model(path: str | Path, device: str | torch.device = "cpu"):
 def _check_tensors(path: Path, config) -> None:
     """Compare the file's tensor names and shapes with those of the network its config describes, before
     any weight is read: a network built on the ``meta`` device allocates nothing."""
-    from .nets import UNet
+    from .nets import build_network
 
     with torch.device("meta"):
-        expected = {k: list(v.shape) for k, v in UNet(config).state_dict().items()}
+        expected = {k: list(v.shape) for k, v in build_network(config).state_dict().items()}
     found = {k: v["shape"] for k, v in _read_header(Path(path)).items() if k != "__metadata__"}
 
     def more(names: list[str]) -> str:

@@ -111,16 +111,24 @@ class UNetConfig:
     def heads(self, channels: int) -> int:
         return channels // self.num_head_channels if self.num_head_channels else self.num_heads
 
+    arch = "unet"  # the architecture's name in model files (see nets.ARCHITECTURES)
+
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able dict (tuples become lists)."""
-        d = asdict(self)
+        """Plain JSON-able dict (tuples become lists), naming the architecture."""
+        d = {"arch": self.arch, **asdict(self)}
         d["channel_mult"] = list(self.channel_mult)
         d["attention_resolutions"] = list(self.attention_resolutions)
         return d
 
+    def build(self) -> "UNet":
+        return UNet(self)
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "UNetConfig":
         """Inverse of :meth:`to_dict`; missing keys take defaults, unknown keys are an error."""
+        d = dict(d)
+        if d.pop("arch", cls.arch) != cls.arch:
+            raise ValueError(f"not a {cls.arch} network config")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:

@@ -229,8 +229,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
 
 
 def build_net_config(spec: str | dict[str, Any]):
-    """A preset name, ``{"preset": name, **overrides}``, or a full UNetConfig table."""
-    from ..nets import UNetConfig, preset
+    """A preset name, ``{"preset": name, **overrides}``, or a full network table (``arch`` names the
+    architecture; default the U-Net)."""
+    from ..nets import network_config, preset
 
     try:
         if isinstance(spec, str):
@@ -239,7 +240,7 @@ def build_net_config(spec: str | dict[str, Any]):
         if "preset" in spec:
             base = preset(spec.pop("preset")).to_dict()
             base.update(spec)
-            return UNetConfig.from_dict(base)
-        return UNetConfig.from_dict(spec)
+            return network_config(base)
+        return network_config(spec)
     except (KeyError, TypeError, ValueError) as e:
         raise ConfigError(f"net: {e}") from None

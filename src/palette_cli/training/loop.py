@@ -89,10 +89,10 @@ class Trainer:
         if config.objective == "bridge" and self.net_config.gamma_embedding != "time":
             raise ConfigError('net: a bridge model needs gamma_embedding = "time" (its level is the bridge time t)')
 
-        from ..nets import UNet
+        from ..nets import build_network
 
         torch.manual_seed(rank_seed(config.seed, 0xBEEF))  # same initial weights on every rank
-        model = UNet(self.net_config).to(self.device)
+        model = build_network(self.net_config).to(self.device)
         if config.channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.model = model
@@ -129,7 +129,7 @@ class Trainer:
         return cls(self.model.parameters(), lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
 
     def _restore(self, ckpt: dict[str, Any]) -> None:
-        if ckpt["net"] != self.net_config.to_dict():
+        if _network_config(ckpt["net"]) != self.net_config:
             raise ConfigError("--resume: the checkpoint's network differs from the config's network")
         self.model.load_state_dict(ckpt["model"])
         self.ema.load_state_dict(ckpt["ema"])
@@ -158,7 +158,7 @@ class Trainer:
             net, info = load_model(path)
         except CheckpointError as e:
             raise ConfigError(f"init: {e}") from None
-        if info.net != self.net_config.to_dict():
+        if _network_config(info.net) != self.net_config:
             raise ConfigError(f"init: {path} holds a different network than the config's")
         state = net.state_dict()
         self.model.load_state_dict(state)
@@ -367,3 +367,14 @@ def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False, hoo
     if handle_signals:
         signal.signal(signal.SIGTERM, trainer.request_stop)
     return trainer.run()
+
+
+def _network_config(d: dict[str, Any]):
+    """The config a checkpoint's or model file's network table describes (None if it describes none), so
+    that files written before a field or the architecture name existed compare by meaning."""
+    from ..nets import network_config
+
+    try:
+        return network_config(d)
+    except (TypeError, ValueError):
+        return None
