@@ -110,12 +110,12 @@ def test_save_is_atomic_and_hash_stable(tmp_path, monkeypatch):
     h = file_hash(path)
     assert len(h) == 12 and h == file_hash(path)
     assert read_info(path).net == cfg.to_dict()
-    import palette_cli.checkpoint as ck
+    import palette_cli.imageio as io_module  # the one atomic writer
 
     def boom(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(ck.os, "replace", boom)
+    monkeypatch.setattr(io_module.os, "replace", boom)
     with pytest.raises(KeyboardInterrupt):
         save_model(path, info_for(cfg), {k: v * 2 for k, v in net.state_dict().items()})
     assert file_hash(path) == h

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import struct
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,18 +58,6 @@ class ModelInfo:
         }
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_model(path: str | Path, info: ModelInfo, state_dict: dict[str, Tensor], dtype: str = "fp32") -> Path:
     """Write weights + config atomically; floating tensors are stored as ``dtype`` (fp32/fp16/bf16)."""
     from safetensors.torch import save
@@ -85,7 +71,9 @@ def save_model(path: str | Path, info: ModelInfo, state_dict: dict[str, Tensor],
     }
     meta = {META_KEY: json.dumps(info.to_metadata(), sort_keys=True), "storage_dtype": dtype}
     path = Path(path)
-    _atomic_write_bytes(path, _canonical_header(save(tensors, metadata=meta)))
+    from .imageio import write_bytes_atomic
+
+    write_bytes_atomic(path, _canonical_header(save(tensors, metadata=meta)))
     return path
 
 

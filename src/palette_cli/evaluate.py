@@ -25,7 +25,6 @@ import json
 import math
 import os
 import re
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,7 +36,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from .imageio import expand_inputs, load_image, pil_to_tensor
+from .imageio import expand_inputs, load_image, pil_to_tensor, write_text_atomic
 from .metrics.classification import softmax, top1_accuracy, top1_agreement
 from .metrics.distribution import frechet_distance_from_features, inception_score, kernel_distance
 from .metrics.diversity import consecutive_distances, ms_ssim_to_first
@@ -532,8 +531,8 @@ def score_outputs(outputs: PathSpec, references: References, *, feature_net: str
 
     target = Path(out_dir) if out_dir is not None else Path(outputs)
     target.mkdir(parents=True, exist_ok=True)
-    _write_atomic(target / METRICS_JSON, json.dumps(result, indent=2, ensure_ascii=False) + "\n")
-    _write_atomic(target / METRICS_MD, metrics_markdown(result))
+    write_text_atomic(target / METRICS_JSON, json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    write_text_atomic(target / METRICS_MD, metrics_markdown(result))
     return result
 
 
@@ -569,17 +568,6 @@ def metrics_markdown(result: dict[str, Any]) -> str:
     timing = result["timing_s"]
     lines += ["", f"Scored in {timing['total']:.2f} s."]
     return "\n".join(lines) + "\n"
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # --------------------------------------------------------------------------- generation (``palette eval``)
@@ -837,7 +825,7 @@ def generate_outputs(model: Any, task: str | EvalTask, references: References, o
     check_previous(own, record_settings, overwrite)
     make_run_folders(run_dir, spec)
     (own / OUTPUTS_DIR).mkdir(parents=True, exist_ok=True)
-    _write_atomic(own / GENERATION_JSON, json.dumps({"settings": record_settings}, indent=2) + "\n")
+    write_text_atomic(own / GENERATION_JSON, json.dumps({"settings": record_settings}, indent=2) + "\n")
 
     meta = {**pipe.provenance(spec.name, settings, seed), **{k: str(v) for k, v in spec.describe().items()}}
     generated, skipped, gen_seconds, prep_seconds = 0, 0, 0.0, 0.0
@@ -878,7 +866,7 @@ def generate_outputs(model: Any, task: str | EvalTask, references: References, o
                      "generation_per_sample": (round(gen_seconds / (generated * samples_per_image), 3)
                                                if generated else None)},
     }
-    _write_atomic(own / GENERATION_JSON, json.dumps(record, indent=2, ensure_ascii=False) + "\n")
+    write_text_atomic(own / GENERATION_JSON, json.dumps(record, indent=2, ensure_ascii=False) + "\n")
     if generated:
         say(f"generated {generated} image(s) x {samples_per_image} sample(s) in {gen_seconds:.1f} s "
             f"({gen_seconds / generated:.2f} s/image, {model_calls} model calls per sample)"
@@ -928,8 +916,8 @@ def evaluate(model: Any, task: str | EvalTask, references: References, out_dir: 
                                **{**score_kw, "out_dir": own})
     scoring = time.perf_counter() - t0
     result["generation"] = record
-    _write_atomic(own / METRICS_JSON, json.dumps(result, indent=2, ensure_ascii=False) + "\n")
-    _write_atomic(own / METRICS_MD, metrics_markdown(result) + generation_markdown(record))
+    write_text_atomic(own / METRICS_JSON, json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    write_text_atomic(own / METRICS_MD, metrics_markdown(result) + generation_markdown(record))
     per_image = record["timing_s"]["generation_per_image"]
     say(f"timing: generation {record['timing_s']['generation']:.1f} s"
         + (f" ({per_image:.2f} s/image)" if per_image is not None else "") + f", scoring {scoring:.1f} s")

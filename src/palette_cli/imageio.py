@@ -480,8 +480,10 @@ def _output_format(path: Path) -> str:
     return fmt
 
 
-def _atomic_write(path: Path, write: Any) -> None:
-    """Call ``write(file)`` on a temporary file next to ``path``, then rename it into place."""
+def atomic_write(path: str | os.PathLike[str], write: Any) -> None:
+    """Call ``write(file)`` on a temporary file next to ``path``, then rename it into place: the one atomic
+    writer of the project (outputs, model files, checkpoints, reports); :class:`OutputError` when it fails."""
+    path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -510,7 +512,7 @@ def _atomic_write(path: Path, write: Any) -> None:
 def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically; :class:`OutputError` when it cannot be written."""
     path = Path(path)
-    _atomic_write(path, lambda handle: handle.write(data))
+    atomic_write(path, lambda handle: handle.write(data))
     return path
 
 
@@ -566,8 +568,8 @@ def save_image_atomic(
             params["pnginfo"] = _png_info(metadata)
         else:
             text = json.dumps({k: str(v) for k, v in metadata.items()}, indent=2, sort_keys=True) + "\n"
-            _atomic_write(sidecar_path(path), lambda handle: handle.write(text.encode("utf-8")))
-    _atomic_write(path, lambda handle: img.save(handle, format=fmt, **params))
+            atomic_write(sidecar_path(path), lambda handle: handle.write(text.encode("utf-8")))
+    atomic_write(path, lambda handle: img.save(handle, format=fmt, **params))
     return path
 
 

@@ -35,7 +35,7 @@ from typing import Callable, Iterable
 
 from PIL import Image, UnidentifiedImageError
 
-from .imageio import _atomic_write
+from .imageio import write_bytes_atomic
 from .photo_credits import CREDITED_PHOTOS, HELDOUT_PHOTOS, CreditedSource
 from .qtrcc import RccBundle, RccError
 
@@ -232,10 +232,6 @@ def heldout_split(sources: Iterable[PhotoSource | CreditedSource] = TRAINING_PHO
 # --------------------------------------------------------------------------- writing
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    _atomic_write(path, lambda f: f.write(data))
-
-
 def _read_manifest(folder: Path) -> dict[str, PhotoRecord]:
     path = folder / "photos.json"
     if not path.exists():
@@ -257,9 +253,9 @@ def _attribution(title: str, intro: str, records: list[PhotoRecord]) -> str:
 
 def _write_index(folder: Path, records: dict[str, PhotoRecord], title: str, intro: str) -> None:
     ordered = [records[k] for k in sorted(records)]
-    _write_atomic(folder / "photos.json",
+    write_bytes_atomic(folder / "photos.json",
                   (json.dumps({"photos": [asdict(r) for r in ordered]}, indent=2) + "\n").encode())
-    _write_atomic(folder / "ATTRIBUTION.md", _attribution(title, intro, ordered).encode())
+    write_bytes_atomic(folder / "ATTRIBUTION.md", _attribution(title, intro, ordered).encode())
 
 
 # --------------------------------------------------------------------------- tools
@@ -336,7 +332,7 @@ def _extract_wallpapers(source: PhotoSource, root: Path, version: str, folder: P
             report.missing.append(f"{source.package}: /{inner}")
             continue
         stanza = licence_for(stanzas, source.upstream + rel)
-        _write_atomic(folder / name, original.read_bytes())
+        write_bytes_atomic(folder / name, original.read_bytes())
         manifest[name] = PhotoRecord(
             file=name, package=source.package, version=version, original_path=f"/{inner}",
             licence=stanza.licence if stanza else "see /usr/share/doc/" + source.package + "/copyright",
@@ -372,7 +368,7 @@ def _extract_credited(source: CreditedSource, root: Path, version: str, folder: 
             why = "not a readable image" if side is None else f"short side {side} px < {MIN_SIDE}"
             report.missing.append(f"{source.package}: /{inner} ({why})")
             continue
-        _write_atomic(folder / name, data)
+        write_bytes_atomic(folder / name, data)
         manifest[name] = PhotoRecord(file=name, package=source.package, version=version,
                                      original_path=f"/{inner}", licence=photo.licence, copyright=photo.credit)
         report.fetched.append(name)
@@ -404,9 +400,9 @@ def fetch_photos(folder: str | os.PathLike, *, force: bool = False, log: Log = l
                  "beside each image inside the `.rcc` bundle; `BUNDLE.rcc!/PATH` names a file inside a bundle). "
                  "Do not commit these photos into a repository.")
     split = heldout_split()
-    _write_atomic(folder / "split.json", (json.dumps(split, indent=2) + "\n").encode())
+    write_bytes_atomic(folder / "split.json", (json.dumps(split, indent=2) + "\n").encode())
     for part in ("train", "heldout"):
-        _write_atomic(folder / f"{part}.txt", ("\n".join(split[part]) + "\n").encode())
+        write_bytes_atomic(folder / f"{part}.txt", ("\n".join(split[part]) + "\n").encode())
     return report
 
 
@@ -437,7 +433,7 @@ def fetch_dev_photos(folder: str | os.PathLike, *, force: bool = False, log: Log
                     if photo.path not in inside:
                         report.missing.append(f"{package}: {photo.path}")
                         continue
-                    _write_atomic(folder / photo.name, archive.read(photo.path))
+                    write_bytes_atomic(folder / photo.name, archive.read(photo.path))
                     manifest[photo.name] = PhotoRecord(photo.name, package, version, photo.path,
                                                        photo.licence, photo.credit)
                     report.fetched.append(photo.name)

@@ -8,8 +8,6 @@ schedule, step, data position, wall time and stints, model / EMA / optimiser sta
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +20,10 @@ CHECKPOINT_VERSION = 2  # 2: "position" counts samples (1 counted micro-batches)
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """``torch.save`` through the project's atomic writer: a killed run never leaves half a checkpoint."""
+    from ..imageio import atomic_write
+
+    atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def list_checkpoints(run_dir: str | Path) -> list[Path]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -45,13 +43,7 @@ def image_grid(rows: list[Tensor], pad: int = 2) -> Tensor:
 def atomic_save_png(img01: Tensor, path: Path) -> None:
     from PIL import Image
 
+    from ..imageio import atomic_write
+
     arr = (img01.permute(1, 2, 0).numpy() * 255).round().clip(0, 255).astype("uint8")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
-        Image.fromarray(arr).save(tmp, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda f: Image.fromarray(arr).save(f, format="PNG"))
