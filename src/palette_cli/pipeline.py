@@ -23,7 +23,7 @@ from .devices import resolve_device
 from .imageio import pil_to_tensor, tensor_to_pil
 from .process import NetFn, SamplerSettings, process_from_metadata
 from .tasks.base import noise_fill
-from .tasks.fill import mirror_fill, smooth_fill
+from .tasks.fill import mirror_fill
 
 __all__ = ["Pipeline", "SamplerSettings", "hole_windows", "resolve_device", "tiled_net", "working_size"]
 
@@ -151,7 +151,7 @@ class Pipeline:
             cond = noise_fill(known, m_small, generator)
             step_cb = _offset_progress(on_step, k, len(windows))
             out = self.sample(cond, settings, generator, known=known, mask=m_small, on_step=step_cb,
-                              start=smooth_fill(known, m_small))
+                              start=mirror_fill(known, m_small))
             filled = _resize(out, (x1 - x0, y1 - y0)).clamp(-1, 1)
             full[..., y0:y1, x0:x1] = torch.where(win_mask.bool(), filled, win)
         return _paste_exact(image, full, mask)

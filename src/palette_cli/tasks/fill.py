@@ -7,7 +7,9 @@ or early model already gives what a classical tool gives. Two fills, both pure t
   level until every hole is covered, and each level's holes are filled from the coarser one on the way
   back up. Holes get the smooth colour of their surroundings (as diffusion-based inpainting does).
 - :func:`mirror_fill` (uncropping): the unknown band is the known rectangle reflected across its border,
-  repeated as often as needed — textures and horizons carry on.
+  repeated as often as needed — textures and horizons carry on. Holes inside the known rectangle get the
+  smooth fill, so this one function is the start of every inpainting and uncropping example: an uncrop
+  mask and a hole mask need not be told apart (and holes touching the border are mirrored).
 
 Images are (C,H,W) or (B,C,H,W) in [-1, 1]; masks (1,H,W) or (B,1,H,W) with 1 = unknown.
 """

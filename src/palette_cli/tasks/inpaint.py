@@ -1,7 +1,7 @@
 """Inpainting: the condition is the image with its hole filled with standard Gaussian noise.
 
 There is no mask channel (as in Palette): the noise itself shows the network where the hole is. The
-loss counts only the hole. A bridge model starts from a smooth classical fill of the hole. Masks come from :mod:`.masks` — by default the paper's training mixture.
+loss counts only the hole. A bridge model starts from a classical fill of the hole (smooth inside, mirrored at the border). Masks come from :mod:`.masks` — by default the paper's training mixture.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from .base import Example, noise_fill
-from .fill import smooth_fill
+from .fill import mirror_fill
 from .masks import get_mask_fn
 
 
@@ -33,4 +33,4 @@ class InpaintTask:
     def make_example(self, image: Tensor, generator: torch.Generator) -> Example:
         mask = get_mask_fn(self.masks)(image.shape[-2], image.shape[-1], generator).to(image.dtype)
         return Example(cond=noise_fill(image, mask, generator), target=image, mask=mask, task=self.name,
-                       start=smooth_fill(image, mask))
+                       start=mirror_fill(image, mask))
