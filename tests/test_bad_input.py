@@ -403,8 +403,8 @@ def test_uncrop_amount_beyond_the_canvas_limit_is_refused_at_once(photo, tiny_mo
 def test_restore_of_a_thin_image_uses_few_tiles(tiny_model_file):
     pipe = Pipeline.from_file(tiny_model_file, device="cpu", precision="fp32", resolution=32)
     tiles = []
-    real = pipe._net
-    pipe._net = lambda y, g, c: tiles.append(y.shape[0]) or real(y, g, c)
+    real = pipe.net_fn
+    pipe.net_fn = lambda y, g, c: tiles.append(y.shape[0]) or real(y, g, c)
     settings = SamplerSettings("ddim", 2)
     out = pipe.restore(make_photo(700, 3), settings, torch.Generator().manual_seed(0))[0]
     assert out.size == (700, 3)

@@ -169,3 +169,27 @@ def test_models_shows_a_checkpoint_config(tiny_model_file):
     doc = json.loads(r.output)
     assert doc["format"] == "palette-cli" and doc["tasks"] == ["colorize", "inpaint", "uncrop", "jpeg"]
     assert doc["net"]["image_size"] > 0
+
+
+def test_cli_choices_match_the_registries():
+    """The CLI's choices are listed without importing torch; each list must be its registry's."""
+    from palette_cli import defaults
+    from palette_cli.baselines import BASELINES
+    from palette_cli.sampling import SAMPLERS
+    from palette_cli.schedule import SPACINGS
+    from palette_cli.tasks import TASKS
+    from palette_cli.tasks.masks import EVAL_MASKS, UNCROP_DIRECTIONS
+
+    assert set(defaults.SAMPLER_NAMES) == set(SAMPLERS) | {"bridge"}
+    assert defaults.TASK_NAMES == tuple(TASKS)
+    assert defaults.EVAL_MASK_MODES == tuple(EVAL_MASKS)
+    assert defaults.UNCROP_DIRECTIONS == UNCROP_DIRECTIONS
+    assert defaults.SPACINGS == SPACINGS
+    assert set(defaults.EVAL_METHODS) == {"model"} | set(BASELINES)
+    from palette_cli.cli.evaluate import EvalTaskName, MaskMode, MethodName
+    from palette_cli.cli.options import SamplerName, Spacing
+    from palette_cli.cli.uncrop import Direction
+
+    for enum, names in ((EvalTaskName, TASKS), (MaskMode, EVAL_MASKS), (MethodName, defaults.EVAL_METHODS),
+                        (SamplerName, defaults.SAMPLER_NAMES), (Spacing, SPACINGS), (Direction, UNCROP_DIRECTIONS)):
+        assert [e.value for e in enum] == list(names)

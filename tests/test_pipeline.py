@@ -49,9 +49,9 @@ def test_tiled_net_equals_whole_canvas_for_a_local_model():
 
 def test_tiles_start_on_the_alignment_grid():
     """Restoration tiles start on JPEG's 16-px block grid, so every tile sees the blocks where they are."""
-    from palette_cli.pipeline import _tile_starts
+    from palette_cli.windows import tile_starts
 
-    starts = _tile_starts(400, 128, 32, align=16)
+    starts = tile_starts(400, 128, 32, align=16)
     assert all(s % 16 == 0 for s in starts) and starts[0] == 0 and starts[-1] == 400 - 128
     assert all(b - a <= 128 - 32 for a, b in zip(starts, starts[1:]))  # overlaps at least as asked
 

@@ -380,9 +380,9 @@ def test_v_prediction_model_samples_through_the_pipeline(tmp_path):
     pipes = {k: Pipeline.from_file(p, device="cpu", precision="fp32", resolution=16) for k, p in paths.items()}
     y, cond = torch.randn(2, 3, 16, 16), torch.randn(2, 3, 16, 16)
     gamma = torch.tensor([0.2, 0.8])
-    raw = pipes["eps"]._net(y, gamma, cond)
+    raw = pipes["eps"].net_fn(y, gamma, cond)
     g = gamma.view(-1, 1, 1, 1)
-    x0 = {k: p.process.denoiser(p._net, cond)(y, gamma) for k, p in pipes.items()}
+    x0 = {k: p.process.denoiser(p.net_fn, cond)(y, gamma) for k, p in pipes.items()}
     assert torch.allclose(x0["eps"], (y - (1 - g).sqrt() * raw) / g.sqrt(), atol=1e-5)
     assert torch.allclose(x0["v"], g.sqrt() * y - (1 - g).sqrt() * raw, atol=1e-5)
     bad = tmp_path / "x0.safetensors"

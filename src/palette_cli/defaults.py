@@ -4,6 +4,17 @@
 #: corrects errors of an imperfect network that the deterministic solvers carry into the image.
 DEFAULT_SAMPLER = "dpmpp_2m_sde"
 
-#: Every sampler name a model may use: the diffusion samplers of ``palette_cli.sampling`` and the bridge
-#: process's own (a test checks this list against the registries).
+# The names the CLI offers as choices, kept here so that `palette --help` needs no torch import; a test
+# checks each list against the registry it mirrors.
+#: Every sampler a model may use: ``palette_cli.sampling.SAMPLERS`` and the bridge process's own.
 SAMPLER_NAMES = ("dpmpp_2m_sde", "dpmpp_2m", "ddim", "ddpm", "bridge")
+#: ``palette_cli.tasks.TASKS``.
+TASK_NAMES = ("colorize", "inpaint", "uncrop", "jpeg")
+#: ``palette_cli.tasks.masks.EVAL_MASKS``: the paper's evaluation masks.
+EVAL_MASK_MODES = ("free_form_10_20", "free_form_20_30", "free_form_30_40", "center")
+#: ``palette_cli.tasks.masks.UNCROP_DIRECTIONS``.
+UNCROP_DIRECTIONS = ("left", "right", "top", "bottom", "all")
+#: ``palette_cli.schedule.SPACINGS``.
+SPACINGS = ("logsnr", "uniform", "paper")
+#: ``palette eval --method``: the model(s) and ``palette_cli.baselines.BASELINES``.
+EVAL_METHODS = ("model", "identity", "telea", "ns", "nlmeans", "mirror")

@@ -36,6 +36,8 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from .defaults import EVAL_MASK_MODES as _EVAL_MASK_MODES
+from .defaults import TASK_NAMES
 from .imageio import expand_inputs, load_image, pil_to_tensor, write_text_atomic
 from .metrics.classification import softmax, top1_accuracy, top1_agreement
 from .metrics.distribution import frechet_distance_from_features, inception_score, kernel_distance
@@ -576,8 +578,8 @@ def metrics_markdown(result: dict[str, Any]) -> str:
 # (what the model is given: gray, noise in the hole, JPEG-decoded …), ``masks/NAME.png`` for inpainting and
 # uncropping (white = generated), ``outputs/NAME_sK.png``, ``generation.json`` and the scores.
 
-EVAL_TASKS = ("colorize", "inpaint", "uncrop", "jpeg")
-EVAL_MASK_MODES = ("free_form_10_20", "free_form_20_30", "free_form_30_40", "center")
+EVAL_TASKS = TASK_NAMES
+EVAL_MASK_MODES = _EVAL_MASK_MODES
 REFERENCES_DIR, INPUTS_DIR, MASKS_DIR, OUTPUTS_DIR = "references", "inputs", "masks", "outputs"
 GENERATION_JSON = "generation.json"
 # Settings that may change between runs into one folder without invalidating its outputs (the model
@@ -656,24 +658,14 @@ def eval_names(paths: Sequence[Path]) -> list[str]:
 
 
 def degrade(reference: Image.Image, task: EvalTask, generator: torch.Generator) -> tuple[Image.Image, Tensor | None]:
-    """The paper's evaluation input for a ground-truth square: (input image, mask or None)."""
+    """The paper's evaluation input for a ground-truth square: (input image, mask or None), as the task's
+    module defines it (``evaluation_input``)."""
     from .imageio import tensor_to_pil
-    from .tasks.base import noise_fill
-    from .tasks.colorize import to_gray
-    from .tasks.jpeg import jpeg_roundtrip
-    from .tasks.masks import EVAL_MASKS, uncrop_mask
+    from .tasks import TASKS
 
-    width, height = reference.size
-    if task.name == "jpeg":
-        return jpeg_roundtrip(reference, task.jpeg_quality), None
-    image = pil_to_tensor(reference)
-    if task.name == "colorize":
-        return tensor_to_pil(to_gray(image)), None
-    if task.name == "inpaint":
-        mask = EVAL_MASKS[task.mask_mode](height, width, generator)
-    else:
-        mask = uncrop_mask(height, width, task.direction)
-    return tensor_to_pil(noise_fill(image, mask, generator)), mask
+    setting = {k: v for k, v in task.describe().items() if k != "task"}
+    degraded, mask = TASKS[task.name].evaluation_input(pil_to_tensor(reference), generator, **setting)
+    return tensor_to_pil(degraded), mask
 
 
 def make_eval_input(source: Path, name: str, task: EvalTask, size: int, seed: int, index: int) -> EvalInput:
@@ -713,12 +705,10 @@ def save_eval_input(run_dir: Path, example: EvalInput) -> None:
 
 def _run(pipe: Any, example: EvalInput, task: EvalTask, settings: Any, generator: torch.Generator,
          samples: int, on_step: StepProgress | None) -> list[Image.Image]:
-    """The pipeline's own task operation on one evaluation input (it sees only the degraded input)."""
-    if task.name == "colorize":
-        return pipe.colorize(example.input, settings, generator, samples, on_step=on_step)
-    if task.name == "jpeg":
-        return pipe.restore(example.input, settings, generator, samples, on_step=on_step)
-    return pipe.inpaint(example.input, example.mask, settings, generator, samples, on_step=on_step)
+    """The task's own inference recipe on one evaluation input (it sees only the degraded input)."""
+    from .tasks import TASKS
+
+    return TASKS[task.name].infer(pipe, example.input, example.mask, settings, generator, samples, on_step)
 
 
 class _Threads:

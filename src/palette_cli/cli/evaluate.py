@@ -8,23 +8,23 @@ from typing import Annotated, Optional
 
 import typer
 
-from .options import BatchSize, DeviceOpt, PrecisionOpt, Quiet, Sampler, SamplingSteps, SpacingOpt
+from ..defaults import EVAL_MASK_MODES, EVAL_METHODS, TASK_NAMES
+from .options import (
+    BatchSize,
+    DeviceOpt,
+    PrecisionOpt,
+    Quiet,
+    Sampler,
+    SamplingSteps,
+    SpacingOpt,
+)
 from .runner import fail
 from .uncrop import Direction
 
-
-class EvalTaskName(str, Enum):
-    colorize = "colorize"
-    inpaint = "inpaint"
-    uncrop = "uncrop"
-    jpeg = "jpeg"
+EvalTaskName = Enum("EvalTaskName", {n: n for n in TASK_NAMES}, type=str)
 
 
-class MaskMode(str, Enum):
-    free_form_10_20 = "free_form_10_20"
-    free_form_20_30 = "free_form_20_30"
-    free_form_30_40 = "free_form_30_40"
-    center = "center"
+MaskMode = Enum("MaskMode", {n: n for n in EVAL_MASK_MODES}, type=str)
 
 
 class FeatureNetChoice(str, Enum):
@@ -38,13 +38,7 @@ class LpipsNet(str, Enum):
     vgg = "vgg"
 
 
-class MethodName(str, Enum):
-    model = "model"
-    identity = "identity"
-    telea = "telea"
-    ns = "ns"
-    nlmeans = "nlmeans"
-    mirror = "mirror"
+MethodName = Enum("MethodName", {n: n for n in EVAL_METHODS}, type=str)
 
 
 Weights = Optional[str]
@@ -173,7 +167,13 @@ class _Progress:
     """Two rich progress bars (photos M of N, sampling steps) and the callbacks that drive them."""
 
     def __init__(self, console, quiet: bool):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
 
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                  TimeElapsedColumn(), console=console, disable=quiet,

@@ -9,16 +9,13 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..defaults import SAMPLER_NAMES
+from ..defaults import SAMPLER_NAMES, SPACINGS
 
 #: Sampler choices, built from the samplers the library has (diffusion samplers and the bridge's).
 SamplerName = Enum("SamplerName", {name: name for name in SAMPLER_NAMES}, type=str)
 
 
-class Spacing(str, Enum):
-    logsnr = "logsnr"
-    uniform = "uniform"
-    paper = "paper"
+Spacing = Enum("Spacing", {n: n for n in SPACINGS}, type=str)
 
 
 class Device(str, Enum):

@@ -8,19 +8,32 @@ from typing import Annotated
 
 import typer
 
-from .options import (AllowHuge, BatchSize, DeviceOpt, Inputs, Model, NumSamples, Output, PrecisionOpt, Quiet,
-                      Recursive, Resolution, Sampler, SamplingSteps, Seed, SpacingOpt, Overwrite, RunOptions)
+from ..defaults import UNCROP_DIRECTIONS
+from .options import (
+    AllowHuge,
+    BatchSize,
+    DeviceOpt,
+    Inputs,
+    Model,
+    NumSamples,
+    Output,
+    Overwrite,
+    PrecisionOpt,
+    Quiet,
+    Recursive,
+    Resolution,
+    RunOptions,
+    Sampler,
+    SamplingSteps,
+    Seed,
+    SpacingOpt,
+)
 from .runner import run_batch
 
 MAX_PASSES = 1000  # sampling passes one image may take without --allow-huge
 
 
-class Direction(str, Enum):
-    left = "left"
-    right = "right"
-    top = "top"
-    bottom = "bottom"
-    all = "all"
+Direction = Enum("Direction", {n: n for n in UNCROP_DIRECTIONS}, type=str)
 
 
 def parse_amount(text: str) -> float | int:

@@ -12,14 +12,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import product
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from PIL import Image
 from torch import Tensor
 
-from ..imageio import tensor_to_pil
+from ..imageio import pil_to_tensor, tensor_to_pil
+from ..windows import StepCallback, working_size
 from .base import Example, full_mask
+
+if TYPE_CHECKING:
+    from ..pipeline import Pipeline
+    from ..process import SamplerSettings
 
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R BT.601
 # Pillow's 16-bit fixed-point BT.601 weights (they sum to 65536): L = (19595 R + 38470 G + 7471 B + 2^15) >> 16.
@@ -55,6 +61,17 @@ class ColorizeTask:
 
     def make_example(self, image: Tensor, generator: torch.Generator) -> Example:
         return Example(cond=to_gray(image), target=image, mask=full_mask(image), task=self.name)
+
+    # -- evaluation and inference (the paper's protocol; the CLI's command) --------------------------
+    @staticmethod
+    def evaluation_input(image: Tensor, generator: torch.Generator, **setting) -> tuple[Tensor, None]:
+        """The evaluation input of a reference (3,H,W): its gray version."""
+        return to_gray(image), None
+
+    @staticmethod
+    def infer(pipe: "Pipeline", image: Image.Image, mask: Tensor | None, settings: "SamplerSettings",
+              generator: torch.Generator, num_samples: int = 1, on_step: StepCallback | None = None):
+        return colorize_photo(pipe, image, settings, generator, num_samples, on_step)
 
 
 # --------------------------------------------------------------------------- inference: luminance merge
@@ -148,3 +165,14 @@ def merge_luminance(full: Image.Image | Tensor, colour: Image.Image | Tensor) ->
         ys, offs = y[top:top + rows], offsets[top:top + rows]
         out[top:top + rows] = _solve_rgb(ys.reshape(-1), offs.reshape(-1, 3)).reshape(*ys.shape, 3)
     return Image.fromarray(out)
+
+
+def colorize_photo(pipe: "Pipeline", image: Image.Image, settings: "SamplerSettings", generator: torch.Generator,
+                   num_samples: int = 1, on_step: StepCallback | None = None) -> list[Image.Image]:
+    """Colour for a photo (colour inputs are made gray first): generated at the working size, put on the
+    input's own full-resolution luminance (:func:`merge_luminance`)."""
+    size = working_size(image.width, image.height, pipe.resolution, pipe.divisor)
+    small = pil_to_tensor(image.resize(size, Image.Resampling.LANCZOS)).unsqueeze(0)
+    cond = to_gray(small).expand(num_samples, -1, -1, -1)
+    out = pipe.sample(cond, settings, generator, on_step=on_step)
+    return [merge_luminance(image, tensor_to_pil(o)) for o in out]

@@ -9,13 +9,19 @@ from __future__ import annotations
 import io
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from PIL import Image
 from torch import Tensor
 
 from ..imageio import pil_to_tensor, tensor_to_pil
+from ..windows import JPEG_GRID, StepCallback, lock_low_frequencies, round_up, tiled_net
 from .base import Example, choice, full_mask
+
+if TYPE_CHECKING:
+    from ..pipeline import Pipeline
+    from ..process import SamplerSettings
 
 QUALITY_RANGE = (5, 30)
 
@@ -68,3 +74,42 @@ class JpegTask:
     def make_example(self, image: Tensor, generator: torch.Generator) -> Example:
         q = self.quality if self.quality is not None else sample_jpeg_quality(generator, self.low, self.high)
         return Example(cond=jpeg_degrade(image, q), target=image, mask=full_mask(image), task=self.name)
+
+    # -- evaluation and inference (the paper's protocol; the CLI's command) --------------------------
+    @staticmethod
+    def evaluation_input(image: Tensor, generator: torch.Generator, *, jpeg_quality: int = 10,
+                         **setting) -> tuple[Tensor, None]:
+        """The evaluation input of a reference (3,H,W): a real JPEG round trip at ``jpeg_quality``."""
+        return jpeg_degrade(image, jpeg_quality), None
+
+    @staticmethod
+    def infer(pipe: "Pipeline", image: Image.Image, mask: Tensor | None, settings: "SamplerSettings",
+              generator: torch.Generator, num_samples: int = 1, on_step: StepCallback | None = None):
+        return restore_photo(pipe, image, settings, generator, num_samples, on_step=on_step)
+
+
+def restore_photo(pipe: "Pipeline", image: Image.Image, settings: "SamplerSettings", generator: torch.Generator,
+                  num_samples: int = 1, tile: int | None = None, overlap: int | None = None,
+                  on_step: StepCallback | None = None, lock_colour: bool = True) -> list[Image.Image]:
+    """JPEG restoration at native resolution: overlapping tiles, blended at every sampling step.
+
+    Tiles start on the JPEG block grid (multiples of 16 px, the 4:2:0 chroma block), where the artifacts
+    the model learned sit. ``lock_colour`` keeps the output's local mean colour (its low frequencies)
+    equal to the input's, which JPEG preserves well: restoration cannot shift colours.
+    """
+    cond_full = pil_to_tensor(image).unsqueeze(0)
+    h, w = cond_full.shape[-2:]
+    grid = math.lcm(pipe.divisor, JPEG_GRID)
+    padded_h, padded_w = round_up(h, grid), round_up(w, grid)
+    cond_full = torch.nn.functional.pad(cond_full, (0, padded_w - w, 0, padded_h - h), mode="replicate")
+    cond = cond_full.expand(num_samples, -1, -1, -1).to(pipe.device)
+    tile = tile or max(pipe.resolution, 256)
+    overlap = overlap if overlap is not None else tile // 4
+    # Tiles are clipped to the canvas on each axis on its own, so a photo 3 pixels high is covered by a
+    # few 16 x 256 tiles, not by thousands of tiny ones; sizes stay multiples of the JPEG grid.
+    size = tuple(max(grid, min(tile, n) - min(tile, n) % grid) for n in (padded_h, padded_w))
+    net = tiled_net(pipe.net_fn, cond, size, overlap, align=JPEG_GRID)
+    out = pipe.sample(cond, settings, generator, net=net, on_step=on_step)
+    if lock_colour:
+        out = lock_low_frequencies(out, cond.cpu())
+    return [tensor_to_pil(o[:, :h, :w]) for o in out]

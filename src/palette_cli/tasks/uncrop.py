@@ -8,13 +8,22 @@ A bridge model starts from the known part mirrored into the unknown one.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
 
 import torch
 from torch import Tensor
 
+from ..imageio import pil_to_tensor, tensor_to_pil
+from ..windows import SIDES, StepCallback, extend_window, extension_passes, offset_progress, restore_original
 from .base import Example, noise_fill
 from .fill import mirror_fill
 from .masks import UNCROP_DIRECTIONS, random_uncrop_mask, uncrop_mask
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from ..pipeline import Pipeline
+    from ..process import SamplerSettings
 
 __all__ = ["UNCROP_DIRECTIONS", "UncropTask", "uncrop_mask"]
 
@@ -42,3 +51,83 @@ class UncropTask:
         mask = random_uncrop_mask(h, w, generator, tuple(self.directions), self.amount).to(image.dtype)
         return Example(cond=noise_fill(image, mask, generator), target=image, mask=mask, task=self.name,
                        start=mirror_fill(image, mask))
+
+    # -- evaluation and inference (the paper's protocol; the CLI's command) --------------------------
+    @staticmethod
+    def evaluation_input(image: Tensor, generator: torch.Generator, *, direction: str = "right",
+                         **setting) -> tuple[Tensor, Tensor]:
+        """The evaluation input of a reference (3,H,W): half of it (one side, or a frame for ``all``)
+        replaced by Gaussian noise; the model fills the mask inside the reference's own frame."""
+        mask = uncrop_mask(image.shape[-2], image.shape[-1], direction)
+        return noise_fill(image, mask, generator), mask
+
+    @staticmethod
+    def infer(pipe: "Pipeline", image: "Image.Image", mask: Tensor, settings: "SamplerSettings",
+              generator: torch.Generator, num_samples: int = 1, on_step: StepCallback | None = None):
+        from .inpaint import inpaint_photo
+
+        return inpaint_photo(pipe, image, mask, settings, generator, num_samples, on_step)
+
+
+def extend_photo(pipe: "Pipeline", image: "Image.Image", side: str, amount: int, settings: "SamplerSettings",
+                 generator: torch.Generator, num_samples: int = 1, on_step: StepCallback | None = None,
+                 on_pass: Callable[[list["Image.Image"]], None] | None = None) -> list["Image.Image"]:
+    """Grow the canvas by ``amount`` pixels on one side, in passes of at most half a window; the
+    original's pixels stay bit-identical."""
+    if side not in SIDES:
+        raise ValueError(f"unknown side {side!r}; choose from {', '.join(SIDES)}")
+    canvas = pil_to_tensor(image).unsqueeze(0).expand(num_samples, -1, -1, -1).clone()
+    window = extend_window(image.width, image.height, side)
+    passes = extension_passes(image.width, image.height, side, amount)
+    done = 0
+    for k in range(passes):
+        add = min(window // 2, amount - done)
+        canvas, mask, box = _grown(canvas, side, add, window)
+        canvas = pipe.fill_window(canvas, mask, box, settings, generator, offset_progress(on_step, k, passes))
+        done += add
+        if on_pass is not None:
+            on_pass([tensor_to_pil(c) for c in canvas])
+    out = [tensor_to_pil(c) for c in canvas]
+    return [restore_original(o, image, side, amount) for o in out]
+
+
+def _grown(canvas: Tensor, side: str, add: int, window: int) -> tuple[Tensor, Tensor, tuple[int, int, int, int]]:
+    """The canvas grown by ``add`` empty pixels on ``side``, its mask of new pixels, and the window (x0, y0,
+    x1, y1) of the pass: the new band and as much of the old canvas as fits in ``window``."""
+    b, c, h, w = canvas.shape
+    if side in ("left", "right"):
+        grown, mask = torch.zeros(b, c, h, w + add), torch.zeros(1, 1, h, w + add)
+        if side == "right":
+            grown[..., :w], mask[..., w:] = canvas, 1
+            x0, x1 = max(0, w + add - window), w + add
+        else:
+            grown[..., add:], mask[..., :add] = canvas, 1
+            x0, x1 = 0, min(w + add, window)
+        return grown, mask, (x0, 0, x1, h)
+    grown, mask = torch.zeros(b, c, h + add, w), torch.zeros(1, 1, h + add, w)
+    if side == "bottom":
+        grown[..., :h, :], mask[..., h:, :] = canvas, 1
+        y0, y1 = max(0, h + add - window), h + add
+    else:
+        grown[..., add:, :], mask[..., :add, :] = canvas, 1
+        y0, y1 = 0, min(h + add, window)
+    return grown, mask, (0, y0, w, y1)
+
+
+def panorama_photo(pipe: "Pipeline", image: "Image.Image", steps: int, settings: "SamplerSettings",
+                   generator: torch.Generator, direction: str = "both", on_step: StepCallback | None = None,
+                   on_frame: Callable[["Image.Image"], None] | None = None) -> "Image.Image":
+    """Repeated uncropping by half the image height per step, on the left, the right or both."""
+    sides = {"both": ("left", "right"), "left": ("left",), "right": ("right",)}[direction]
+    half = max(1, image.height // 2)
+    current = image
+    total = steps * len(sides)
+    k = 0
+    for _ in range(steps):
+        for side in sides:
+            current = extend_photo(pipe, current, side, half, settings, generator,
+                                   on_step=offset_progress(on_step, k, total))[0]
+            k += 1
+            if on_frame is not None:
+                on_frame(current)
+    return current
