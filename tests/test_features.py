@@ -16,11 +16,11 @@ from PIL import Image
 from palette_cli.evaluate import (
     EvaluationError,
     StandardWeights,
-    _effnet_consecutive,
     is_splits_for,
     pair_outputs,
     score_outputs,
 )
+from palette_cli.evaluate.scoring import _effnet_consecutive
 from palette_cli.metrics.features import (
     FEATURE_NETS,
     FeatureWeightsError,

@@ -31,8 +31,8 @@ from PIL import Image, ImageDraw
 from .baselines import BASELINES, BaselineError, get_baseline, run_baseline
 from .evaluate import (GENERATION_JSON, INPUTS_DIR, METRICS_JSON, METRICS_MD, OUTPUTS_DIR, REFERENCES_DIR,
                        EvalTask, EvaluationError, Log, PathSpec, References, check_previous, eval_names,
-                       evaluate, generation_markdown, make_eval_input, make_run_folders, save_eval_input,
-                       select_references)
+                       evaluate, generation_markdown, make_eval_input, make_run_folders, metrics_markdown,
+                       save_eval_input, select_references)
 
 METHOD_KINDS = ("model", *BASELINES)
 METHODS_DIR = "methods"
@@ -196,8 +196,6 @@ def compare(methods: Sequence[Method], task: EvalTask, references: References, o
 
 
 def _method_markdown(result: dict[str, Any]) -> str:
-    from .evaluate import metrics_markdown
-
     return metrics_markdown(result) + generation_markdown(result["generation"])
 
 
