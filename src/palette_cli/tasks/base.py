@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Callable, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
+
+if TYPE_CHECKING:
+    from ..process import SamplerSettings
 
 
 @dataclass
@@ -34,6 +37,25 @@ class Example:
         """The tensors only, as a dataset item (``task`` is left out so batches collate)."""
         return {"cond": self.cond, "target": self.target, "mask": self.mask,
                 "start": self.cond if self.start is None else self.start}
+
+
+class Model(Protocol):
+    """What a task's inference recipe needs of a loaded model; :class:`palette_cli.pipeline.Pipeline` is one.
+    (A protocol, so that tasks need not import the pipeline that calls them.)"""
+
+    resolution: int
+    divisor: int
+    device: torch.device
+
+    def net_fn(self, y: Tensor, level: Tensor, cond: Tensor) -> Tensor: ...
+
+    def sample(self, cond: Tensor, settings: "SamplerSettings", generator: torch.Generator, *,
+               known: Tensor | None = None, mask: Tensor | None = None, start: Tensor | None = None,
+               net: Callable[[Tensor, Tensor, Tensor], Tensor] | None = None,
+               on_step: Callable[[int, int], None] | None = None) -> Tensor: ...
+
+    def fill_window(self, canvas: Tensor, mask: Tensor, box: tuple[int, int, int, int], settings: "SamplerSettings",
+                    generator: torch.Generator, on_step: Callable[[int, int], None] | None = None) -> Tensor: ...
 
 
 @runtime_checkable

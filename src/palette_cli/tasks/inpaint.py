@@ -14,14 +14,13 @@ from torch import Tensor
 
 from ..imageio import pil_to_tensor
 from ..windows import StepCallback, hole_windows, offset_progress, paste_exact
-from .base import Example, noise_fill
+from .base import Example, Model, noise_fill
 from .fill import mirror_fill
 from .masks import EVAL_MASKS, get_mask_fn
 
 if TYPE_CHECKING:
     from PIL import Image
 
-    from ..pipeline import Pipeline
     from ..process import SamplerSettings
 
 
@@ -54,12 +53,12 @@ class InpaintTask:
         return noise_fill(image, mask, generator), mask
 
     @staticmethod
-    def infer(pipe: "Pipeline", image: "Image.Image", mask: Tensor, settings: "SamplerSettings",
+    def infer(pipe: Model, image: "Image.Image", mask: Tensor, settings: "SamplerSettings",
               generator: torch.Generator, num_samples: int = 1, on_step: StepCallback | None = None):
         return inpaint_photo(pipe, image, mask, settings, generator, num_samples, on_step)
 
 
-def inpaint_photo(pipe: "Pipeline", image: "Image.Image", mask: Tensor, settings: "SamplerSettings",
+def inpaint_photo(pipe: Model, image: "Image.Image", mask: Tensor, settings: "SamplerSettings",
                   generator: torch.Generator, num_samples: int = 1,
                   on_step: StepCallback | None = None) -> list["Image.Image"]:
     """Fill mask pixels (1 = fill) window by window around groups of holes; all other pixels stay
