@@ -286,6 +286,19 @@ def _open_decoded(path: Path, allow_huge: bool) -> Image.Image:
     return decoded
 
 
+def header_pixels(path: str | os.PathLike[str]) -> int | None:
+    """Width × height as the file's header declares it, read without decoding the pixels (any size, no
+    bomb check: nothing is decoded); None for a file Pillow cannot identify or read."""
+    with _pillow_guards(True), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            with Image.open(path) as img:
+                width, height = img.size
+        except Exception:  # a bad file is reported when it is loaded, not here
+            return None
+    return width * height
+
+
 def _to_uint8_gray(img: Image.Image, notes: list[str]) -> np.ndarray:
     """16-bit, 32-bit integer and float single-channel pixels scaled (not clipped) to 0..255.
 

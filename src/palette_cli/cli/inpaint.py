@@ -8,7 +8,8 @@ from typing import Annotated, Optional
 import typer
 
 from .options import (AllowHuge, BatchSize, DeviceOpt, Inputs, Model, NumSamples, Output, PrecisionOpt, Quiet,
-                      Recursive, Resolution, Sampler, SamplingSteps, Seed, SpacingOpt, Overwrite, RunOptions)
+                      Recursive, Resolution, Sampler, SamplingSteps, Seed, Shard, SpacingOpt, Overwrite,
+                      RunOptions)
 from .runner import fail, run_batch
 
 
@@ -58,7 +59,8 @@ def inpaint(inputs: Inputs,
             sampling_steps: SamplingSteps = None, spacing: SpacingOpt = None, seed: Seed = None,
             num_samples: NumSamples = 1, device: DeviceOpt = "auto", precision: PrecisionOpt = "auto",
             batch_size: BatchSize = 4, overwrite: Overwrite = False, quiet: Quiet = False,
-            recursive: Recursive = False, allow_huge: AllowHuge = False, resolution: Resolution = None) -> None:
+            recursive: Recursive = False, allow_huge: AllowHuge = False, resolution: Resolution = None,
+            shard: Shard = None) -> None:
     """Inpaint photos: only the masked pixels change; every other pixel stays identical."""
     if (mask is None) == (not box):
         raise fail("give exactly one of --mask or --box", 2)

@@ -55,6 +55,10 @@ Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
 Recursive = Annotated[bool, typer.Option("--recursive", "-r", help="Descend into sub-folders of folder inputs.")]
 AllowHuge = Annotated[bool, typer.Option("--allow-huge", help=(
     "Open images above the decompression-bomb limit and make results above it (still only what fits in memory)."))]
+Shard = Annotated[Optional[str], typer.Option(
+    "--shard", metavar="K/N", help=(
+        "Do only shard K of N (0/N … N-1/N) of the inputs, split by pixel count: for job arrays. "
+        "Under torchrun the ranks split the work without it."), show_default=False)]
 MAX_RESOLUTION = 4096
 Resolution = Annotated[Optional[int], typer.Option(
     min=1, max=MAX_RESOLUTION, help="Working resolution of the network in pixels (default: the model's training size).")]
@@ -79,6 +83,7 @@ class RunOptions:
     recursive: bool = False
     allow_huge: bool = False
     resolution: int | None = None
+    shard: str | None = None
 
     @classmethod
     def from_cli(cls, **kw) -> "RunOptions":

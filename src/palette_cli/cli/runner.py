@@ -6,6 +6,11 @@ prints its traceback. Output locations are checked before any work. Each output 
 worked on, so concurrent runs over the same files split the work. Outputs are written atomically, so
 Ctrl-C leaves no partial file and a re-run finishes what is missing (and clears the temporaries a killed
 run left behind).
+
+Several processes can share a batch (:mod:`palette_cli.sharding`): under torchrun each rank takes its part
+on its own device and rank 0 prints the merged summary; ``--shard K/N`` takes one part without torchrun.
+Each file's seed comes from ``--seed`` and its path relative to its input root, so the split does not
+change any result.
 """
 
 from __future__ import annotations
@@ -14,7 +19,8 @@ import os
 import secrets
 import sys
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Callable
 
@@ -34,9 +40,13 @@ def debugging() -> bool:
     return os.environ.get(DEBUG_ENV, "") not in ("", "0")
 
 
-def fail(message: str, code: int = 1) -> typer.Exit:
-    """Print one error line to stderr and return the Exit to raise (``message`` is text, never markup)."""
-    err_console.print(f"[bold red]Error:[/] {escape(message)}", markup=True, soft_wrap=True)
+def fail(message: str, code: int = 1, speak: bool = True) -> typer.Exit:
+    """Print one error line to stderr and return the Exit to raise (``message`` is text, never markup).
+
+    ``speak=False`` exits without the line: for errors every torchrun rank meets alike, told by rank 0.
+    """
+    if speak:
+        err_console.print(f"[bold red]Error:[/] {escape(message)}", markup=True, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -49,7 +59,7 @@ class Job:
     outputs: list[Path] = field(default_factory=list)
 
 
-def plan_jobs(inputs: list[str], opts: RunOptions, suffix: str) -> list[Job]:
+def plan_jobs(inputs: list[str], opts: RunOptions, suffix: str, speak: bool = True) -> list[Job]:
     """Expand inputs and decide output names (``_s0``, ``_s1``… when several samples are asked for)."""
     from ..imageio import ImageInputError, expand_inputs, plan_outputs
 
@@ -57,7 +67,7 @@ def plan_jobs(inputs: list[str], opts: RunOptions, suffix: str) -> list[Job]:
         pairs = expand_inputs(inputs, opts.recursive)
         plan = plan_outputs(pairs, opts.output, suffix, None)
     except ImageInputError as e:
-        raise fail(str(e), 2)
+        raise fail(str(e), 2, speak)
     jobs = []
     for (src, rel), (_, base) in zip(pairs, plan):
         if opts.num_samples == 1:
@@ -121,21 +131,98 @@ def run_batch(task: str, inputs: list[str], opts: RunOptions, suffix: str, proce
         interrupted()
 
 
+@dataclass
+class Share:
+    """Which part of a batch this process does: part ``index`` of ``count`` (``--shard`` and torchrun's ranks)."""
+
+    index: int = 0
+    count: int = 1
+    shard: tuple[int, int] | None = None
+
+    def label(self) -> str:
+        return f"shard {self.shard[0]}/{self.shard[1]}" if self.shard else ""
+
+    def of(self, jobs: list[Job]) -> list[Job]:
+        """This part's jobs, the parts balanced by pixel count (from the files' headers)."""
+        if self.count == 1:
+            return jobs
+        from ..imageio import header_pixels
+        from ..sharding import balanced_parts
+
+        weights = [header_pixels(job.source) or 1 for job in jobs]
+        return [job for job, part in zip(jobs, balanced_parts(weights, self.count)) if part == self.index]
+
+
+@dataclass
+class Tally:
+    """What one process did with its share of a batch; torchrun's ranks send theirs to rank 0."""
+
+    share: int = 0
+    written: int = 0
+    skipped: int = 0
+    busy: int = 0
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (file, message)
+    sampled: bool = False
+
+
+INFERENCE_TIMEOUT = timedelta(days=7)  # how long a rank that is done waits for the slowest one
+
+
 def _run_batch(task: str, inputs: list[str], opts: RunOptions, suffix: str, process: Process,
                prepare: Callable[[Job, object], object] | None) -> None:
+    from ..distributed import (broadcast_object, close, dist_from_env, gather_objects, init_distributed,
+                               split_cpu_threads)
+    from ..sharding import parse_shard
+
+    d = dist_from_env()
+    share = Share()
+    if opts.shard is not None:
+        try:
+            share.shard = parse_shard(opts.shard)
+        except ValueError as e:
+            raise fail(str(e), 2, d.main)
+    jobs = plan_jobs(inputs, opts, suffix, d.main)
+    k, n = share.shard or (0, 1)
+    share.index, share.count = k * d.world + d.rank, n * d.world
+    if d.world > 1:
+        try:
+            d, device = init_distributed(opts.device, backend="gloo", timeout=INFERENCE_TIMEOUT)
+        except ValueError as e:
+            raise fail(str(e))
+        if device.type == "cpu":
+            split_cpu_threads(d)
+        opts = replace(opts, device=str(device))
+    console = Console(stderr=True, quiet=opts.quiet or not d.main, highlight=False)
+    try:
+        seed = broadcast_object(d, opts.seed if opts.seed is not None else secrets.randbelow(2**31))
+        mine = share.of(jobs)
+        if share.count > 1:
+            who = share.label() or f"{d.world} processes"
+            console.print(f"{who}: {len(jobs)} input(s) split by pixel count into {share.count} parts; "
+                          f"this process takes {len(mine)}.")
+        tally = _run_share(task, mine, opts, process, prepare, seed, console, tell_skipped=d.world == 1)
+        tallies = gather_objects(d, tally)
+    finally:
+        close(d)
+    if d.main:
+        _report(tallies, share, seed, console)
+
+
+def _run_share(task: str, jobs: list[Job], opts: RunOptions, process: Process, prepare, seed: int,
+               console: Console, tell_skipped: bool) -> Tally:
+    """Run this process's jobs: skip finished outputs, check where outputs go, claim, sample, write."""
     from ..imageio import display_name
     from ..outputs import claim, output_problem
 
-    jobs = plan_jobs(inputs, opts, suffix)
+    tally = Tally(share=len(jobs))
     todo = [j for j in jobs if opts.overwrite or not all(o.exists() for o in j.outputs)]
-    skipped = len(jobs) - len(todo)
-    console = Console(stderr=True, quiet=opts.quiet, highlight=False)
-    if skipped:
-        console.print(f"{skipped} of {len(jobs)} output(s) exist already; skipping them (use --overwrite to redo).")
-    failures: list[tuple[Path, str]] = []
+    tally.skipped = len(jobs) - len(todo)
+    if tally.skipped and tell_skipped:
+        console.print(f"{tally.skipped} of {len(jobs)} output(s) exist already; skipping them "
+                      "(use --overwrite to redo).")
 
     def failed(job: Job, message: str) -> None:
-        failures.append((job.source, message))
+        tally.failures.append((display_name(job.source), message))
         err_console.print(f"failed: {message}", markup=False, soft_wrap=True)
 
     for job in list(todo):  # where outputs go is checked before any work: a bad -o fails now, not after sampling
@@ -143,9 +230,8 @@ def _run_batch(task: str, inputs: list[str], opts: RunOptions, suffix: str, proc
         if problem:
             failed(job, problem)
             todo.remove(job)
-    busy = 0
-    seed = opts.seed if opts.seed is not None else secrets.randbelow(2**31)
     if todo:
+        tally.sampled = True
         pipe = load_pipeline(opts, task)
         try:
             settings = pipe.process.resolve(sampler_settings(opts))
@@ -165,9 +251,9 @@ def _run_batch(task: str, inputs: list[str], opts: RunOptions, suffix: str, proc
                 try:
                     with claim(job.outputs[0]) as mine:
                         if not mine:
-                            busy += 1
+                            tally.busy += 1
                         elif not opts.overwrite and all(o.exists() for o in job.outputs):
-                            skipped += 1  # another run wrote it meanwhile
+                            tally.skipped += 1  # another run wrote it meanwhile
                         else:
                             _run_job(job, task, opts, pipe, settings, seed, process, prepare, on_step)
                 except Exception as e:  # one file's failure, whatever it is, must not end the batch
@@ -175,12 +261,23 @@ def _run_batch(task: str, inputs: list[str], opts: RunOptions, suffix: str, proc
                         traceback.print_exception(e)
                     failed(job, describe_failure(job.source, e))
                 progress.advance(files)
-    done = len(jobs) - skipped - busy - len(failures)
+    tally.written = len(jobs) - tally.skipped - tally.busy - len(tally.failures)
+    return tally
+
+
+def _report(tallies: list[Tally], share: Share, seed: int, console: Console) -> None:
+    """The summary of a batch (every rank's, merged), and a non-zero exit when any file failed."""
+    written, skipped, busy = (sum(getattr(t, k) for t in tallies) for k in ("written", "skipped", "busy"))
+    failures = [f for t in tallies for f in t.failures]
+    total = sum(t.share for t in tallies)
+    label = share.label()
     other = f", {busy} left to another run working on them" if busy else ""
-    console.print(f"{done} written, {skipped} skipped{other}, {len(failures)} failed"
-                  + (f" (seed {seed})." if todo else "."))
+    ranks = f" across {len(tallies)} ranks" if len(tallies) > 1 else ""
+    console.print(f"{label + ': ' if label else ''}{written} written, {skipped} skipped{other}, "
+                  f"{len(failures)} failed{ranks}" + (f" (seed {seed})." if any(t.sampled for t in tallies) else "."))
     if failures:
-        raise fail(f"{len(failures)} of {len(jobs)} input(s) failed: " + ", ".join(display_name(p) for p, _ in failures))
+        where = f" of {label}" if label else ""
+        raise fail(f"{len(failures)} of {total} input(s){where} failed: " + ", ".join(name for name, _ in failures))
 
 
 def _run_job(job: Job, task: str, opts: RunOptions, pipe, settings, seed: int, process: Process, prepare,
@@ -190,15 +287,17 @@ def _run_job(job: Job, task: str, opts: RunOptions, pipe, settings, seed: int, p
 
     from ..imageio import display_name, load_image, save_image_atomic
     from ..outputs import check_free_space, remove_stale_temporaries
+    from ..sharding import file_seed
 
     for out in job.outputs:
         remove_stale_temporaries(out)
     image = load_image(job.source, allow_huge=opts.allow_huge)
     check_free_space(job.outputs[0], len(job.outputs) * (3 * image.width * image.height + 2**16))
     extra = prepare(job, image) if prepare else None
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(file_seed(seed, job.rel))
     results = process(pipe, image, settings, generator, on_step, extra)
     meta = pipe.provenance(task, settings, seed)
+    meta["seed_path"] = display_name(job.rel.as_posix())  # the file's seed comes from the seed and this path
     meta["source"] = display_name(job.source.name)
     for out, result in zip(job.outputs, results):
         save_image_atomic(result, out, metadata=meta, overwrite=True, icc_profile=image.info.get("icc_profile"))

@@ -26,6 +26,7 @@ from .options import (
     Sampler,
     SamplingSteps,
     Seed,
+    Shard,
     SpacingOpt,
 )
 from .runner import run_batch
@@ -77,7 +78,8 @@ def uncrop(inputs: Inputs,
            sampling_steps: SamplingSteps = None, spacing: SpacingOpt = None, seed: Seed = None,
            num_samples: NumSamples = 1, device: DeviceOpt = "auto", precision: PrecisionOpt = "auto",
            batch_size: BatchSize = 4, overwrite: Overwrite = False, quiet: Quiet = False,
-           recursive: Recursive = False, allow_huge: AllowHuge = False, resolution: Resolution = None) -> None:
+           recursive: Recursive = False, allow_huge: AllowHuge = False, resolution: Resolution = None,
+           shard: Shard = None) -> None:
     """Uncrop photos: grow the canvas; the original pixels stay identical. Long extensions take several passes."""
     value = parse_amount(amount)
     opts = RunOptions.from_cli(**{k: v for k, v in locals().items() if k not in ("inputs", "direction", "amount", "value")})

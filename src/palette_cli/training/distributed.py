@@ -1,53 +1,24 @@
-"""Distributed setup: torchrun's environment, the process group, barriers and rank-0 decisions."""
+"""Distributed training: torchrun's ranks (the shared :mod:`palette_cli.distributed`), rank-0 decisions."""
 
 from __future__ import annotations
 
-import os
 import platform
-from dataclasses import dataclass
 
 import torch
 
-from ..devices import resolve_device
+from ..distributed import Dist, barrier
+from ..distributed import init_distributed as _init_distributed
 from .config import ConfigError
 
-
-@dataclass
-class Dist:
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
+__all__ = ["Dist", "any_rank", "barrier", "hardware", "init_distributed"]
 
 
 def init_distributed(device_name: str) -> tuple[Dist, torch.device]:
     """Read torchrun's RANK / WORLD_SIZE / LOCAL_RANK; gloo on CPU, NCCL on CUDA."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    local = int(os.environ.get("LOCAL_RANK", "0"))
     try:
-        device = resolve_device(device_name)
+        return _init_distributed(device_name)
     except ValueError as e:
         raise ConfigError(str(e)) from None
-    if world > 1:
-        import torch.distributed as dist
-
-        if device.type == "cuda":
-            device = torch.device("cuda", local)
-            torch.cuda.set_device(device)
-        if not dist.is_initialized():
-            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return Dist(rank, world, local), device
-
-
-def barrier(d: Dist) -> None:
-    if d.world > 1:
-        import torch.distributed as dist
-
-        dist.barrier()
 
 
 def any_rank(d: Dist, flag: bool, device: torch.device) -> bool:
