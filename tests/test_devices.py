@@ -63,3 +63,26 @@ def test_training_reports_a_missing_device_as_a_config_error(monkeypatch):
         init_distributed("cuda")
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
     assert init_distributed("auto")[1] == torch.device("mps")
+
+
+def test_a_rank_beyond_the_gpus_is_an_error_and_cpu_ranks_split_the_cores(monkeypatch):
+    """Under torchrun local rank N runs on cuda:N; a rank without a GPU of its own is told so in one line."""
+    import palette_cli.distributed as distributed
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(ValueError, match="^local rank 1 runs on cuda:1 but this machine has only 1 CUDA GPU"):
+        distributed.init_distributed("auto")
+
+    d = distributed.dist_from_env()
+    assert (d.rank, d.world, d.local_rank, d.local_world, d.main) == (1, 2, 1, 2, False)
+    before = torch.get_num_threads()
+    monkeypatch.setattr(distributed, "usable_cores", lambda: 16)
+    try:
+        assert distributed.split_cpu_threads(d) == 8 and torch.get_num_threads() == 8
+    finally:
+        torch.set_num_threads(before)

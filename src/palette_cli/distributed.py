@@ -56,6 +56,9 @@ def init_distributed(device_name: str, *, backend: str | None = None,
         import torch.distributed as dist
 
         if device.type == "cuda":
+            if d.local_rank >= torch.cuda.device_count():
+                raise ValueError(f"local rank {d.local_rank} runs on cuda:{d.local_rank} but this machine has only "
+                                 f"{torch.cuda.device_count()} CUDA GPU(s): start at most that many processes on it")
             device = torch.device("cuda", d.local_rank)
             torch.cuda.set_device(device)
         if not dist.is_initialized():
