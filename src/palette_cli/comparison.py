@@ -204,7 +204,8 @@ def _describe(method: Method, record: dict[str, Any]) -> str:
     if method.kind == "model":
         sampling = settings.get("sampler", "")
         if settings.get("sampling_steps"):
-            sampling += f", {settings['sampling_steps']} steps"
+            steps = settings["sampling_steps"]
+            sampling += f", {steps} step" + ("" if str(steps) == "1" else "s")
         return f"model `{settings.get('model', method.model)}` ({sampling})"
     baseline = BASELINES[method.kind]
     params = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in baseline.parameters)
