@@ -40,7 +40,7 @@ def main() -> None:
         photo = Path(tmp) / "photo512.png"
         Image.open(args.photo).convert("RGB").resize((512, 512), Image.Resampling.LANCZOS).save(photo)
         cmd = palette + ["colorize", str(photo), "-o", str(Path(tmp) / "out.png"), "--overwrite", "--quiet",
-                         "--seed", "0"] + (["--model", args.model] if args.model else [])
+                         "--seed", "0"] + (["--model", args.colorize_model] if args.colorize_model else [])
         runs = [timed(cmd) for _ in range(args.runs)]
         jpeg = Path(tmp) / "photo1mp.jpg"
         Image.open(args.photo).convert("RGB").resize((1024, 1024), Image.Resampling.LANCZOS).save(jpeg, quality=10)

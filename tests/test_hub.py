@@ -89,7 +89,7 @@ def test_each_command_defaults_to_its_specialist_when_shipped(tmp_path, monkeypa
     (tmp_path / "palette-restore.safetensors").write_bytes(b"x")
     assert resolve_model(None, "restore") == (tmp_path / "palette-restore.safetensors", "palette-restore")
     assert resolve_model(None, "jpeg")[1] == "palette-restore"  # the evaluation's name of the task
-    assert resolve_model(None, "colorize")[1] == hub.DEFAULT_MODEL
+    assert resolve_model(None, "colorize")[1] == hub.DEFAULT_MODEL  # its specialist is not in this folder
     assert resolve_model("palette-multitask-small", "restore")[1] == hub.DEFAULT_MODEL  # --model wins
 
 

@@ -23,7 +23,8 @@ from pathlib import Path
 DEFAULT_MODEL = "palette-multitask-small"
 #: Each command's default where a specialist is shipped: the model measured best for that task
 #: (docs/RESULTS.md); other tasks, and a missing specialist, fall back to DEFAULT_MODEL.
-TASK_MODELS = {"restore": "palette-restore", "jpeg": "palette-restore"}
+TASK_MODELS = {"restore": "palette-restore", "jpeg": "palette-restore", "colorize": "palette-colorize",
+               "inpaint": "palette-fill", "uncrop": "palette-fill", "panorama": "palette-fill"}
 HUB_FILENAME = "model.safetensors"
 PROBE_TIMEOUT = 3.0  # seconds to wait for the Hub (or the proxy) to accept a connection
 _HUB_RE = re.compile(r"^(?:hf:)?(?P<repo>[A-Za-z0-9][\w.\-]*/[\w.\-]+)(?P<file>/[^@]+)?(?:@(?P<rev>[\w.\-/]+))?$")
