@@ -13,10 +13,11 @@ import pytest
 import torch
 from PIL import Image
 
+from palette_cli.process import DiffusionProcess
 from palette_cli.training import (
     ConfigError,
-    Trainer,
     TrainConfig,
+    Trainer,
     apply_override,
     ema_decay_at,
     epoch_order,
@@ -27,7 +28,6 @@ from palette_cli.training import (
     lr_at,
     masked_loss,
     state_hash,
-    training_loss,
 )
 
 TINY_NET = {"image_size": 16, "model_channels": 8, "channel_mult": [1, 2], "num_res_blocks": 1,
@@ -119,7 +119,7 @@ def test_known_pixels_are_clean_in_the_diffusion_input():
     mask = torch.zeros(2, 1, 4, 4)
     mask[..., :2] = 1
     batch = {"cond": target.clone(), "target": target, "mask": mask}
-    loss = training_loss(net, batch, TrainConfig().schedule_config(), torch.Generator().manual_seed(0))
+    loss = DiffusionProcess("eps", TrainConfig().schedule_config()).loss(net, batch, torch.Generator().manual_seed(0))
     assert torch.equal(seen["y"][..., 2:], target[..., 2:])
     assert not torch.allclose(seen["y"][..., :2], target[..., :2])
     assert loss.item() == pytest.approx(1.0, abs=0.5)  # zero prediction: mean ε² over the masked half
@@ -137,8 +137,7 @@ def test_loss_goes_down(tmp_path, images, objective, loss):
     def probe_loss() -> float:
         total = 0.0
         for s in range(4):  # fixed γ / noise draws: the same probe before and after
-            total += float(training_loss(trainer.model, probe, trainer.schedule, torch.Generator().manual_seed(s),
-                                         objective=objective, loss=loss))
+            total += float(trainer.process.loss(trainer.model, probe, torch.Generator().manual_seed(s), loss=loss))
         return total / 4
 
     with torch.no_grad():
@@ -243,9 +242,8 @@ def test_init_from_an_exported_model_continues_its_record(tmp_path, images):
 
 
 def test_cli_train_errors_are_one_line(tmp_path, images):
-    from typer.testing import CliRunner
-
     import typer
+    from typer.testing import CliRunner
 
     from palette_cli.cli.train import train
 
@@ -331,7 +329,6 @@ def test_training_loss_is_zero_for_the_exact_prediction_only(prediction):
     """An oracle that knows the clean target (passed as the condition) and outputs the exact ε or v scores
     zero loss under its own parameterisation and a large loss under the other one."""
     from palette_cli.schedule import PAPER_TRAIN
-    from palette_cli.training import training_loss
 
     torch.manual_seed(0)
     target = torch.rand(16, 3, 8, 8) * 2 - 1
@@ -347,8 +344,9 @@ def test_training_loss_is_zero_for_the_exact_prediction_only(prediction):
 
     schedule = PAPER_TRAIN
     other = "v" if prediction == "eps" else "eps"
-    own = training_loss(oracle(prediction), batch, schedule, torch.Generator().manual_seed(1), prediction=prediction)
-    wrong = training_loss(oracle(other), batch, schedule, torch.Generator().manual_seed(1), prediction=prediction)
+    process = DiffusionProcess(prediction, schedule)
+    own = process.loss(oracle(prediction), batch, torch.Generator().manual_seed(1))
+    wrong = process.loss(oracle(other), batch, torch.Generator().manual_seed(1))
     assert float(own) < 1e-6
     assert float(wrong) > 0.05
 

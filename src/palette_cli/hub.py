@@ -70,16 +70,16 @@ def parse_hub_ref(spec: str) -> HubRef | None:
     return HubRef(m.group("repo"), filename, m.group("rev"))
 
 
-def default_model(task: str | None = None) -> str:
-    """The shipped model a command uses without ``--model``."""
+def default_model(task: str | None = None, shipped: dict[str, Path] | None = None) -> str:
+    """The shipped model a command uses without ``--model`` (``shipped``: :func:`shipped_models`, if known)."""
     name = TASK_MODELS.get(task or "")
-    return name if name and name in shipped_models() else DEFAULT_MODEL
+    return name if name and name in (shipped_models() if shipped is None else shipped) else DEFAULT_MODEL
 
 
 def resolve_model(spec: str | None, task: str | None = None) -> tuple[Path, str]:
     """Return ``(local file, display id)`` for a ``--model`` value (none: ``task``'s default model)."""
-    spec = spec or default_model(task)
     shipped = shipped_models()
+    spec = spec or default_model(task, shipped)
     if spec in shipped:
         return shipped[spec], spec
     path = Path(spec).expanduser()

@@ -88,7 +88,7 @@ class Process:
 
     # -- description
     def metadata(self) -> dict[str, Any]:
-        """What a model file records in ``extra`` so that :func:`process_from_info` rebuilds this process."""
+        """What a model file records in ``extra`` so that :func:`process_from_metadata` rebuilds this process."""
         return {"objective": "diffusion", "prediction": self.kind}
 
     def samplers(self) -> tuple[str, ...]:
@@ -149,9 +149,6 @@ class DiffusionProcess(Process):
         if kind not in ("eps", "v"):
             raise ValueError(f"unknown prediction {kind!r}")
         self.kind, self.schedule = kind, schedule
-
-    def metadata(self) -> dict[str, Any]:
-        return {"objective": "diffusion", "prediction": self.kind}
 
     def loss(self, net, batch, generator, *, loss="l2", autocast=False):
         """Palette's loss: ``y_t = mask·q_sample(y0, γ, ε) + (1−mask)·y0``, ``‖net − ε‖`` (or v) on the
@@ -346,7 +343,7 @@ def sample_bridge(denoiser: X0Denoiser, x: Tensor, start: Tensor, times: Tensor,
             x = (1 - t) * y0 + t * start + (t / s) * b
             var = sigma ** 2 * t * (s - t) / s
             if eta > 0 and var > 0:
-                x = x + eta * math.sqrt(var) * sampling.initial_noise(tuple(x.shape), generator, x.device).to(x.dtype)
+                x = x + eta * math.sqrt(var) * sampling.noise_like(x, generator)
         if impose is not None:
             x = impose(x, t)
         if on_step is not None:

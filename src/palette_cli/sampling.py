@@ -37,7 +37,7 @@ def initial_noise(shape: tuple[int, ...], generator: torch.Generator | None = No
     return torch.randn(shape, generator=generator, device=gen_device).to(device)
 
 
-def _noise_like(y: Tensor, generator: torch.Generator | None) -> Tensor:
+def noise_like(y: Tensor, generator: torch.Generator | None) -> Tensor:
     return initial_noise(tuple(y.shape), generator, y.device).to(y.dtype)
 
 
@@ -96,7 +96,7 @@ def sample_ddpm(denoiser: Denoiser, y: Tensor, gammas: Tensor, *, generator: tor
         mean = (math.sqrt(gt) * (1 - a) * x0 + math.sqrt(a) * (1 - gt) * y) / (1 - gs)
         if gt < 1.0:
             var = (1 - a) if variance == "beta" else (1 - a) * (1 - gt) / (1 - gs)
-            y = mean + math.sqrt(var) * _noise_like(y, generator)
+            y = mean + math.sqrt(var) * noise_like(y, generator)
         else:
             y = mean
         y = _after_step(y, gt, i, n, x0, impose, callback)
@@ -116,7 +116,7 @@ def sample_ddim(denoiser: Denoiser, y: Tensor, gammas: Tensor, *, generator: tor
         sigma2 = eta ** 2 * (1 - gt) / (1 - gs) * (1 - gs / gt)
         y = math.sqrt(gt) * x0 + math.sqrt(max(1 - gt - sigma2, 0.0)) * eps
         if sigma2 > 0:
-            y = y + math.sqrt(sigma2) * _noise_like(y, generator)
+            y = y + math.sqrt(sigma2) * noise_like(y, generator)
         y = _after_step(y, gt, i, n, x0, impose, callback)
     return y
 
@@ -160,7 +160,7 @@ def sample_dpmpp_2m_sde(denoiser: Denoiser, y: Tensor, gammas: Tensor, *, genera
             y = (math.sqrt((1 - gt) / (1 - gs)) * math.exp(-h * eta) * y
                  + math.sqrt(gt) * -math.expm1(-h * (1 + eta)) * d)
             if eta > 0:
-                y = y + math.sqrt(1 - gt) * math.sqrt(-math.expm1(-2 * h * eta)) * _noise_like(y, generator)
+                y = y + math.sqrt(1 - gt) * math.sqrt(-math.expm1(-2 * h * eta)) * noise_like(y, generator)
             x0_prev, h_prev = x0, h
         y = _after_step(y, gt, i, n, x0, impose, callback)
     return y

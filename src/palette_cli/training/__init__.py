@@ -43,7 +43,7 @@ from .config import (
 )
 from .distributed import Dist, init_distributed
 from .export import export_checkpoint
-from .loop import Hook, Trainer, ema_decay_at, ema_update, lr_at, train, training_loss
+from .loop import Hook, Trainer, ema_decay_at, ema_update, lr_at, train
 from .stream import SampleStream, build_dataset, epoch_order, make_loader
 from .validation import image_grid, predict
 
@@ -83,5 +83,4 @@ __all__ = [
     "read_config_file",
     "state_hash",
     "train",
-    "training_loss",
 ]

@@ -60,19 +60,6 @@ def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
         e.copy_(b)
 
 
-def training_loss(net: Callable[[Tensor, Tensor, Tensor], Tensor], batch: dict[str, Tensor],
-                  schedule: ScheduleConfig, generator: torch.Generator, *, objective: str = "diffusion",
-                  loss: str = "l2", autocast: bool = False, prediction: str = "eps",
-                  process: dict[str, Any] | None = None) -> Tensor:
-    """The loss of one batch under the process that ``objective``/``prediction``/``process`` describe
-    (see :mod:`palette_cli.process`)."""
-    from ..process import process_from_metadata
-
-    proc = process_from_metadata({"objective": objective, "prediction": prediction, "process": process or {}},
-                                 schedule=schedule.to_dict())
-    return proc.loss(net, batch, generator, loss=loss, autocast=autocast)
-
-
 class Trainer:
     """One training run in ``run_dir``; ``run()`` trains until ``config.steps`` (or max_minutes)."""
 
