@@ -1,9 +1,10 @@
-"""Classical fills: where a bridge model starts inpainting (smooth fill) and uncropping (mirror)."""
+"""Classical fills: where a bridge model starts inpainting (reflections of the hole's border, smooth where
+none reaches) and uncropping (mirror)."""
 
 import torch
 
 from palette_cli.tasks import get_task
-from palette_cli.tasks.fill import mirror_fill, smooth_fill
+from palette_cli.tasks.fill import mirror_fill, reflect_fill, smooth_fill
 
 
 def _hole(h=37, w=45):
@@ -49,13 +50,37 @@ def test_mirror_fill_reflects_the_known_side():
     assert torch.equal(out[..., 10:20], img[..., :10].flip(-1)) and torch.equal(out[..., 20:], img[..., :10])
 
 
+def test_reflect_fill_carries_stripes_into_a_hole():
+    """Random vertical stripes with a wide, short hole: the reflections from above and below copy each
+    column exactly and dominate (nearest border), so the stripes carry on through the hole, where a
+    smooth fill gives their blur. Known pixels stay, values stay within the known ones."""
+    g = torch.Generator().manual_seed(0)
+    img = (torch.rand(1, 1, 40, generator=g) * 2 - 1).expand(3, 32, 40).clone()
+    m = torch.zeros(1, 32, 40)
+    m[:, 14:19, 4:36] = 1
+    out = reflect_fill(img, m)
+    hole = m[0] == 1
+    assert torch.equal(out[:, ~hole], img[:, ~hole])
+    assert out.abs().max() <= 1
+    err = (out - img)[:, hole].abs().mean()
+    assert err < 0.3 * (smooth_fill(img, m) - img)[:, hole].abs().mean()
+    one_row = torch.arange(8.0).view(1, 1, 8)
+    hole = torch.zeros(1, 1, 8)
+    hole[..., 5:] = 1  # the right end: only the left border reflects, as the mirror does
+    assert reflect_fill(one_row, hole).flatten().tolist() == [0, 1, 2, 3, 4, 4, 3, 2]
+    lone = torch.zeros(1, 3, 3)
+    lone[..., 1, 1] = 1  # a single pixel: its four neighbours, equally weighted
+    ramp = torch.tensor([[0.0, 1, 0], [2, 9, 4], [0, 3, 0]]).view(1, 3, 3)
+    assert reflect_fill(ramp, lone)[0, 1, 1].item() == 2.5
+
+
 def test_tasks_give_bridge_starts():
     img = torch.rand(3, 32, 32) * 2 - 1
     gen = torch.Generator().manual_seed(0)
     ex = get_task("uncrop", directions="right").make_example(img, gen)
     assert torch.equal(ex.start, mirror_fill(img, ex.mask))
     ex = get_task("inpaint", masks="center").make_example(img, gen)
-    assert torch.equal(ex.start, smooth_fill(img, ex.mask)) and torch.equal(ex.start, mirror_fill(img, ex.mask))
+    assert torch.equal(ex.start, reflect_fill(img, ex.mask)) and torch.equal(ex.start, mirror_fill(img, ex.mask))
     ex = get_task("inpaint").make_example(img, gen)
     assert torch.equal(ex.start, mirror_fill(img, ex.mask))
     ex = get_task("jpeg").make_example(img, gen)

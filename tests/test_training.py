@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import math
 import sys
 import textwrap
 from pathlib import Path
@@ -239,6 +240,34 @@ def test_init_from_an_exported_model_continues_its_record(tmp_path, images):
                     net={**TINY_NET, "model_channels": 16})
     with pytest.raises(ConfigError, match="different network"):
         Trainer(other, tmp_path / "run3")
+
+
+def test_chroma_model_starts_from_a_pixel_model_body_and_learns_colour(tmp_path, images):
+    """A chroma-bin colorizer can start from a bridge colorizer's file: the body is carried over, the new
+    classification head starts at zero (a uniform distribution: gray), and training lowers the
+    cross-entropy from its start, log K."""
+    bridge = {"objective": "bridge", "process": {"sigma": 0.25}, "loss": "l1",
+              "net": {**TINY_NET, "gamma_embedding": "time"}}
+    Trainer(_config(images, steps=3, **bridge), tmp_path / "run").run()
+    exported = export_checkpoint(tmp_path / "run", tmp_path / "model.safetensors", dtype="fp32")
+    body = load_checkpoint(list_checkpoints(tmp_path / "run")[-1])["ema"]
+    chroma = {"objective": "bridge", "prediction": "chroma-bins", "loss": "ce",
+              "process": {"sigma": 0.25, "chroma_bins": 5, "chroma_extent": 0.8},
+              "net": {**TINY_NET, "gamma_embedding": "time", "num_classes": 25}}
+    t = Trainer(_config(images, steps=60, init=str(exported), optim={"lr": 3e-3, "warmup_steps": 2}, **chroma), tmp_path / "run2")
+    state = t.model.state_dict()
+    assert all(torch.equal(state[k], v.float()) for k, v in body.items() if not k.startswith("conv_out."))
+    assert t.model.conv_out.weight.shape[0] == 25 and not t.model.conv_out.weight.any()
+    assert t.ema_from == 3  # the fresh head's EMA warms up again instead of averaging in its zero start
+    losses = []
+    t.hook = lambda event, data: losses.append(data["loss"]) if event == "step" else None
+    t.run()
+    assert losses[0] == pytest.approx(math.log(25), abs=0.1)
+    assert sum(losses[-5:]) / 5 < losses[0] - 0.5
+    with pytest.raises(ConfigError, match="num_classes must be 25"):
+        Trainer(_config(images, **{**chroma, "net": {**TINY_NET, "gamma_embedding": "time"}}), tmp_path / "run3")
+    with pytest.raises(ConfigError, match="cross-entropy"):
+        _config(images, **{**chroma, "loss": "l1"})
 
 
 def test_cli_train_errors_are_one_line(tmp_path, images):

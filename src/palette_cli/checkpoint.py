@@ -26,7 +26,8 @@ _MAX_HEADER = 100 * 1024 * 1024
 # Architecture sanity limits: a model file whose config asks for more is refused before a network is built
 # (a header claiming num_res_blocks=100000 would otherwise take hours to build). Far above any real model.
 NET_LIMITS = {"image_size": 16384, "cond_channels": 64, "out_channels": 64, "model_channels": 4096,
-              "num_res_blocks": 32, "num_heads": 1024, "num_head_channels": 4096, "num_groups": 4096}
+              "num_res_blocks": 32, "num_heads": 1024, "num_head_channels": 4096, "num_groups": 4096,
+              "num_classes": 4096}
 MAX_LEVELS = 8  # entries of channel_mult
 MAX_CHANNEL_MULT = 64
 
@@ -147,9 +148,10 @@ def _check_net(path: Path, net: dict[str, Any]) -> None:
         value = net.get(key, 1)
         if key == "num_head_channels" and value is None:
             continue
-        if not _is_int(value) or not 1 <= value <= limit:
+        low = 0 if key == "num_classes" else 1
+        if not _is_int(value) or not low <= value <= limit:
             raise CheckpointError(f"{path}: invalid network config ({key} = {value!r}; expected an integer "
-                                  f"from 1 to {limit})")
+                                  f"from {low} to {limit})")
     mult, attention = net.get("channel_mult", [1]), net.get("attention_resolutions", [])
     if not (_int_list(mult) and 1 <= len(mult) <= MAX_LEVELS and all(1 <= m <= MAX_CHANNEL_MULT for m in mult)):
         raise CheckpointError(f"{path}: invalid network config (channel_mult = {mult!r}; expected 1 to "

@@ -17,6 +17,9 @@ Kinds:
   JPEG, the gray photo, a classical fill). The network sees ``(x_t, t, cond)`` and its output is a
   residual on ``x_t``: ``ŷ0 = x_t + net(...)``. Sampling starts at t = 1, i.e. *at the degraded image*;
   one step is the regression baseline, more steps add the diversity the noise σ allows.
+- ``bridge`` with ``prediction = "chroma-bins"`` (:class:`ChromaBridgeProcess`): the same bridge from the
+  gray photo, but the network classifies each p×p block's colour into a grid of chroma bins; the clean
+  estimate is the input's luma with the distribution's annealed-mean chroma (colorization only).
 
 A model file records its process in ``extra`` (``objective``, ``prediction``, ``process``); files from
 before processes existed read as ``eps`` (or what their ``objective``/``prediction`` say), with the
@@ -30,9 +33,11 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from . import sampling
+from .chroma import ChromaGrid, rgb_to_ycc, ycc_to_rgb
 from .schedule import (
     PAPER_TRAIN,
     ScheduleConfig,
@@ -50,7 +55,7 @@ X0Denoiser = sampling.Denoiser
 StepCallback = Callable[[int, int], None]
 Impose = Callable[[Tensor, float], Tensor]
 
-PROCESS_KINDS = ("eps", "v", "regression", "bridge")
+PROCESS_KINDS = ("eps", "v", "regression", "bridge", "chroma-bins")
 
 
 def masked_loss(pred: Tensor, target: Tensor, mask: Tensor, kind: str = "l2") -> Tensor:
@@ -59,6 +64,12 @@ def masked_loss(pred: Tensor, target: Tensor, mask: Tensor, kind: str = "l2") ->
     err = err.square() if kind == "l2" else err.abs()
     mask = mask.float().expand_as(err)
     return (err * mask).sum() / mask.sum().clamp(min=1.0)
+
+
+def _no_temperature(settings: SamplerSettings) -> None:
+    if settings.temperature is not None:
+        raise ValueError("this model does not decode a colour distribution: an annealing temperature "
+                         "(--anneal) applies to chroma-bin colorization models only")
 
 
 def _bcast(x: Tensor, like: Tensor) -> Tensor:
@@ -79,6 +90,7 @@ class SamplerSettings:
     steps: int | None = None
     spacing: str | None = None
     eta: float | None = None
+    temperature: float | None = None  # the chroma-bin colorizer's annealed-mean temperature
 
 
 class Process:
@@ -108,6 +120,7 @@ class Process:
         steps = settings.steps or self.default_steps(sampler)
         if steps < 1:
             raise ValueError("steps must be at least 1")
+        _no_temperature(settings)
         return SamplerSettings(sampler, steps, settings.spacing, settings.eta)
 
     def describe(self, settings: SamplerSettings) -> dict[str, str]:
@@ -273,7 +286,9 @@ class BridgeProcess(Process):
         steps = settings.steps or self.default_steps(sampler)
         if steps < 1:
             raise ValueError("steps must be at least 1")
-        return SamplerSettings(sampler, steps, "uniform", settings.eta)
+        if self.kind != "chroma-bins":
+            _no_temperature(settings)
+        return SamplerSettings(sampler, steps, "uniform", settings.eta, settings.temperature)
 
     def noisy(self, y0: Tensor, start: Tensor, t: Tensor, noise: Tensor) -> Tensor:
         """``x_t`` for clean images ``y0``, starting images ``start`` and times ``t`` of shape (B,)."""
@@ -286,15 +301,18 @@ class BridgeProcess(Process):
         at_start = torch.rand(batch, generator=generator, dtype=torch.float64) < self.p_start
         return torch.where(at_start, torch.ones_like(u), u).float()
 
-    def loss(self, net, batch, generator, *, loss="l2", autocast=False):
+    def training_state(self, batch: dict[str, Tensor], generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        """A random time t (B,) and the state x_t of a training batch (known pixels kept clean)."""
         cond, target, mask = batch["cond"], batch["target"], batch["mask"]
         start = batch.get("start", cond)
-        device = target.device
-        t = self.draw_times(target.shape[0], generator).to(device)
-        noise = torch.randn(target.shape, generator=generator, dtype=target.dtype).to(device)
-        x_t = mask * self.noisy(target, start, t, noise) + (1 - mask) * target
-        pred = x_t + _run(net, x_t, t, cond, autocast)
-        return masked_loss(pred, target, mask, loss)
+        t = self.draw_times(target.shape[0], generator).to(target.device)
+        noise = torch.randn(target.shape, generator=generator, dtype=target.dtype).to(target.device)
+        return t, mask * self.noisy(target, start, t, noise) + (1 - mask) * target
+
+    def loss(self, net, batch, generator, *, loss="l2", autocast=False):
+        t, x_t = self.training_state(batch, generator)
+        pred = x_t + _run(net, x_t, t, batch["cond"], autocast)
+        return masked_loss(pred, batch["target"], batch["mask"], loss)
 
     def levels(self, settings):
         """Times from 1 (the starting image) down to 0 (clean), evenly spaced: ``steps`` model calls."""
@@ -312,6 +330,77 @@ class BridgeProcess(Process):
                              start.to(cond.device), self.levels(settings), self.sigma, generator=generator,
                              impose=impose, on_step=on_step,
                              eta=1.0 if settings.eta is None else float(settings.eta))
+
+
+class ChromaBridgeProcess(BridgeProcess):
+    """The gray→colour bridge with a classifying network (``prediction = "chroma-bins"``).
+
+    The network (``num_classes`` = bins²) gives logits over a :class:`~palette_cli.chroma.ChromaGrid` per
+    p×p block of x_t. Training minimises the soft cross-entropy against the clean image's block-mean
+    chroma; the clean estimate is the condition's luma (exact) with the annealed-mean chroma at
+    ``temperature``, upsampled bilinearly. An L1/L2 regressor predicts a median/mean colour, muted where
+    an object could have several; the annealed mean keeps the likeliest colours' saturation.
+    ``rebalance`` (0: none, 0.5: Zhang et al.'s) weighs each pixel by the rarity of its colour in the
+    batch: without it the likeliest colour is mostly the commonest (gray-brown) and the annealed mean
+    moves *towards* gray.
+    """
+
+    kind = "chroma-bins"
+
+    def __init__(self, sigma: float = 0.25, p_start: float = 0.5, bins: int = 17, extent: float = 0.8,
+                 temperature: float = 0.38, rebalance: float = 0.0):
+        super().__init__(sigma, p_start)
+        self.grid = ChromaGrid(int(bins), float(extent))
+        if not (math.isfinite(temperature) and temperature > 0):
+            raise ValueError(f"chroma temperature must be a finite number > 0, got {temperature!r}")
+        if not 0 <= rebalance < 1:
+            raise ValueError(f"chroma rebalance must be in [0, 1) (0: none), got {rebalance!r}")
+        self.temperature, self.rebalance = float(temperature), float(rebalance)
+
+    def metadata(self) -> dict[str, Any]:
+        return {"objective": "bridge", "prediction": "chroma-bins",
+                "process": {"kind": "bridge", "sigma": self.sigma, "p_start": self.p_start,
+                            "chroma_bins": self.grid.bins, "chroma_extent": self.grid.extent,
+                            "temperature": self.temperature, "rebalance": self.rebalance}}
+
+    def describe(self, settings):
+        return {**super().describe(settings), "temperature": f"{self._temperature(settings):g}"}
+
+    def resolve(self, settings):
+        resolved = super().resolve(settings)
+        t = resolved.temperature
+        if t is not None and not (math.isfinite(t) and t > 0):
+            raise ValueError(f"the annealing temperature must be a number > 0, got {t!r}")
+        return resolved
+
+    def _temperature(self, settings: SamplerSettings | None) -> float:
+        t = self.resolve(settings).temperature if settings is not None else None
+        return self.temperature if t is None else float(t)
+
+    def loss(self, net, batch, generator, *, loss="ce", autocast=False):
+        target, mask = batch["target"], batch["mask"]
+        t, x_t = self.training_state(batch, generator)
+        logits = _run(net, x_t, t, batch["cond"], autocast)
+        factor = target.shape[-1] // logits.shape[-1]
+        small = F.avg_pool2d(target.float(), factor) if factor > 1 else target.float()
+        weight = F.avg_pool2d(mask.float(), factor) if factor > 1 else mask.float()
+        return self.grid.cross_entropy(logits, rgb_to_ycc(small)[1], weight[:, :1], rebalance=self.rebalance)
+
+    def colour(self, logits: Tensor, cond: Tensor, temperature: float | None = None) -> Tensor:
+        """RGB clean estimate (B,3,H,W): ``cond``'s luma with the logits' annealed-mean chroma."""
+        chroma = self.grid.decode(logits, self.temperature if temperature is None else temperature)
+        if chroma.shape[-2:] != cond.shape[-2:]:
+            chroma = F.interpolate(chroma, size=cond.shape[-2:], mode="bilinear", align_corners=False)
+        return ycc_to_rgb(rgb_to_ycc(cond.float())[0], chroma).to(cond.dtype)
+
+    def denoiser(self, net, cond, temperature: float | None = None):
+        return lambda x, t: self.colour(net(x, t, cond), cond, temperature)
+
+    def sample(self, net, cond, start, settings, generator, *, impose=None, on_step=None):
+        return sample_bridge(self.denoiser(net, cond, self._temperature(settings)),
+                             self.initial_state(cond, start, generator), start.to(cond.device),
+                             self.levels(settings), self.sigma, generator=generator, impose=impose,
+                             on_step=on_step, eta=1.0 if settings.eta is None else float(settings.eta))
 
 
 @torch.no_grad()
@@ -362,6 +451,12 @@ def process_from_metadata(extra: dict[str, Any], training: dict[str, Any] | None
         spec = extra.get("process") or training.get("process") or {}
         if not isinstance(spec, dict):
             raise ValueError("the bridge process settings must be a table")
+        if str(extra.get("prediction") or training.get("prediction") or "residual") == "chroma-bins":
+            return ChromaBridgeProcess(sigma=float(spec.get("sigma", 0.25)), p_start=float(spec.get("p_start", 0.5)),
+                                       bins=int(spec.get("chroma_bins", 17)),
+                                       extent=float(spec.get("chroma_extent", 0.8)),
+                                       temperature=float(spec.get("temperature", 0.38)),
+                                       rebalance=float(spec.get("rebalance", 0.0)))
         return BridgeProcess(sigma=float(spec.get("sigma", 0.1)), p_start=float(spec.get("p_start", 0.25)))
     if objective != "diffusion":
         raise ValueError(f"the model's objective {objective!r} is not one this version can sample")

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from .options import (AllowHuge, BatchSize, DeviceOpt, Inputs, Model, NumSamples, Output, PrecisionOpt, Quiet,
+from .options import (AllowHuge, Anneal, BatchSize, DeviceOpt, Inputs, Model, NumSamples, Output, PrecisionOpt, Quiet,
                       Recursive, Resolution, Sampler, SamplingSteps, Seed, Shard, SpacingOpt, Overwrite,
                       RunOptions)
 from .runner import run_batch
 
 
 def colorize(inputs: Inputs, output: Output = None, model: Model = None, sampler: Sampler = None,
-             sampling_steps: SamplingSteps = None, spacing: SpacingOpt = None, seed: Seed = None,
+             sampling_steps: SamplingSteps = None, spacing: SpacingOpt = None, anneal: Anneal = None, seed: Seed = None,
              num_samples: NumSamples = 1, device: DeviceOpt = "auto", precision: PrecisionOpt = "auto",
              batch_size: BatchSize = 4, overwrite: Overwrite = False, quiet: Quiet = False,
              recursive: Recursive = False, allow_huge: AllowHuge = False, resolution: Resolution = None,

@@ -10,6 +10,7 @@ import typer
 
 from ..defaults import EVAL_MASK_MODES, EVAL_METHODS, TASK_NAMES
 from .options import (
+    Anneal,
     BatchSize,
     DeviceOpt,
     PrecisionOpt,
@@ -91,7 +92,7 @@ def eval_(
         show_default=False)] = None,
     grid_photos: Annotated[int, typer.Option(min=0, help="Photos (rows) in the comparison's grid.png.")] = 8,
     sampler: Sampler = None, sampling_steps: SamplingSteps = None,
-    spacing: SpacingOpt = None,
+    spacing: SpacingOpt = None, anneal: Anneal = None,
     seed: Annotated[int, typer.Option(help="Seed of the inputs (masks, noise) and of the samples.")] = 0,
     device: DeviceOpt = "auto", precision: PrecisionOpt = "auto", batch_size: BatchSize = 4,
     threads: Annotated[Optional[int], typer.Option(
@@ -130,7 +131,7 @@ def eval_(
     try:
         spec = EvalTask(value(task), value(mask_mode), jpeg_quality, value(direction))
         settings = SamplerSettings(value(sampler) if sampler else None, sampling_steps,
-                                   value(spacing) if spacing else None)
+                                   value(spacing) if spacing else None, temperature=anneal)
         common = dict(n_images=n_images, samples_per_image=samples_per_image, feature_net=value(feature_net),
                       standard=standard, labels=labels, device=value(device), threads=threads,
                       log=lambda msg: console.print(msg, markup=False))

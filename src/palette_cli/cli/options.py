@@ -43,6 +43,10 @@ SamplingSteps = Annotated[Optional[int], typer.Option(
     "--sampling-steps", min=1, max=1000, help="Model evaluations per image (default: 20 for dpmpp_2m_sde / dpmpp_2m, 50 ddim, 1000 ddpm, 1 bridge).")]
 SpacingOpt = Annotated[Optional[Spacing], typer.Option(
     "--spacing", help="Noise-level spacing (default: logsnr; the paper's for ddpm).")]
+Anneal = Annotated[Optional[float], typer.Option(
+    "--anneal", min=0.01, max=10.0, help=(
+        "Colour-distribution models only: the annealed-mean temperature. Lower gives more vivid, "
+        "less cautious colour; 1 is the distribution's mean (default: the model's own)."))]
 MAX_SEED = 2**64 - 1  # what a torch.Generator takes
 Seed = Annotated[Optional[int], typer.Option(
     min=0, max=MAX_SEED, help="Random seed; the same seed reproduces an output exactly.")]
@@ -73,6 +77,7 @@ class RunOptions:
     sampler: str | None = None
     sampling_steps: int | None = None
     spacing: str | None = None
+    anneal: float | None = None
     seed: int | None = None
     num_samples: int = 1
     device: str = "auto"

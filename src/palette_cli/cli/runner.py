@@ -95,7 +95,7 @@ def load_pipeline(opts: RunOptions, task: str | None = None):
 def sampler_settings(opts: RunOptions):
     from ..pipeline import SamplerSettings
 
-    return SamplerSettings(opts.sampler, opts.sampling_steps, opts.spacing)
+    return SamplerSettings(opts.sampler, opts.sampling_steps, opts.spacing, temperature=opts.anneal)
 
 
 Process = Callable[..., list]

@@ -45,6 +45,8 @@ class UNetConfig:
     heads are used. ``gamma_embedding``: see :func:`gamma_embedding`. ``patch_size`` p > 1 folds each
     p×p block of pixels into channels before the first conv and unfolds the output (pixel-unshuffle /
     shuffle): the whole network then runs at 1/p of the image side, p² times cheaper per level.
+    ``num_classes`` K > 0 replaces the pixel output by a classification head: a zero-initialised 1×1 conv
+    giving K logits per p×p block, ``(B, K, H/p, W/p)`` (the chroma-bin colorizer's output).
     """
 
     image_size: int = 256
@@ -64,6 +66,7 @@ class UNetConfig:
     gamma_embedding: str = "logsnr"
     attention: str = "global"
     patch_size: int = 1
+    num_classes: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "channel_mult", tuple(int(m) for m in self.channel_mult))
@@ -74,6 +77,8 @@ class UNetConfig:
             raise ValueError(f"gamma_embedding must be one of {', '.join(GAMMA_EMBEDDINGS)}, got {self.gamma_embedding!r}")
         if self.patch_size not in (1, 2, 4):
             raise ValueError(f"patch_size must be 1, 2 or 4, got {self.patch_size}")
+        if not 0 <= self.num_classes <= 4096:
+            raise ValueError(f"num_classes must be in [0, 4096], got {self.num_classes}")
         if not self.channel_mult or self.num_res_blocks < 1 or self.model_channels < 1:
             raise ValueError("channel_mult must be non-empty, num_res_blocks and model_channels positive")
         if self.image_size % self.divisor:
@@ -379,7 +384,10 @@ class UNet(nn.Module):
                 self.decoder.append(EmbedSequential(*layers))
 
         self.norm_out = GroupNorm32(c.num_groups, ch)
-        self.conv_out = zero_init(nn.Conv2d(ch, c.out_channels * c.patch_size**2, 3, padding=1))
+        if c.num_classes:
+            self.conv_out = zero_init(nn.Conv2d(ch, c.num_classes, 1))
+        else:
+            self.conv_out = zero_init(nn.Conv2d(ch, c.out_channels * c.patch_size**2, 3, padding=1))
 
     def _blocks_at(self, level: int) -> int:
         doubled = self.config.attention == "none_more_res" and 2**level in self.config.attention_resolutions
@@ -435,7 +443,7 @@ class UNet(nn.Module):
             else:
                 h = block(h, emb)
         out = full_precision(self.conv_out, F.silu(self.norm_out(h)))
-        if c.patch_size > 1:
+        if c.patch_size > 1 and not c.num_classes:
             out = F.pixel_shuffle(out, c.patch_size)
         return out.to(y_t.dtype)
 

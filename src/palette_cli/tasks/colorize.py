@@ -19,6 +19,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from ..chroma import LUMA_WEIGHTS
 from ..imageio import pil_to_tensor, tensor_to_pil
 from ..windows import StepCallback, working_size
 from .base import Example, Model, full_mask
@@ -26,7 +27,6 @@ from .base import Example, Model, full_mask
 if TYPE_CHECKING:
     from ..process import SamplerSettings
 
-LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R BT.601
 # Pillow's 16-bit fixed-point BT.601 weights (they sum to 65536): L = (19595 R + 38470 G + 7471 B + 2^15) >> 16.
 LUMA_FIXED = (19595, 38470, 7471)
 _CORNERS = np.array(list(product((0, 1), repeat=3)), dtype=np.int32)  # the 8 floor/ceil choices of (R,G,B)

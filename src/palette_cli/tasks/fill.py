@@ -60,7 +60,7 @@ def _push_pull(values: Tensor, weight: Tensor) -> Tensor:
 def mirror_fill(image: Tensor, mask: Tensor) -> Tensor:
     """Unknown pixels (mask 1) outside the known pixels' bounding box take the value of the box reflected
     across its border (repeatedly, for bands wider than the box); holes inside the box get
-    :func:`smooth_fill`. For an uncropping mask this is the mirror of the known part."""
+    :func:`reflect_fill`. For an uncropping mask this is the mirror of the known part."""
     x, m, single = _batched(image, mask)
     outs = []
     for img, msk in zip(x, m):
@@ -71,7 +71,7 @@ def mirror_fill(image: Tensor, mask: Tensor) -> Tensor:
         rows = torch.nonzero(known.any(1)).flatten()
         cols = torch.nonzero(known.any(0)).flatten()
         y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
-        box = smooth_fill(img[:, y0:y1, x0:x1], msk[:, y0:y1, x0:x1])
+        box = reflect_fill(img[:, y0:y1, x0:x1], msk[:, y0:y1, x0:x1])
         ys = _reflect_index(torch.arange(img.shape[-2]) - y0, y1 - y0)
         xs = _reflect_index(torch.arange(img.shape[-1]) - x0, x1 - x0)
         mirrored = box[:, ys][:, :, xs]
@@ -84,3 +84,39 @@ def _reflect_index(i: Tensor, n: int) -> Tensor:
     """Indices reflected into [0, n): …, 1, 0 | 0, 1, …, n−1 | n−1, n−2, … (period 2n)."""
     i = i % (2 * n)
     return torch.where(i < n, i, 2 * n - 1 - i)
+
+
+def reflect_fill(image: Tensor, mask: Tensor, power: float = 2.0) -> Tensor:
+    """Holes filled by reflecting the known pixels across the hole's border, seen from four directions.
+
+    For each unknown pixel at distance d (along a row or column) past the last known pixel b, the
+    reflection is the known pixel at b − (d − 1) on the other side of b — what :func:`mirror_fill` does for
+    an uncropped band, done from above, below, left and right. The reflections that land on known
+    pixels are blended with weights 1/d^power (nearest border dominating); pixels no reflection reaches
+    get :func:`smooth_fill`. Textures and edges carry on into the hole instead of a flat average."""
+    x, m, single = _batched(image, mask)
+    known = m < 0.5  # (B,1,H,W)
+    total = torch.zeros_like(x)
+    weight = torch.zeros_like(m)
+    for dim, flip in ((-2, False), (-2, True), (-1, False), (-1, True)):
+        xi, ki = (x.flip(dim), known.flip(dim)) if flip else (x, known)
+        n = xi.shape[dim]
+        shape = [1] * xi.dim()
+        shape[dim] = n
+        pos = torch.arange(n, device=x.device).view(shape)
+        last = torch.where(ki, pos, torch.full_like(pos, -1)).cummax(dim).values  # last known index at or before
+        d = pos - last  # 0 on known pixels
+        src = last - (d - 1)
+        ok = (last >= 0) & (d > 0) & (src >= 0)
+        src = src.clamp(0, n - 1)
+        ok = ok & ki.gather(dim, src)
+        sample = xi.gather(dim, src.expand_as(xi))
+        w = torch.where(ok, d.clamp(min=1).to(x.dtype) ** -power, torch.zeros((), dtype=x.dtype))
+        if flip:
+            sample, w = sample.flip(dim), w.flip(dim)
+        total = total + sample * w
+        weight = weight + w
+    smooth = smooth_fill(x, m)
+    filled = torch.where(weight > 0, total / weight.clamp(min=1e-12), smooth)
+    out = torch.where(known.expand_as(x), x, filled)
+    return out[0] if single else out

@@ -15,8 +15,8 @@ import torch
 from ..schedule import PAPER_TRAIN, ScheduleConfig
 
 OBJECTIVES = ("diffusion", "regression", "bridge")
-LOSSES = ("l2", "l1")
-PREDICTIONS = ("eps", "v")
+LOSSES = ("l2", "l1", "ce")
+PREDICTIONS = ("eps", "v", "chroma-bins")
 OPTIMIZERS = ("adam", "adamw")
 PRECISIONS = ("auto", "bf16", "fp32")
 
@@ -93,6 +93,10 @@ class TrainConfig:
             raise ConfigError(f"prediction must be one of {', '.join(PREDICTIONS)}, not {self.prediction!r}")
         if self.loss not in LOSSES:
             raise ConfigError(f"loss must be one of {', '.join(LOSSES)}, not {self.loss!r}")
+        if (self.prediction == "chroma-bins") != (self.loss == "ce"):
+            raise ConfigError('prediction = "chroma-bins" goes with loss = "ce" (cross-entropy), and only it')
+        if self.prediction == "chroma-bins" and (self.objective != "bridge" or self.task != "colorize"):
+            raise ConfigError('prediction = "chroma-bins" is a colorize bridge: set objective = "bridge", task = "colorize"')
         if self.optim.name not in OPTIMIZERS:
             raise ConfigError(f"optim.name must be one of {', '.join(OPTIMIZERS)}, not {self.optim.name!r}")
         if self.precision not in PRECISIONS:

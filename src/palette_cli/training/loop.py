@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import json
 import random
 import signal
@@ -75,6 +76,10 @@ class Trainer:
         self.net_config = build_net_config(config.net)
         if config.objective == "bridge" and self.net_config.gamma_embedding != "time":
             raise ConfigError('net: a bridge model needs gamma_embedding = "time" (its level is the bridge time t)')
+        classes = getattr(getattr(self.process, "grid", None), "classes", 0)
+        if classes != getattr(self.net_config, "num_classes", 0):
+            raise ConfigError(f"net: num_classes must be {classes} for this process "
+                              f"(the chroma grid's bins², or 0 for a network that outputs pixels)")
 
         from ..nets import build_network
 
@@ -87,6 +92,7 @@ class Trainer:
         self.optimizer = self._make_optimizer()
         self.step = 0
         self.warmup_from = 0  # the step the learning-rate warm-up (re)started at
+        self.ema_from = 0  # the step the EMA's warm-up (re)started at (a new output head: its EMA starts afresh)
         self.position = 0  # samples consumed by all ranks together: the data position
         self.wall_s = 0.0
         self.stints: list[dict[str, Any]] = []
@@ -128,6 +134,7 @@ class Trainer:
             self.warmup_from = int(ckpt.get("warmup_from", 0))
         else:  # a checkpoint without optimiser state: Adam's moments start afresh, so warm the learning rate up again
             self.warmup_from = self.step
+        self.ema_from = int(ckpt.get("ema_from", 0))
         self.wall_s = float(ckpt.get("wall_s", 0.0))
         self.stints = list(ckpt.get("stints", []))
         rng = ckpt.get("rng", {})
@@ -145,13 +152,16 @@ class Trainer:
             net, info = load_model(path)
         except CheckpointError as e:
             raise ConfigError(f"init: {e}") from None
-        if _network_config(info.net) != self.net_config:
+        theirs = _network_config(info.net)
+        if theirs != self.net_config and not _same_body(theirs, self.net_config):
             raise ConfigError(f"init: {path} holds a different network than the config's")
         state = net.state_dict()
-        self.model.load_state_dict(state)
-        self.ema.load_state_dict(state)
+        self.model.load_state_dict(state if theirs == self.net_config else _with_fresh_head(state, self.model))
+        self.ema.load_state_dict(self.model.state_dict())
         facts = info.training
         self.step = self.warmup_from = int(facts.get("steps") or 0)
+        if theirs != self.net_config:  # the EMA of a fresh head must not average in its zero start for long
+            self.ema_from = self.step
         self.position = int(facts.get("images_seen") or 0)
         self.wall_s = float(facts.get("wall_time_s") or 0.0)
         self.stints = list(facts.get("stints") or [])
@@ -168,6 +178,7 @@ class Trainer:
             "tasks": _task_names(self.config.task),
             "step": self.step,
             "warmup_from": self.warmup_from,
+            "ema_from": self.ema_from,
             "position": self.position,
             "epoch": epoch,
             "index_in_epoch": index,
@@ -254,7 +265,7 @@ class Trainer:
             nn.utils.clip_grad_norm_(self.model.parameters(), c.optim.grad_clip)
         self.optimizer.step()
         self.step += 1
-        ema_update(self.ema, self.model, ema_decay_at(self.step - 1, c.ema_decay))
+        ema_update(self.ema, self.model, ema_decay_at(self.step - 1 - self.ema_from, c.ema_decay))
         return total
 
     # -- the loop
@@ -354,6 +365,20 @@ def train(config: TrainConfig, run_dir: str | Path, *, resume: bool = False, hoo
     if handle_signals:
         signal.signal(signal.SIGTERM, trainer.request_stop)
     return trainer.run()
+
+
+def _with_fresh_head(state: dict[str, Any], model: nn.Module) -> dict[str, Any]:
+    """``state`` with its output head (``conv_out``) replaced by ``model``'s freshly initialised one."""
+    state = {k: v for k, v in state.items() if not k.startswith("conv_out.")}
+    state.update({k: v for k, v in model.state_dict().items() if k.startswith("conv_out.")})
+    return state
+
+
+def _same_body(a, b) -> bool:
+    """Whether two U-Net configs differ at most in their output head (pixels or ``num_classes`` logits)."""
+    if a is None or b is None or not (hasattr(a, "num_classes") and hasattr(b, "num_classes")):
+        return False
+    return dataclasses.replace(a, num_classes=0) == dataclasses.replace(b, num_classes=0)
 
 
 def _network_config(d: dict[str, Any]):

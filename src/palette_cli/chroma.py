@@ -1,0 +1,128 @@
+"""BT.601 luma/chroma of [-1, 1] RGB tensors, and a grid of chroma bins for colour classification.
+
+In [-1, 1] units ``Y = 0.299 R + 0.587 G + 0.114 B``, ``Cb = (B − Y) / 1.772`` and ``Cr = (R − Y) / 1.402``
+(JPEG/JFIF's YCbCr without its offsets), so Cb and Cr lie in [-1, 1] and the conversion is exactly
+invertible.
+
+:class:`ChromaGrid` is a square grid of (Cb, Cr) bin centres. A colour is encoded softly on the four
+bins around it (bilinear weights, so the encoding's mean is the colour itself, exactly, inside the
+grid), and a predicted distribution is decoded by its *annealed mean* (Zhang, Isola & Efros, ECCV 2016):
+the mean of ``p^(1/T)`` renormalised. T = 1 is the distribution's mean (what a squared-error regressor
+predicts: muted where colours are uncertain); T → 0 its mode; in between keeps the mean's smoothness
+with more of the mode's saturation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R BT.601
+CB_SCALE = 2 * (1 - LUMA_WEIGHTS[2])  # 1.772
+CR_SCALE = 2 * (1 - LUMA_WEIGHTS[0])  # 1.402
+
+
+def rgb_to_ycc(rgb: Tensor) -> tuple[Tensor, Tensor]:
+    """(…,3,H,W) RGB → luma (…,1,H,W) and chroma (…,2,H,W) = (Cb, Cr)."""
+    r, g, b = rgb.unbind(-3)
+    y = LUMA_WEIGHTS[0] * r + LUMA_WEIGHTS[1] * g + LUMA_WEIGHTS[2] * b
+    return y.unsqueeze(-3), torch.stack([(b - y) / CB_SCALE, (r - y) / CR_SCALE], dim=-3)
+
+
+def ycc_to_rgb(y: Tensor, chroma: Tensor) -> Tensor:
+    """Inverse of :func:`rgb_to_ycc`: luma (…,1,H,W) and chroma (…,2,H,W) → RGB (…,3,H,W), not clamped."""
+    yy = y.squeeze(-3)
+    cb, cr = chroma.unbind(-3)
+    r = yy + CR_SCALE * cr
+    b = yy + CB_SCALE * cb
+    g = (yy - LUMA_WEIGHTS[0] * r - LUMA_WEIGHTS[2] * b) / LUMA_WEIGHTS[1]
+    return torch.stack([r, g, b], dim=-3)
+
+
+@dataclass(frozen=True)
+class ChromaGrid:
+    """``bins × bins`` bin centres spaced evenly over [-extent, extent]² of (Cb, Cr)."""
+
+    bins: int = 17
+    extent: float = 0.8
+
+    def __post_init__(self) -> None:
+        if not 2 <= self.bins <= 64:
+            raise ValueError(f"chroma bins per axis must be in [2, 64], got {self.bins}")
+        if not 0 < self.extent <= 1:
+            raise ValueError(f"chroma extent must be in (0, 1], got {self.extent}")
+
+    @property
+    def classes(self) -> int:
+        return self.bins * self.bins
+
+    @property
+    def spacing(self) -> float:
+        return 2 * self.extent / (self.bins - 1)
+
+    def centres(self, device=None, dtype=torch.float32) -> Tensor:
+        """(K, 2) bin centres, class k = i·bins + j for Cb index i and Cr index j."""
+        axis = torch.linspace(-self.extent, self.extent, self.bins, device=device, dtype=dtype)
+        cb, cr = torch.meshgrid(axis, axis, indexing="ij")
+        return torch.stack([cb.reshape(-1), cr.reshape(-1)], dim=-1)
+
+    def encode(self, chroma: Tensor) -> tuple[Tensor, Tensor]:
+        """Soft targets of (B,2,h,w) chroma: class indices and weights, each (B,4,h,w) (weights sum to 1).
+
+        Colours outside the grid are clamped to its edge first."""
+        pos = (chroma.float().clamp(-self.extent, self.extent) + self.extent) / self.spacing
+        lo = pos.floor().clamp(max=self.bins - 2)
+        frac = pos - lo
+        lo = lo.long()
+        i0, j0 = lo[:, 0], lo[:, 1]
+        fi, fj = frac[:, 0], frac[:, 1]
+        index = torch.stack([i0 * self.bins + j0, i0 * self.bins + j0 + 1,
+                             (i0 + 1) * self.bins + j0, (i0 + 1) * self.bins + j0 + 1], dim=1)
+        weight = torch.stack([(1 - fi) * (1 - fj), (1 - fi) * fj, fi * (1 - fj), fi * fj], dim=1)
+        return index, weight
+
+    def cross_entropy(self, logits: Tensor, chroma: Tensor, weight: Tensor | None = None,
+                      rebalance: float = 0.0) -> Tensor:
+        """Mean soft cross-entropy of (B,K,h,w) logits against (B,2,h,w) chroma, optionally per-pixel
+        weighted by (B,1,h,w) and rebalanced towards rare colours (:meth:`rarity_weights`)."""
+        index, w = self.encode(chroma)
+        logp = F.log_softmax(logits.float(), dim=1)
+        nll = -(logp.gather(1, index) * w).sum(1, keepdim=True)
+        weight = torch.ones_like(nll) if weight is None else weight.float().expand_as(nll)
+        if rebalance > 0:
+            weight = weight * self.rarity_weights(index, w, weight, rebalance)
+        return (nll * weight).sum() / weight.sum().clamp(min=1e-8)
+
+    def histogram(self, index: Tensor, w: Tensor, weight: Tensor) -> Tensor:
+        """The (K,) share of each bin among soft-encoded pixels (``weight`` (B,1,h,w) counts each pixel)."""
+        counts = torch.zeros(self.classes, dtype=torch.float32, device=index.device)
+        counts.index_add_(0, index.reshape(-1), (w * weight).reshape(-1).float())
+        return counts / counts.sum().clamp(min=1e-8)
+
+    def rarity_weights(self, index: Tensor, w: Tensor, weight: Tensor, strength: float) -> Tensor:
+        """Per-pixel (B,1,h,w) class-rebalancing weights (Zhang, Isola & Efros 2016, within one batch).
+
+        The batch's colour histogram p, blurred over neighbouring bins, mixed with the uniform
+        distribution: ``r = 1 / (strength·p + (1 − strength)/K)``, scaled so that the weighted pixel mean
+        is 1. Each pixel takes the ``r`` of its soft bins. ``strength`` 0 is no rebalancing; the paper's
+        is 0.5 (its λ = 1 − strength).
+        Common colours (grays, browns, sky) then weigh less and the likeliest colour of an object is
+        no longer the most common colour of all photos."""
+        p = self.histogram(index, w, weight).view(1, 1, self.bins, self.bins)
+        kernel = torch.tensor([0.25, 0.5, 0.25], device=p.device)
+        p = F.conv2d(F.pad(p, (1, 1, 1, 1), mode="replicate"), (kernel[:, None] * kernel[None, :]).view(1, 1, 3, 3))
+        p = (p / p.sum()).reshape(-1)
+        r = 1.0 / (strength * p + (1 - strength) / self.classes)
+        per_pixel = (r[index] * w).sum(1, keepdim=True)
+        scale = (per_pixel * weight).sum() / weight.sum().clamp(min=1e-8)
+        return (per_pixel / scale.clamp(min=1e-8)).detach()
+
+    def decode(self, logits: Tensor, temperature: float = 1.0) -> Tensor:
+        """Annealed-mean chroma (B,2,h,w) of (B,K,h,w) logits at ``temperature`` T > 0."""
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        p = F.softmax(logits.float() / temperature, dim=1)
+        return torch.einsum("bkhw,kc->bchw", p, self.centres(logits.device))
