@@ -151,3 +151,38 @@ def test_model_file_schedule_is_used_for_sampling(tmp_path):
     assert not torch.equal(got, inference_gammas(5, "uniform"))
     assert float(pipe.process.levels(SamplerSettings("dpmpp_2m", 5))[0]) == pytest.approx(
         float(inference_gammas(5, "logsnr", train=sched)[0]))
+
+
+def test_one_step_bridge_fill_keeps_the_start_detail_on_the_model_local_means(tmp_path):
+    """Inpainting with a bridge model: an untrained one returns its start, the reflection fill, exactly;
+    one that adds a constant to the hole shifts its local means by that constant and keeps the start's
+    detail (texture) in one step; with several steps the model's own output is kept."""
+    from palette_cli.nets import UNet, preset
+    from palette_cli.tasks.fill import mirror_fill
+
+    torch.manual_seed(0)
+    cfg = preset("tiny").replace(gamma_embedding="time")
+    net = UNet(cfg)
+    path = tmp_path / "fill.safetensors"
+    save_model(path, ModelInfo(net=cfg.to_dict(), tasks=["inpaint"], extra=BridgeProcess(0.1).metadata()),
+               net.state_dict())
+    pipe = Pipeline.from_file(path, device="cpu", precision="fp32", resolution=64)
+    g = torch.Generator().manual_seed(0)
+    canvas = torch.rand(1, 3, 64, 64, generator=g) * 1.6 - 0.8
+    mask = torch.zeros(1, 1, 64, 64)
+    mask[..., 12:52, 12:52] = 1
+    start = mirror_fill(canvas, mask)
+    out = pipe.fill_window(canvas.clone(), mask, (0, 0, 64, 64), SamplerSettings(), g)
+    assert torch.allclose(out, start, atol=1e-6)
+
+    def shift(y, level, cond):  # a residual of +0.1 everywhere
+        return torch.full_like(y, 0.1)
+
+    pipe.net_fn = shift
+    hole = mask.bool().expand_as(canvas)
+    one = pipe.fill_window(canvas.clone(), mask, (0, 0, 64, 64), SamplerSettings(), g)
+    assert torch.equal(one[~hole], canvas[~hole])
+    inner = torch.zeros_like(hole)
+    inner[..., 28:36, 28:36] = True  # away from the hole's border, where the blur sees only hole pixels
+    assert torch.allclose((one - start)[inner], torch.full_like(start[inner], 0.1), atol=1e-4)
+    assert pipe.keeps_start_detail(SamplerSettings()) and not pipe.keeps_start_detail(SamplerSettings(steps=4))

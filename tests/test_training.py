@@ -416,3 +416,19 @@ def test_v_prediction_model_samples_through_the_pipeline(tmp_path):
     save_model(bad, ModelInfo(net=cfg.to_dict(), tasks=["colorize"], extra={"prediction": "x0"}), net.state_dict())
     with pytest.raises(ValueError, match="cannot sample"):
         Pipeline.from_file(bad, device="cpu", precision="fp32")
+
+
+def test_export_records_a_chroma_models_temperature_and_refuses_it_elsewhere(tmp_path, images):
+    from palette_cli.checkpoint import read_info
+
+    chroma = {"objective": "bridge", "prediction": "chroma-bins", "loss": "ce",
+              "process": {"sigma": 0.25, "chroma_bins": 5, "temperature": 0.38},
+              "net": {**TINY_NET, "gamma_embedding": "time", "num_classes": 25}}
+    Trainer(_config(images, steps=2, **chroma), tmp_path / "run").run()
+    out = export_checkpoint(tmp_path / "run", tmp_path / "a.safetensors", temperature=0.7)
+    assert read_info(out).extra["process"]["temperature"] == 0.7
+    out = export_checkpoint(tmp_path / "run", tmp_path / "b.safetensors")
+    assert read_info(out).extra["process"]["temperature"] == 0.38
+    Trainer(_config(images, steps=2), tmp_path / "run2").run()
+    with pytest.raises(ValueError, match="chroma-bin"):
+        export_checkpoint(tmp_path / "run2", tmp_path / "c.safetensors", temperature=0.7)

@@ -46,6 +46,9 @@ from .windows import (  # noqa: F401  (re-exported: the library's names since th
 __all__ = ["Pipeline", "SamplerSettings", "hole_windows", "resolve_device", "tiled_net", "working_size"]
 
 
+DETAIL_SIZE = 8  # the blur (at the working resolution) that splits a fill's local means from its detail
+
+
 class Pipeline:
     """A loaded model ready to sample, plus the task operations built on it."""
 
@@ -117,11 +120,22 @@ class Pipeline:
         m_small = mask_resize(win_mask, size).expand(canvas.shape[0], -1, -1, -1)
         known = resize(win, size)
         cond = noise_fill(known, m_small, generator)
-        out = self.sample(cond, settings, generator, known=known, mask=m_small, on_step=on_step,
-                          start=mirror_fill(known, m_small))
+        start = mirror_fill(known, m_small)
+        out = self.sample(cond, settings, generator, known=known, mask=m_small, on_step=on_step, start=start)
+        if self.keeps_start_detail(settings):
+            out = torch.where(m_small.bool(), lock_low_frequencies(start, out, DETAIL_SIZE), out)
         filled = resize(out, (x1 - x0, y1 - y0)).clamp(-1, 1)
         canvas[..., y0:y1, x0:x1] = torch.where(win_mask.bool(), filled, win)
         return canvas
+
+    def keeps_start_detail(self, settings: SamplerSettings) -> bool:
+        """Whether a fill keeps the detail of its classical start: yes for one bridge step. That step is
+        the conditional mean E[photo | start]: the right local colours, but the reflected texture of the
+        start averaged away where the model is unsure. The result takes the start's detail (what a
+        ``DETAIL_SIZE``-pixel blur removes) on the model's local means. Chosen on training photos, where it
+        lowered the perceptual distance of centre holes, free-form holes and uncropping (docs/RESULTS.md,
+        Study 6)."""
+        return self.process.kind == "bridge" and self.process.resolve(settings).steps == 1
 
     # --- the tasks' recipes (see palette_cli.tasks) ------------------------------------------
     def colorize(self, image: Image.Image, settings: SamplerSettings, generator: torch.Generator,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -22,6 +22,9 @@ def export(
                                            show_default=False)],
     out: Annotated[Path, typer.Argument(help="Output model file (.safetensors).", show_default=False)],
     dtype: Annotated[StorageDtype, typer.Option(help="Storage precision of the weights.")] = StorageDtype.fp16,
+    anneal: Annotated[Optional[float], typer.Option(
+        "--anneal", min=0.01, max=10.0,
+        help="Chroma-bin colorizers: the annealed-mean temperature the file records as its default.")] = None,
 ) -> None:
     """Export the EMA weights with their network config, schedule, tasks and training facts."""
     from ..checkpoint import read_info
@@ -30,8 +33,8 @@ def export(
     if out.suffix != ".safetensors":
         raise fail(f"{out}: the output must be a .safetensors file")
     try:
-        path = export_checkpoint(source, out, dtype=dtype.value)
-    except ConfigError as e:
+        path = export_checkpoint(source, out, dtype=dtype.value, temperature=anneal)
+    except (ConfigError, ValueError) as e:
         raise fail(str(e))
     info = read_info(path)
     typer.echo(f"{path}: {', '.join(info.tasks)}; {info.training.get('steps')} steps, "

@@ -7,8 +7,10 @@ from pathlib import Path
 from .checkpoints import latest_checkpoint, load_checkpoint
 
 
-def export_checkpoint(source: str | Path, out: str | Path, dtype: str = "fp16", extra: dict | None = None) -> Path:
-    """A run folder (newest checkpoint) or checkpoint file → a slim EMA-only safetensors model file."""
+def export_checkpoint(source: str | Path, out: str | Path, dtype: str = "fp16", extra: dict | None = None,
+                      temperature: float | None = None) -> Path:
+    """A run folder (newest checkpoint) or checkpoint file → a slim EMA-only safetensors model file.
+    ``temperature``: a chroma-bin colorizer's default annealed-mean temperature (else the config's)."""
     from ..checkpoint import ModelInfo, save_model
 
     path = latest_checkpoint(source)
@@ -35,6 +37,10 @@ def export_checkpoint(source: str | Path, out: str | Path, dtype: str = "fp16", 
     }
     from ..process import process_from_metadata
 
+    if temperature is not None:
+        if training["prediction"] != "chroma-bins":
+            raise ValueError("--anneal: only a chroma-bin colorizer decodes with a temperature")
+        training["process"] = {**training["process"], "temperature": float(temperature)}
     process = process_from_metadata({"objective": training["objective"], "prediction": training["prediction"],
                                      "process": training["process"]}, schedule=ckpt["schedule"])
     info = ModelInfo(net=ckpt["net"], schedule=ckpt["schedule"], tasks=list(ckpt["tasks"]), training=training,
