@@ -167,3 +167,13 @@ def test_rebalancing_weighs_rare_colours_up_and_keeps_the_mean_weight():
     gray_bet = logits.clone()
     gray_bet[:, grid.classes // 2] = 5.0  # confident gray everywhere: cheap unbalanced, dear rebalanced
     assert grid.cross_entropy(gray_bet, chroma).item() < grid.cross_entropy(gray_bet, chroma, rebalance=0.5).item() - 1
+
+
+def test_a_temperature_is_refused_by_models_that_do_not_decode_colour():
+    from palette_cli.process import BridgeProcess, DiffusionProcess
+
+    for proc in (BridgeProcess(0.1), DiffusionProcess()):
+        with pytest.raises(ValueError, match="--anneal"):
+            proc.resolve(SamplerSettings(temperature=0.5))
+    with pytest.raises(ValueError, match="temperature"):
+        ChromaBridgeProcess().resolve(SamplerSettings(temperature=float("nan")))
