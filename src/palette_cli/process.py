@@ -29,7 +29,7 @@ schedule the file records.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 import torch
@@ -286,9 +286,8 @@ class BridgeProcess(Process):
         steps = settings.steps or self.default_steps(sampler)
         if steps < 1:
             raise ValueError("steps must be at least 1")
-        if self.kind != "chroma-bins":
-            _no_temperature(settings)
-        return SamplerSettings(sampler, steps, "uniform", settings.eta, settings.temperature)
+        _no_temperature(settings)
+        return SamplerSettings(sampler, steps, "uniform", settings.eta)
 
     def noisy(self, y0: Tensor, start: Tensor, t: Tensor, noise: Tensor) -> Tensor:
         """``x_t`` for clean images ``y0``, starting images ``start`` and times ``t`` of shape (B,)."""
@@ -322,11 +321,11 @@ class BridgeProcess(Process):
     def initial_state(self, cond, start, generator):
         return start.to(cond.device).clone()
 
-    def denoiser(self, net, cond):
+    def denoiser(self, net, cond, settings: SamplerSettings | None = None):
         return lambda x, t: x + net(x, t, cond)
 
     def sample(self, net, cond, start, settings, generator, *, impose=None, on_step=None):
-        return sample_bridge(self.denoiser(net, cond), self.initial_state(cond, start, generator),
+        return sample_bridge(self.denoiser(net, cond, settings), self.initial_state(cond, start, generator),
                              start.to(cond.device), self.levels(settings), self.sigma, generator=generator,
                              impose=impose, on_step=on_step,
                              eta=1.0 if settings.eta is None else float(settings.eta))
@@ -367,11 +366,10 @@ class ChromaBridgeProcess(BridgeProcess):
         return {**super().describe(settings), "temperature": f"{self._temperature(settings):g}"}
 
     def resolve(self, settings):
-        resolved = super().resolve(settings)
-        t = resolved.temperature
+        t = settings.temperature
         if t is not None and not (math.isfinite(t) and t > 0):
             raise ValueError(f"the annealing temperature must be a number > 0, got {t!r}")
-        return resolved
+        return replace(super().resolve(replace(settings, temperature=None)), temperature=t)
 
     def _temperature(self, settings: SamplerSettings | None) -> float:
         t = self.resolve(settings).temperature if settings is not None else None
@@ -393,14 +391,9 @@ class ChromaBridgeProcess(BridgeProcess):
             chroma = F.interpolate(chroma, size=cond.shape[-2:], mode="bilinear", align_corners=False)
         return ycc_to_rgb(rgb_to_ycc(cond.float())[0], chroma).to(cond.dtype)
 
-    def denoiser(self, net, cond, temperature: float | None = None):
+    def denoiser(self, net, cond, settings: SamplerSettings | None = None):
+        temperature = self._temperature(settings)
         return lambda x, t: self.colour(net(x, t, cond), cond, temperature)
-
-    def sample(self, net, cond, start, settings, generator, *, impose=None, on_step=None):
-        return sample_bridge(self.denoiser(net, cond, self._temperature(settings)),
-                             self.initial_state(cond, start, generator), start.to(cond.device),
-                             self.levels(settings), self.sigma, generator=generator, impose=impose,
-                             on_step=on_step, eta=1.0 if settings.eta is None else float(settings.eta))
 
 
 @torch.no_grad()

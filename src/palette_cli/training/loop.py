@@ -153,14 +153,15 @@ class Trainer:
         except CheckpointError as e:
             raise ConfigError(f"init: {e}") from None
         theirs = _network_config(info.net)
-        if theirs != self.net_config and not _same_body(theirs, self.net_config):
+        new_head = theirs != self.net_config
+        if new_head and not _same_body(theirs, self.net_config):
             raise ConfigError(f"init: {path} holds a different network than the config's")
         state = net.state_dict()
-        self.model.load_state_dict(state if theirs == self.net_config else _with_fresh_head(state, self.model))
+        self.model.load_state_dict(_with_fresh_head(state, self.model) if new_head else state)
         self.ema.load_state_dict(self.model.state_dict())
         facts = info.training
         self.step = self.warmup_from = int(facts.get("steps") or 0)
-        if theirs != self.net_config:  # the EMA of a fresh head must not average in its zero start for long
+        if new_head:  # the EMA of a fresh head must not average in its zero start for long
             self.ema_from = self.step
         self.position = int(facts.get("images_seen") or 0)
         self.wall_s = float(facts.get("wall_time_s") or 0.0)
