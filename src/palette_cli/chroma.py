@@ -14,6 +14,7 @@ with more of the mode's saturation.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -120,9 +121,39 @@ class ChromaGrid:
         scale = (per_pixel * weight).sum() / weight.sum().clamp(min=1e-8)
         return (per_pixel / scale.clamp(min=1e-8)).detach()
 
-    def decode(self, logits: Tensor, temperature: float = 1.0) -> Tensor:
-        """Annealed-mean chroma (B,2,h,w) of (B,K,h,w) logits at ``temperature`` T > 0."""
+    def decode(self, logits: Tensor, temperature: float = 1.0, noise: Tensor | None = None) -> Tensor:
+        """Annealed-mean chroma (B,2,h,w) of (B,K,h,w) logits at ``temperature`` T > 0.
+
+        With ``noise`` (Gumbel, e.g. :func:`coherent_gumbel`, times a strength), the annealed mean of the
+        perturbed logits: a *draw* of the colours, which tends to the exact Gumbel-max sample of
+        ``softmax(logits)`` as T → 0 at strength 1, and keeps the annealed mean's smoothness at T > 0."""
         if not temperature > 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
-        p = F.softmax(logits.float() / temperature, dim=1)
+        logits = logits.float() if noise is None else logits.float() + noise.to(logits.device, torch.float32)
+        p = F.softmax(logits / temperature, dim=1)
         return torch.einsum("bkhw,kc->bchw", p, self.centres(logits.device))
+
+
+def coherent_gumbel(shape: tuple[int, int, int, int], generator: torch.Generator | None, cells: int,
+                    device=None) -> Tensor:
+    """Gumbel(0, 1) noise of ``shape`` (B, K, h, w) that varies smoothly over space: for each (b, k), a
+    Gaussian field on a ``(cells+1)²`` lattice, interpolated bilinearly over the h×w grid, rescaled to unit
+    variance at every location and mapped through the normal and Gumbel CDFs.
+
+    Each location's noise is exactly Gumbel, so ``argmax(logits + noise)`` is, at every location, an exact
+    draw from ``softmax(logits)`` (the Gumbel-max trick); neighbouring locations share their noise, so
+    neighbours with similar distributions draw the same colour and a draw makes coherent regions rather
+    than per-pixel speckle."""
+    b, k, h, w = shape
+    cells = max(1, int(cells))
+    z = torch.randn((b * k, 1, cells + 1, cells + 1), generator=generator, dtype=torch.float32)
+    z = F.interpolate(z.to(device), size=(h, w), mode="bilinear", align_corners=True)
+
+    def spread(n: int) -> Tensor:  # Σ of the squared bilinear weights along one axis
+        pos = torch.linspace(0, cells, n, device=device) if n > 1 else torch.zeros(1, device=device)
+        frac = pos - pos.floor()
+        return (1 - frac) ** 2 + frac ** 2
+
+    z = z / (spread(h)[:, None] * spread(w)[None, :]).sqrt()
+    u = (0.5 * (1 + torch.erf(z / math.sqrt(2)))).clamp(1e-7, 1 - 1e-7)
+    return (-torch.log(-torch.log(u))).reshape(b, k, h, w)

@@ -92,9 +92,11 @@ class Pipeline:
 
     def sample(self, cond: Tensor, settings: SamplerSettings, generator: torch.Generator, *,
                known: Tensor | None = None, mask: Tensor | None = None, start: Tensor | None = None,
-               net: NetFn | None = None, on_step: StepCallback | None = None) -> Tensor:
+               net: NetFn | None = None, on_step: StepCallback | None = None,
+               samples_of_one: bool = False) -> Tensor:
         """Sample targets for a (B,3,h,w) condition with the model's process; with ``known``/``mask`` the
-        known pixels are imposed after every step. ``start`` is a bridge's starting image (default: cond)."""
+        known pixels are imposed after every step. ``start`` is a bridge's starting image (default: cond).
+        ``samples_of_one``: the batch is ``-n`` samples of one input (see ``Process.sample``)."""
         cond = cond.to(self.device)
         start = cond if start is None else start.to(self.device)
         impose = None
@@ -105,7 +107,7 @@ class Pipeline:
                 return y * mask_d + known_d * (1 - mask_d)
 
         out = self.process.sample(net or self.net_fn, cond, start, settings, generator, impose=impose,
-                                  on_step=on_step)
+                                  on_step=on_step, samples_of_one=samples_of_one)
         return out.cpu()
 
     def fill_window(self, canvas: Tensor, mask: Tensor, box: tuple[int, int, int, int], settings: SamplerSettings,

@@ -30,6 +30,8 @@ MaskMode = Enum("MaskMode", {n: n for n in EVAL_MASK_MODES}, type=str)
 
 class FeatureNetChoice(str, Enum):
     effnet_lite0 = "effnet-lite0"
+    effnet_lite2 = "effnet-lite2"
+    effnets = "effnets"
     standard = "standard"
     all = "all"
 
@@ -67,8 +69,9 @@ def eval_(
     direction: Annotated[Direction, typer.Option(help="Side that uncropping generates (paper: right).")]
     = Direction.right,
     feature_net: Annotated[FeatureNetChoice, typer.Option(
-        help="effnet-lite0: offline, not comparable to published numbers; standard: the paper's networks "
-             "from the weights below; all: both.")] = FeatureNetChoice.effnet_lite0,
+        help="effnet-lite0: offline, not comparable to published numbers; effnet-lite2: a second offline "
+             "judge that no shipped model contains; effnets: both; standard: the paper's networks from the "
+             "weights below; all: effnet-lite0 and standard.")] = FeatureNetChoice.effnet_lite0,
     inception_v3: Annotated[Weights, typer.Option(help=f"FID Inception-v3 weights (FID, KID, IS). {_WEIGHTS_HELP}")]
     = None,
     inception_v1: Annotated[Weights, typer.Option(help=f"Inception-v1 weights (perceptual distance). {_WEIGHTS_HELP}")]

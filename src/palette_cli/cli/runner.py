@@ -237,6 +237,9 @@ def _run_share(task: str, jobs: list[Job], opts: RunOptions, process: Process, p
             settings = pipe.process.resolve(sampler_settings(opts))
         except ValueError as e:
             raise fail(str(e))
+        if opts.num_samples > 1 and pipe.process.is_deterministic(settings):
+            raise fail(f"-n {opts.num_samples}: with these settings this model's sampler adds no randomness, so the "
+                       "samples would be copies of one result; use -n 1, or more --sampling-steps for varied samples")
         columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                    TextColumn("eta"), TimeRemainingColumn()]
         with Progress(*columns, console=console, disable=opts.quiet, transient=False) as progress:

@@ -173,5 +173,5 @@ def colorize_photo(pipe: Model, image: Image.Image, settings: "SamplerSettings",
     size = working_size(image.width, image.height, pipe.resolution, pipe.divisor)
     small = pil_to_tensor(image.resize(size, Image.Resampling.LANCZOS)).unsqueeze(0)
     cond = to_gray(small).expand(num_samples, -1, -1, -1)
-    out = pipe.sample(cond, settings, generator, on_step=on_step)
+    out = pipe.sample(cond, settings, generator, on_step=on_step, samples_of_one=True)
     return [merge_luminance(image, tensor_to_pil(o)) for o in out]
