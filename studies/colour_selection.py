@@ -7,7 +7,7 @@ The network runs once per photo; every decoding setting reuses its logits, so a 
 than one evaluation. The grey photo is scored as the baseline every colorizer must beat.
 
     python -m studies.colour_selection MODEL [MODEL ...] --photos data/photos/validation.txt \\
-        --temperatures 0.25,0.38,0.5 --strengths 0.5,1.0 [--samples 4] [--out table.md]
+        --temperatures 0.25,0.38,0.5 --strengths 0.5,1.0 [--guides 0,4] [--samples 4] [--out table.md]
 
 Report results on photos no choice was made on (``scripts/eval_side_by_side.sh``); this is for choosing.
 """
@@ -77,7 +77,7 @@ def logits_of(pipe: Pipeline, gray: torch.Tensor) -> torch.Tensor:
 
 
 def sweep(path: str, refs: torch.Tensor, judge: Judge, temperatures: list[float], strengths: list[float],
-          samples: int, seed: int) -> list[dict]:
+          samples: int, seed: int, guides: list[int]) -> list[dict]:
     pipe = Pipeline.from_file(path)
     process = pipe.process
     if not isinstance(process, ChromaBridgeProcess):
@@ -85,10 +85,11 @@ def sweep(path: str, refs: torch.Tensor, judge: Judge, temperatures: list[float]
     gray = to_gray(refs)
     logits = logits_of(pipe, gray)
     rows = []
-    for t in temperatures:
+    for radius, t in [(r, t) for r in guides for t in temperatures]:
+        process.guide_radius = radius
         mean = process._on_luma(process.grid.decode(logits, t), gray).clamp(-1, 1)
         base = judge.score(mean)
-        rows.append({"model": Path(path).name, "T": t, "draw": "mean", **base})
+        rows.append({"model": Path(path).name, "guide": radius, "T": t, "draw": "mean", **base})
         for s in strengths:
             gen = torch.Generator().manual_seed(seed)
             draws = []
@@ -100,13 +101,13 @@ def sweep(path: str, refs: torch.Tensor, judge: Judge, temperatures: list[float]
             avg = {k: (base[k] + sum(r[k] for r in scored)) / samples for k in base}
             spread = sum(ab_spread((torch.stack([mean[i], *[d[i] for d in draws]]) + 1) / 2)
                          for i in range(len(refs))) / len(refs)
-            rows.append({"model": Path(path).name, "T": t, "draw": f"n={samples}, s={s:g}", **avg,
+            rows.append({"model": Path(path).name, "guide": radius, "T": t, "draw": f"n={samples}, s={s:g}", **avg,
                          "ab_spread": spread})
     return rows
 
 
 def table(rows: list[dict]) -> str:
-    cols = ["model", "T", "draw", "pd_lite0", "pd_lite2", "ca_lite0", "ca_lite2", "ab_error", "colourfulness",
+    cols = ["model", "guide", "T", "draw", "pd_lite0", "pd_lite2", "ca_lite0", "ca_lite2", "ab_error", "colourfulness",
             "ab_spread"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
@@ -126,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--temperatures", default="0.38")
     ap.add_argument("--strengths", default="")
     ap.add_argument("--samples", type=int, default=4)
+    ap.add_argument("--guides", default="0", help="guided-filter radii of the chroma (0: none)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out")
     args = ap.parse_args(argv)
@@ -135,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     temps = [float(t) for t in args.temperatures.split(",") if t]
     strengths = [float(s) for s in args.strengths.split(",") if s]
     for path in args.models:
-        rows += sweep(path, refs, judge, temps, strengths, args.samples, args.seed)
+        rows += sweep(path, refs, judge, temps, strengths, args.samples, args.seed,
+                      [int(r) for r in args.guides.split(",") if r])
         print(table(rows), flush=True)
     text = f"{len(refs)} photos from {args.photos}, {args.size}² centre crops\n\n{table(rows)}\n"
     if args.out:

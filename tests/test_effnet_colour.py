@@ -249,3 +249,47 @@ def test_n_on_a_deterministic_setting_is_refused(tmp_path):
                                  "--model", str(model), "--quiet", "--device", "cpu"])
     assert r.exit_code != 0 and "copies of one result" in r.output and "Traceback" not in r.output
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_joint_bilateral_upsampling_puts_colour_edges_on_luma_edges():
+    from palette_cli.chroma import joint_bilateral_upsample
+
+    luma = torch.zeros(1, 1, 64, 64)
+    luma[..., 30:] = 0.8  # an edge inside a low-resolution cell (cells of 4 pixels: 28..31)
+    truth = torch.zeros(1, 2, 64, 64)
+    truth[:, 0, :, 30:], truth[:, 1, :, 30:] = 0.4, -0.2
+    low = torch.nn.functional.avg_pool2d(truth, 4)  # what a stride-4 network sees: a mixed cell
+    bilinear = torch.nn.functional.interpolate(low, size=(64, 64), mode="bilinear", align_corners=False)
+    joint = joint_bilateral_upsample(low, luma, radius=2)
+    near = slice(22, 38)
+    assert float((joint - truth)[..., near].abs().mean()) < 0.3 * float((bilinear - truth)[..., near].abs().mean())
+    assert torch.allclose(joint[..., :20], truth[..., :20], atol=1e-4)  # flat areas keep their colour
+    flat = torch.rand(1, 2, 8, 8)  # constant luma: a smooth interpolation of the samples, no new extremes
+    up = joint_bilateral_upsample(flat, torch.zeros(1, 1, 32, 32), radius=2)
+    assert up.min() >= flat.min() - 1e-6 and up.max() <= flat.max() + 1e-6
+
+
+def test_export_records_decoding_defaults(tmp_path):
+    from palette_cli.checkpoint import read_info
+    from palette_cli.training import Trainer, export_checkpoint, load_config
+    from tests.conftest import make_photo
+
+    for i in range(2):
+        make_photo(64, 64, i).save(tmp_path / f"p{i}.png")
+    config = load_config(None, [
+        "task=colorize", "objective=bridge", "prediction=chroma-bins", "loss=ce",
+        "process={p_start = 1.0, chroma_bins = 3, rebalance = 0.5}",
+        'net={arch = "effnet-unet", encoder = "lite0", image_size = 32, num_classes = 9, '
+        'decoder_channels = [8, 8, 8, 8], global_channels = 8}',
+        f"data.source={tmp_path}", "data.size=32", "batch_size=2", "steps=2", "precision=fp32",
+        "channels_last=false", "val_every=1000", "log_every=1"])
+    Trainer(config, tmp_path / "run").run()
+    out = export_checkpoint(tmp_path / "run", tmp_path / "m.safetensors", temperature=0.3,
+                            decoding={"draw_strength": 0.5, "guide_radius": 4})
+    process = process_from_metadata(read_info(out).extra)
+    assert (process.temperature, process.draw_strength, process.guide_radius) == (0.3, 0.5, 4)
+    with pytest.raises(ValueError, match="unknown decoding"):
+        export_checkpoint(tmp_path / "run", tmp_path / "x.safetensors", decoding={"colour": 1})
+    with pytest.raises(ValueError, match="whole number"):
+        process_from_metadata({"objective": "bridge", "prediction": "chroma-bins",
+                               "process": {"draw_cells": 2.5}})

@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from . import sampling
-from .chroma import ChromaGrid, coherent_gumbel, rgb_to_ycc, ycc_to_rgb
+from .chroma import ChromaGrid, coherent_gumbel, joint_bilateral_upsample, rgb_to_ycc, ycc_to_rgb
 from .schedule import (
     PAPER_TRAIN,
     ScheduleConfig,
@@ -362,13 +362,16 @@ class ChromaBridgeProcess(BridgeProcess):
 
     def __init__(self, sigma: float = 0.25, p_start: float = 0.5, bins: int = 17, extent: float = 0.8,
                  temperature: float = 0.38, rebalance: float = 0.0, draw_strength: float = 1.0,
-                 draw_cells: int = 4):
+                 draw_cells: int = 4, guide_radius: int = 0):
         super().__init__(sigma, p_start)
         if not (math.isfinite(draw_strength) and 0 <= draw_strength <= 4):
             raise ValueError(f"chroma draw_strength must be in [0, 4], got {draw_strength!r}")
         if not 1 <= int(draw_cells) <= 64:
             raise ValueError(f"chroma draw_cells must be in [1, 64], got {draw_cells!r}")
         self.draw_strength, self.draw_cells = float(draw_strength), int(draw_cells)
+        if not 0 <= int(guide_radius) <= 64:
+            raise ValueError(f"chroma guide_radius must be in [0, 64], got {guide_radius!r}")
+        self.guide_radius = int(guide_radius)
         self.grid = ChromaGrid(int(bins), float(extent))
         if not (math.isfinite(temperature) and temperature > 0):
             raise ValueError(f"chroma temperature must be a finite number > 0, got {temperature!r}")
@@ -381,7 +384,8 @@ class ChromaBridgeProcess(BridgeProcess):
                 "process": {"kind": "bridge", "sigma": self.sigma, "p_start": self.p_start,
                             "chroma_bins": self.grid.bins, "chroma_extent": self.grid.extent,
                             "temperature": self.temperature, "rebalance": self.rebalance,
-                            "draw_strength": self.draw_strength, "draw_cells": self.draw_cells}}
+                            "draw_strength": self.draw_strength, "draw_cells": self.draw_cells,
+                            "guide_radius": self.guide_radius}}
 
     def describe(self, settings):
         return {**super().describe(settings), "temperature": f"{self._temperature(settings):g}"}
@@ -413,12 +417,16 @@ class ChromaBridgeProcess(BridgeProcess):
         chroma = self.grid.decode(logits, self.temperature if temperature is None else temperature)
         return self._on_luma(chroma, cond)
 
-    @staticmethod
-    def _on_luma(chroma: Tensor, cond: Tensor) -> Tensor:
-        """``cond``'s luma with ``chroma`` (upsampled bilinearly to its size), as RGB."""
+    def _on_luma(self, chroma: Tensor, cond: Tensor) -> Tensor:
+        """``cond``'s luma with ``chroma`` upsampled to its size: bilinearly, or with ``guide_radius`` > 0
+        guided by the luma's edges (:func:`~palette_cli.chroma.joint_bilateral_upsample`), as RGB."""
+        luma = rgb_to_ycc(cond.float())[0]
         if chroma.shape[-2:] != cond.shape[-2:]:
-            chroma = F.interpolate(chroma, size=cond.shape[-2:], mode="bilinear", align_corners=False)
-        return ycc_to_rgb(rgb_to_ycc(cond.float())[0], chroma).to(cond.dtype)
+            if self.guide_radius:
+                chroma = joint_bilateral_upsample(chroma, luma, radius=self.guide_radius)
+            else:
+                chroma = F.interpolate(chroma, size=cond.shape[-2:], mode="bilinear", align_corners=False)
+        return ycc_to_rgb(luma, chroma).to(cond.dtype)
 
     def denoiser(self, net, cond, settings: SamplerSettings | None = None):
         temperature = self._temperature(settings)
@@ -489,6 +497,14 @@ def sample_bridge(denoiser: X0Denoiser, x: Tensor, start: Tensor, times: Tensor,
     return x
 
 
+def _whole(value: Any, name: str) -> int:
+    """An integer setting that a file or config may write as 4 or 4.0, never 4.5."""
+    number = float(value)
+    if not number.is_integer():
+        raise ValueError(f"chroma {name} must be a whole number, got {value!r}")
+    return int(number)
+
+
 def process_from_metadata(extra: dict[str, Any], training: dict[str, Any] | None = None,
                           schedule: dict[str, Any] | None = None) -> Process:
     """The process a model file (or training config) describes; older files read as ε diffusion."""
@@ -507,7 +523,8 @@ def process_from_metadata(extra: dict[str, Any], training: dict[str, Any] | None
                                        temperature=float(spec.get("temperature", 0.38)),
                                        rebalance=float(spec.get("rebalance", 0.0)),
                                        draw_strength=float(spec.get("draw_strength", 1.0)),
-                                       draw_cells=int(spec.get("draw_cells", 4)))
+                                       draw_cells=_whole(spec.get("draw_cells", 4), "draw_cells"),
+                                       guide_radius=_whole(spec.get("guide_radius", 0), "guide_radius"))
         return BridgeProcess(sigma=float(spec.get("sigma", 0.1)), p_start=float(spec.get("p_start", 0.25)))
     if objective != "diffusion":
         raise ValueError(f"the model's objective {objective!r} is not one this version can sample")
