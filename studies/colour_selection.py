@@ -68,6 +68,7 @@ class Judge:
         return row
 
 
+@torch.no_grad()
 def logits_of(pipe: Pipeline, gray: torch.Tensor) -> torch.Tensor:
     out = []
     for i in range(len(gray)):
@@ -76,6 +77,7 @@ def logits_of(pipe: Pipeline, gray: torch.Tensor) -> torch.Tensor:
     return torch.cat(out)
 
 
+@torch.no_grad()
 def sweep(path: str, refs: torch.Tensor, judge: Judge, temperatures: list[float], strengths: list[float],
           samples: int, seed: int, guides: list[int]) -> list[dict]:
     pipe = Pipeline.from_file(path)
