@@ -380,16 +380,16 @@ def test_training_loss_is_zero_for_the_exact_prediction_only(prediction):
     assert float(wrong) > 0.05
 
 
-def test_v_to_eps_inverts_the_v_parameterisation():
-    from palette_cli.schedule import q_sample, v_to_eps
+def test_v_process_recovers_the_clean_image_from_the_true_v():
+    from palette_cli.schedule import q_sample, v_target
 
     torch.manual_seed(0)
     y0, eps = torch.randn(5, 3, 4, 4), torch.randn(5, 3, 4, 4)
     gamma = torch.tensor([1e-4, 0.01, 0.3, 0.7, 0.9999])
     y = q_sample(y0, gamma, eps)
-    g = gamma.view(-1, 1, 1, 1)
-    v = g.sqrt() * eps - (1 - g).sqrt() * y0
-    assert torch.allclose(v_to_eps(v, y, gamma), eps, atol=1e-5)
+    v = v_target(y0, gamma, eps)
+    denoise = DiffusionProcess("v").denoiser(lambda _y, _g, _c: v, torch.zeros_like(y))
+    assert torch.allclose(denoise(y, gamma), y0, atol=1e-5)
 
 
 def test_v_prediction_model_samples_through_the_pipeline(tmp_path):
