@@ -78,7 +78,7 @@ def plan_jobs(inputs: list[str], opts: RunOptions, suffix: str, speak: bool = Tr
     return jobs
 
 
-def load_pipeline(opts: RunOptions, task: str | None = None):
+def load_pipeline(opts: RunOptions, task: str):
     """The model of ``--model`` (default: ``task``'s), refused in one line before it is loaded when it may not
     run ``task``; user-facing failures become one line."""
     from ..models import open_model
