@@ -53,7 +53,7 @@ class Pipeline:
     A task the model was not trained for is refused (:class:`~palette_cli.hub.ModelTaskError`, one line)
     unless ``force``; one its process cannot run is refused always."""
 
-    #: Draws fresh samples for every request (a classical method gives one output per input).
+    #: Not deterministic: each sample is drawn afresh (a classical method gives one output per input).
     deterministic = False
 
     def __init__(self, net: torch.nn.Module, info: ModelInfo, *, device: str = "auto", precision: str = "auto",
