@@ -13,6 +13,7 @@ from .options import (
     Anneal,
     BatchSize,
     DeviceOpt,
+    Force,
     PrecisionOpt,
     Quiet,
     Sampler,
@@ -85,9 +86,10 @@ def eval_(
     labels: Annotated[Optional[Path], typer.Option(
         help="JSON {reference name: ImageNet class}: classification accuracy instead of agreement.")] = None,
     method: Annotated[Optional[list[MethodName]], typer.Option(
-        help="Method to evaluate on the same inputs (repeatable): model (each --model), identity (the degraded "
-             "input), telea / ns (OpenCV inpainting: inpaint, uncrop), nlmeans (OpenCV denoising: jpeg), mirror "
-             "(uncrop). Several give one table with a row per method and grid.png. Default: model.",
+        help="Method to evaluate on the same inputs (repeatable): model (each --model; none given: the task's "
+             "default model), identity (the degraded input), telea / ns (OpenCV inpainting: inpaint, uncrop), "
+             "nlmeans (OpenCV denoising: jpeg), mirror (uncrop). Several give one table with a row per method and "
+             "grid.png. Default: model.",
         show_default=False)] = None,
     model: Annotated[Optional[list[str]], typer.Option(
         "--model", "-m", help="Shipped model name, a local .safetensors file, or a Hugging Face repo "
@@ -103,7 +105,7 @@ def eval_(
     overwrite: Annotated[bool, typer.Option(
         "--overwrite", help="Regenerate outputs that exist (default: keep them, finishing an interrupted run).")]
     = False,
-    quiet: Quiet = False,
+    quiet: Quiet = False, force: Force = False,
 ) -> None:
     """Evaluate a model with the paper's protocol: build degraded inputs from reference photos, generate,
     and write FID/KID/IS/accuracy/perceptual distance/PSNR/SSIM/diversity to metrics.json and metrics.md.
@@ -138,14 +140,14 @@ def eval_(
         common = dict(n_images=n_images, samples_per_image=samples_per_image, feature_net=value(feature_net),
                       standard=standard, labels=labels, device=value(device), threads=threads,
                       log=lambda msg: console.print(msg, markup=False))
-        rows = plan_methods(kinds, model or [])
+        rows = plan_methods(kinds, model or [], spec.name)
         if outputs is not None:
             result = evaluate(None, spec, references, out or outputs, outputs=outputs, **common)
         else:
             generation = dict(size=size, settings=settings, seed=seed, precision=value(precision),
-                              batch_size=batch_size, overwrite=overwrite)
+                              batch_size=batch_size, overwrite=overwrite, force=force)
             with _Progress(console, quiet) as (on_step, on_image):
-                if is_comparison(rows):
+                if is_comparison(rows, out):
                     common.pop("samples_per_image")
                     result = compare(rows, spec, references, out, samples_per_image=samples_per_image,
                                      grid_photos=grid_photos, on_step=on_step, on_image=on_image,

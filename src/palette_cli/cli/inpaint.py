@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .options import (AllowHuge, BatchSize, DeviceOpt, Inputs, Model, NumSamples, Output, PrecisionOpt, Quiet,
+from .options import (AllowHuge, BatchSize, DeviceOpt, Force, Inputs, Model, NumSamples, Output, PrecisionOpt, Quiet,
                       Recursive, Resolution, Sampler, SamplingSteps, Seed, Shard, SpacingOpt, Overwrite,
                       RunOptions)
 from .runner import fail, run_batch
@@ -60,7 +60,7 @@ def inpaint(inputs: Inputs,
             num_samples: NumSamples = 1, device: DeviceOpt = "auto", precision: PrecisionOpt = "auto",
             batch_size: BatchSize = 4, overwrite: Overwrite = False, quiet: Quiet = False,
             recursive: Recursive = False, allow_huge: AllowHuge = False, resolution: Resolution = None,
-            shard: Shard = None) -> None:
+            shard: Shard = None, force: Force = False) -> None:
     """Inpaint photos: only the masked pixels change; every other pixel stays identical."""
     if (mask is None) == (not box):
         raise fail("give exactly one of --mask or --box", 2)

@@ -1,4 +1,4 @@
-"""`palette models`: list shipped and cached models, or show one model's config."""
+"""`palette models`: list the models (shipped, cached from the Hub, classical), or show one model's config."""
 
 from __future__ import annotations
 
@@ -12,15 +12,24 @@ from .runner import fail
 
 def models(model: Annotated[Optional[str], typer.Argument(
         help="A model name, file or Hub repo to describe (default: list all).", show_default=False)] = None) -> None:
-    """List shipped models and Hub models in the local cache, or print a model's config as JSON."""
+    """List shipped models (each command's default marked), Hub models in the local cache and the classical
+    methods of palette eval, or print a model's config as JSON."""
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
+    from ..baselines import BASELINES
     from ..checkpoint import CheckpointError, file_hash, read_info
-    from ..hub import DEFAULT_MODEL, TASK_MODELS, ModelNotFoundError, resolve_model, shipped_models
+    from ..defaults import COMMAND_TASKS
+    from ..hub import ModelNotFoundError, default_model, resolve_model, shipped_models
 
     console = Console()
+    if model in BASELINES:
+        method = BASELINES[model]
+        doc = {"model": model, "classical": True, "tasks": list(method.tasks), "description": method.description,
+               "parameters": dict(method.parameters)}
+        typer.echo(json.dumps(doc, indent=2, sort_keys=True))
+        return
     if model is not None:
         try:
             path, model_id = resolve_model(model)
@@ -33,19 +42,22 @@ def models(model: Annotated[Optional[str], typer.Argument(
     table = Table(title="palette models")
     for col in ("name", "tasks", "resolution", "size", "source"):
         table.add_column(col)
-    for name, path in shipped_models().items():
+    shipped = shipped_models()
+    defaults = {command: default_model(command, shipped) for command in COMMAND_TASKS}
+    for name, path in shipped.items():
         try:
             info = read_info(path)
             tasks, res = ", ".join(info.tasks), str(info.net.get("image_size", "?"))
         except CheckpointError as e:
             tasks, res = f"unreadable: {e}", "?"
-        defaults = sorted({t for t, m in TASK_MODELS.items() if m == name and t != "jpeg"})
-        label = name + (" (default)" if name == DEFAULT_MODEL else f" (default for {', '.join(defaults)})"
-                        if defaults else "")
+        commands = [command for command, default in defaults.items() if default == name]
+        label = name + (f" (default for {', '.join(commands)})" if commands else "")
         table.add_row(escape(label), escape(tasks), res, f"{path.stat().st_size / 1e6:.1f} MB", "shipped")
     for repo, files in _cached_hub_models():
         for f in files:
             table.add_row(escape(f"hf:{repo}/{f}"), "", "", "", "Hugging Face cache")
+    for name, method in BASELINES.items():
+        table.add_row(name, ", ".join(method.tasks), "any", "", "classical (palette eval --method)")
     console.print(table)
 
 

@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from .options import (AllowHuge, BatchSize, DeviceOpt, Model, Output, PrecisionOpt, Quiet, Resolution, Sampler, Shard,
-                      SamplingSteps, Seed, SpacingOpt, Overwrite, RunOptions)
+from .options import (AllowHuge, BatchSize, DeviceOpt, Force, Model, Output, PrecisionOpt, Quiet, Resolution, Sampler,
+                      Shard, SamplingSteps, Seed, SpacingOpt, Overwrite, RunOptions)
 from .runner import run_batch
 
 
@@ -27,7 +27,7 @@ def panorama(image: Annotated[str, typer.Argument(help="The photo to extend.", s
              sampling_steps: SamplingSteps = None, spacing: SpacingOpt = None, seed: Seed = None,
              device: DeviceOpt = "auto", precision: PrecisionOpt = "auto", batch_size: BatchSize = 4,
              overwrite: Overwrite = False, quiet: Quiet = False, allow_huge: AllowHuge = False,
-             resolution: Resolution = None, shard: Shard = None) -> None:
+             resolution: Resolution = None, shard: Shard = None, force: Force = False) -> None:
     """Make a panorama: a 256×256 photo with --steps 8 on both sides becomes 256×2304, as in the paper."""
     opts = RunOptions.from_cli(**{k: v for k, v in locals().items()
                                   if k not in ("image", "steps", "direction", "frames")})

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .options import (AllowHuge, BatchSize, DeviceOpt, Inputs, Model, NumSamples, Output, PrecisionOpt, Quiet,
+from .options import (AllowHuge, BatchSize, DeviceOpt, Force, Inputs, Model, NumSamples, Output, PrecisionOpt, Quiet,
                       Recursive, Resolution, Sampler, SamplingSteps, Seed, Shard, SpacingOpt, Overwrite,
                       RunOptions)
 from .runner import run_batch
@@ -17,7 +17,7 @@ def restore(inputs: Inputs, output: Output = None, model: Model = None, sampler:
             num_samples: NumSamples = 1, device: DeviceOpt = "auto", precision: PrecisionOpt = "auto",
             batch_size: BatchSize = 4, overwrite: Overwrite = False, quiet: Quiet = False,
             recursive: Recursive = False, allow_huge: AllowHuge = False, resolution: Resolution = None,
-            shard: Shard = None,
+            shard: Shard = None, force: Force = False,
             tile: Annotated[Optional[int], typer.Option(min=16, help="Tile size in pixels (default 256).")] = None,
             overlap: Annotated[Optional[int], typer.Option(min=0, help="Tile overlap (default: a quarter tile).")] = None,
             ) -> None:

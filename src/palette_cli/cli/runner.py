@@ -78,17 +78,15 @@ def plan_jobs(inputs: list[str], opts: RunOptions, suffix: str, speak: bool = Tr
     return jobs
 
 
-def load_pipeline(opts: RunOptions, task: str | None = None):
-    """Resolve ``--model`` (default: ``task``'s) and build the pipeline; user-facing failures become one line."""
-    from ..checkpoint import CheckpointError
-    from ..hub import ModelNotFoundError, resolve_model
-    from ..pipeline import Pipeline
+def load_pipeline(opts: RunOptions, task: str):
+    """The model of ``--model`` (default: ``task``'s), refused in one line before it is loaded when it may not
+    run ``task``; user-facing failures become one line."""
+    from ..models import open_model
 
     try:
-        path, model_id = resolve_model(opts.model, task)
-        return Pipeline.from_file(path, device=opts.device, precision=opts.precision, model_id=model_id,
-                                  resolution=opts.resolution, batch_size=opts.batch_size)
-    except (ModelNotFoundError, CheckpointError, ValueError) as e:
+        return open_model(opts.model, task, force=opts.force, classical=False, device=opts.device,
+                          precision=opts.precision, resolution=opts.resolution, batch_size=opts.batch_size)
+    except ValueError as e:  # unknown or unreadable models, refused tasks, bad settings: all one line
         raise fail(str(e))
 
 
@@ -98,7 +96,8 @@ def sampler_settings(opts: RunOptions):
     return SamplerSettings(opts.sampler, opts.sampling_steps, opts.spacing, temperature=opts.anneal)
 
 
-Process = Callable[..., list]
+#: What a command does with one loaded image: ``(pipe, image, settings, generator, on_step, extra) -> images``.
+PerImage = Callable[..., list]
 
 
 def describe_failure(source: Path, error: BaseException) -> str:
@@ -118,7 +117,7 @@ def describe_failure(source: Path, error: BaseException) -> str:
     return f"{display_name(source)}: {text}"
 
 
-def run_batch(task: str, inputs: list[str], opts: RunOptions, suffix: str, process: Process,
+def run_batch(task: str, inputs: list[str], opts: RunOptions, suffix: str, process: PerImage,
               prepare: Callable[[Job, object], object] | None = None) -> None:
     """Run ``process(pipe, image, settings, generator, on_step, extra)`` for every input and save results.
 
@@ -168,7 +167,7 @@ class Tally:
 INFERENCE_TIMEOUT = timedelta(days=7)  # how long a rank that is done waits for the slowest one
 
 
-def _run_batch(task: str, inputs: list[str], opts: RunOptions, suffix: str, process: Process,
+def _run_batch(task: str, inputs: list[str], opts: RunOptions, suffix: str, process: PerImage,
                prepare: Callable[[Job, object], object] | None) -> None:
     from ..distributed import (broadcast_object, close, dist_from_env, gather_objects, init_distributed,
                                split_cpu_threads)
@@ -208,7 +207,7 @@ def _run_batch(task: str, inputs: list[str], opts: RunOptions, suffix: str, proc
         _report(tallies, share, seed, console)
 
 
-def _run_share(task: str, jobs: list[Job], opts: RunOptions, process: Process, prepare, seed: int,
+def _run_share(task: str, jobs: list[Job], opts: RunOptions, process: PerImage, prepare, seed: int,
                console: Console, tell_skipped: bool) -> Tally:
     """Run this process's jobs: skip finished outputs, check where outputs go, claim, sample, write."""
     from ..imageio import display_name
@@ -283,7 +282,7 @@ def _report(tallies: list[Tally], share: Share, seed: int, console: Console) -> 
         raise fail(f"{len(failures)} of {total} input(s){where} failed: " + ", ".join(name for name, _ in failures))
 
 
-def _run_job(job: Job, task: str, opts: RunOptions, pipe, settings, seed: int, process: Process, prepare,
+def _run_job(job: Job, task: str, opts: RunOptions, pipe, settings, seed: int, process: PerImage, prepare,
              on_step) -> None:
     """One input, its output claimed: clear leftovers, load, check room on disk, sample, write."""
     import torch
