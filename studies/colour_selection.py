@@ -79,7 +79,7 @@ def logits_of(pipe: Pipeline, gray: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def sweep(path: str, refs: torch.Tensor, judge: Judge, temperatures: list[float], strengths: list[float],
-          samples: int, seed: int, guides: list[int]) -> list[dict]:
+          samples: int, seed: int, guides: list[int], cells: list[int] | None = None) -> list[dict]:
     pipe = Pipeline.from_file(path)
     process = pipe.process
     if not isinstance(process, ChromaBridgeProcess):
@@ -92,18 +92,18 @@ def sweep(path: str, refs: torch.Tensor, judge: Judge, temperatures: list[float]
         mean = process._on_luma(process.grid.decode(logits, t), gray).clamp(-1, 1)
         base = judge.score(mean)
         rows.append({"model": Path(path).name, "guide": radius, "T": t, "draw": "mean", **base})
-        for s in strengths:
+        for s, n_cells in [(s, c) for s in strengths for c in (cells or [process.draw_cells])]:
             gen = torch.Generator().manual_seed(seed)
             draws = []
             for _ in range(samples - 1):
-                noise = coherent_gumbel(tuple(logits.shape), gen, process.draw_cells) * s
+                noise = coherent_gumbel(tuple(logits.shape), gen, n_cells) * s
                 draws.append(process._on_luma(process.grid.decode(logits, t, noise), gray).clamp(-1, 1))
             scored = [judge.score(d) for d in draws]
             # the average over all samples: the annealed mean and the draws
             avg = {k: (base[k] + sum(r[k] for r in scored)) / samples for k in base}
             spread = sum(ab_spread((torch.stack([mean[i], *[d[i] for d in draws]]) + 1) / 2)
                          for i in range(len(refs))) / len(refs)
-            rows.append({"model": Path(path).name, "guide": radius, "T": t, "draw": f"n={samples}, s={s:g}", **avg,
+            rows.append({"model": Path(path).name, "guide": radius, "T": t, "draw": f"n={samples}, s={s:g}, cells={n_cells}", **avg,
                          "ab_spread": spread})
     return rows
 
@@ -129,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--temperatures", default="0.38")
     ap.add_argument("--strengths", default="")
     ap.add_argument("--samples", type=int, default=4)
-    ap.add_argument("--guides", default="0", help="guided-filter radii of the chroma (0: none)")
+    ap.add_argument("--guides", default="0", help="joint-bilateral upsampling radii of the chroma (0: bilinear)")
+    ap.add_argument("--cells", default="", help="draw lattices to sweep (default: the model's draw_cells)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out")
     args = ap.parse_args(argv)
@@ -140,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     strengths = [float(s) for s in args.strengths.split(",") if s]
     for path in args.models:
         rows += sweep(path, refs, judge, temps, strengths, args.samples, args.seed,
-                      [int(r) for r in args.guides.split(",") if r])
+                      [int(r) for r in args.guides.split(",") if r], [int(c) for c in args.cells.split(",") if c])
         print(table(rows), flush=True)
     text = f"{len(refs)} photos from {args.photos}, {args.size}² centre crops\n\n{table(rows)}\n"
     if args.out:
