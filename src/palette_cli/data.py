@@ -112,6 +112,10 @@ def shrink(image: Image.Image, max_side: int) -> Image.Image:
 # --------------------------------------------------------------------------- dataset
 
 
+class UnreadableDataError(RuntimeError):
+    """None of a dataset's images can be read; the message is one line."""
+
+
 class ImageDataset(torch.utils.data.Dataset):
     """Images → training examples ``{"cond", "target", "mask"}`` (or ``{"image"}`` without a task).
 
@@ -175,7 +179,7 @@ class ImageDataset(torch.utils.data.Dataset):
             self._cache[index] = image
         return image
 
-    def _load_readable(self, index: int) -> Image.Image:
+    def _load_readable(self, index: int, warn: bool = True) -> Image.Image:
         n = len(self.paths)
         for k in range(n):
             j = (index + k) % n
@@ -185,9 +189,17 @@ class ImageDataset(torch.utils.data.Dataset):
                 return self.load(j)
             except (ImageInputError, OSError, ValueError) as err:
                 self._unreadable[j] = str(err)
-                warnings.warn(f"skipping unreadable image ({len(self._unreadable)} so far): {err}",
-                              RuntimeWarning, stacklevel=3)
-        raise RuntimeError(f"none of the {n} images can be read")
+                if warn:
+                    warnings.warn(f"skipping unreadable image ({len(self._unreadable)} so far): {err}",
+                                  RuntimeWarning, stacklevel=3)
+        first = next(iter(self._unreadable.values()), "")
+        raise UnreadableDataError(f"none of the {n} images can be read (the first: {first})")
+
+    def check_readable(self) -> None:
+        """Raise :class:`UnreadableDataError` (one line) unless at least one image can be read: checked
+        before training starts, so a data folder of broken files fails at once and says why."""
+        if self.paths:
+            self._load_readable(0, warn=False)
 
     def crop(self, image: Image.Image, generator: torch.Generator) -> Tensor:
         """The (3,size,size) crop in [-1,1] of an image, as this dataset's mode and flips make it."""
