@@ -106,6 +106,9 @@ class Pipeline:
 
         out = self.process.sample(net or self.net_fn, cond, start, settings, generator, impose=impose,
                                   on_step=on_step)
+        if not torch.isfinite(out).all():  # NaN would become black pixels: refuse rather than write them
+            raise ValueError("the model's output holds NaN or infinite values (a damaged model file, or a "
+                             "precision overflow: try --precision fp32); nothing was written")
         return out.cpu()
 
     def fill_window(self, canvas: Tensor, mask: Tensor, box: tuple[int, int, int, int], settings: SamplerSettings,
