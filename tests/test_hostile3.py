@@ -10,7 +10,6 @@ import contextlib
 import errno
 import json
 import os
-import pickle
 import re
 import signal
 import socket
@@ -31,29 +30,10 @@ from palette_cli.cli.app import app
 from palette_cli.imageio import read_metadata
 from palette_cli.pipeline import Pipeline, SamplerSettings
 from tests.conftest import make_photo, tiny_net
+from tests.test_bad_input import FAST, evil_pickle, one_clean_line, run
 
 runner = CliRunner()
-FAST = ["--sampling-steps", "2", "--quiet", "--device", "cpu", "--precision", "fp32", "--resolution", "32"]
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def run(*args, env=None):
-    return runner.invoke(app, [str(a) for a in args], env=env)
-
-
-def error_line(output: str, start: str = "Error:") -> str:
-    """The one line of ``output`` that starts with ``start``; there is no traceback."""
-    assert "Traceback" not in output, output
-    lines = [line for line in output.splitlines() if line.startswith(start)]
-    assert len(lines) == 1, output
-    return lines[0]
-
-
-@pytest.fixture
-def photo(tmp_path):
-    path = tmp_path / "a.png"
-    make_photo(48, 40, 1).save(path)
-    return path
 
 
 @pytest.fixture
@@ -89,8 +69,8 @@ def hidden_files(folder: Path) -> list[str]:
 def test_an_output_name_too_long_is_one_line_before_anything(photo, tmp_path, tiny_model_file, model_loads):
     long_out = tmp_path / "out" / ("x" * 300 + ".png")
     r = run("colorize", photo, "-o", long_out, "--model", tiny_model_file, *FAST)
-    assert r.exit_code == 2 and "file name too long (304 bytes" in error_line(r.output)
-    assert "characters)" in error_line(r.output)  # the middle of the name is cut out of the message
+    assert r.exit_code == 2 and "file name too long (304 bytes" in one_clean_line(r.output, "Error:")
+    assert "characters)" in one_clean_line(r.output, "Error:")  # the middle of the name is cut out of the message
     assert model_loads == [] and not (tmp_path / "out").exists()
 
 
@@ -99,7 +79,7 @@ def test_an_input_whose_output_name_is_too_long_fails_alone(tmp_path, tiny_model
     folder.mkdir()
     make_photo(40, 32).save(folder / ("p" * 246 + ".png"))  # fits; with _colorized it does not
     r = run("colorize", folder, "-o", tmp_path / "out", "--model", tiny_model_file, *FAST)
-    assert r.exit_code == 1 and "file name too long" in error_line(r.output, "failed:")
+    assert r.exit_code == 1 and "file name too long" in one_clean_line(r.output, "failed:")
     assert model_loads == []
 
 
@@ -108,7 +88,7 @@ def test_an_input_whose_output_name_is_too_long_fails_alone(tmp_path, tiny_model
 @pytest.mark.parametrize("spec", ["m" * 5000, "u/" + "m" * 5000, "hf:u/r/" + "f" * 5000])
 def test_a_model_name_too_long_is_an_unknown_model(photo, tmp_path, spec):
     r = run("colorize", photo, "-o", tmp_path / "o.png", "--model", spec, *FAST)
-    line = error_line(r.output)
+    line = one_clean_line(r.output, "Error:")
     assert r.exit_code == 1 and "unknown model" in line and len(line) < 400
 
 
@@ -119,7 +99,7 @@ def test_a_config_file_holding_no_table_is_one_line(tmp_path, text, kind):
     config = tmp_path / "c.json"
     config.write_text(text)
     r = run("train", config, "--out", tmp_path / "run")
-    assert r.exit_code == 1 and f"not a {kind}" in error_line(r.output)
+    assert r.exit_code == 1 and f"not a {kind}" in one_clean_line(r.output, "Error:")
 
 
 # ------------------------------------------------------------------ 4, 5. palette train on broken data, --out a file
@@ -136,7 +116,7 @@ def test_train_on_unreadable_images_is_one_line_without_warnings(tmp_path):
     (data / "a.png").write_bytes(b"not a png")
     (data / "b.jpg").write_bytes(b"")
     r = run("train", _train_config(tmp_path, data), "--out", tmp_path / "run", "--quiet")
-    line = error_line(r.output)
+    line = one_clean_line(r.output, "Error:")
     assert r.exit_code == 1 and "none of the 2 images can be read" in line and "a.png" in line
     assert "Warning" not in r.output
 
@@ -147,7 +127,7 @@ def test_train_into_a_run_folder_that_is_a_file(tmp_path):
     make_photo(20, 20).save(data / "a.png")
     (tmp_path / "ok.png").write_bytes(b"x")
     r = run("train", _train_config(tmp_path, data), "--out", tmp_path / "ok.png", "--quiet")
-    assert r.exit_code == 1 and "ok.png is a file" in error_line(r.output)
+    assert r.exit_code == 1 and "ok.png is a file" in one_clean_line(r.output, "Error:")
     assert (tmp_path / "ok.png").read_bytes() == b"x"
 
 
@@ -155,7 +135,7 @@ def test_train_into_a_run_folder_that_is_a_file(tmp_path):
 
 def test_an_unknown_output_type_is_refused_not_made_a_folder(photo, tmp_path, tiny_model_file):
     r = run("colorize", photo, "-o", tmp_path / "result.xyz", "--model", tiny_model_file, *FAST)
-    assert r.exit_code == 2 and "'.xyz' is not an image type" in error_line(r.output)
+    assert r.exit_code == 2 and "'.xyz' is not an image type" in one_clean_line(r.output, "Error:")
     assert not (tmp_path / "result.xyz").exists()
     r = run("colorize", photo, "-o", f"{tmp_path / 'result.xyz'}/", "--model", tiny_model_file, *FAST)
     assert r.exit_code == 0 and (tmp_path / "result.xyz" / "a_colorized.png").is_file()  # '/' asks for a folder
@@ -178,14 +158,14 @@ def test_a_model_holding_nan_is_refused_and_nothing_written(photo, tmp_path):
     state["conv_in.bias"][0] = float("nan")
     path = save_model(tmp_path / "nan.safetensors", ModelInfo(net=cfg.to_dict(), tasks=["colorize"]), state)
     r = run("colorize", photo, "-o", tmp_path / "o.png", "--model", path, *FAST)
-    assert r.exit_code == 1 and "'conv_in.bias' holds NaN" in error_line(r.output)
+    assert r.exit_code == 1 and "'conv_in.bias' holds NaN" in one_clean_line(r.output, "Error:")
     assert not (tmp_path / "o.png").exists()
 
 
 def test_an_output_that_is_not_finite_is_refused(photo, tmp_path, tiny_model_file, monkeypatch):
     monkeypatch.setattr(Pipeline, "net_fn", lambda self, y, level, cond: torch.full_like(y, float("nan")))
     r = run("inpaint", photo, "--box", "4,4,10,10", "-o", tmp_path / "o.png", "--model", tiny_model_file, *FAST)
-    assert r.exit_code == 1 and "NaN or infinite" in error_line(r.output, "failed:")
+    assert r.exit_code == 1 and "NaN or infinite" in one_clean_line(r.output, "failed:")
     assert sorted(os.listdir(tmp_path)) == ["a.png"]
 
 
@@ -196,7 +176,7 @@ def test_a_full_disk_fails_before_the_model_loads_naming_the_output(photo, tmp_p
     monkeypatch.setattr(outputs.shutil, "disk_usage", lambda p: type("U", (), {"free": 0})())
     out = tmp_path / "out" / "o.png"
     r = run("colorize", photo, "-o", out, "--model", tiny_model_file, *FAST)
-    line = error_line(r.output, "failed:")
+    line = one_clean_line(r.output, "failed:")
     assert r.exit_code == 1 and line.startswith(f"failed: {out}: only 0.0 MB free") and "Errno" not in line
     assert model_loads == [] and not (tmp_path / "out").exists()
 
@@ -229,7 +209,7 @@ def test_a_run_whose_write_fails_releases_its_claim_and_the_rerun_writes(photo, 
     monkeypatch.setattr(imageio, "atomic_write", disk_full)
     out = tmp_path / "out"
     r = run("colorize", photo, "-o", out, "--model", tiny_model_file, *FAST)
-    assert r.exit_code == 1 and "a_colorized.png: cannot write (No space left" in error_line(r.output, "failed:")
+    assert r.exit_code == 1 and "a_colorized.png: cannot write (No space left" in one_clean_line(r.output, "failed:")
     assert hidden_files(out) == []
     monkeypatch.setattr(imageio, "atomic_write", real)
     r = run("colorize", photo, "-o", out, "--model", tiny_model_file, *[a for a in FAST if a != "--quiet"])
@@ -258,7 +238,7 @@ def tiny_disk(tmp_path):
 def test_a_really_full_disk_then_freed(photo, tiny_disk, tiny_model_file, model_loads):
     out = tiny_disk / "o.png"
     r = run("colorize", photo, "-o", out, "--model", tiny_model_file, *FAST)
-    line = error_line(r.output, "failed:")
+    line = one_clean_line(r.output, "failed:")
     assert r.exit_code == 1 and f"{out}: only 0.0 MB free" in line and "Errno" not in line
     assert model_loads == [] and os.listdir(tiny_disk) == ["filler"]
     (tiny_disk / "filler").unlink()
@@ -332,43 +312,31 @@ def test_special_files_are_named_as_such_and_never_opened(photo, tmp_path, tiny_
     with deadline(60):
         for kind, path in {**special_files, "a character device ": Path("/dev/zero")}.items():
             r = run("colorize", path, "--model", tiny_model_file, *FAST)
-            assert r.exit_code == 2 and f"is {kind.strip()}, not a regular file" in error_line(r.output), path
+            assert r.exit_code == 2 and f"is {kind.strip()}, not a regular file" in one_clean_line(r.output, "Error:"), path
         for kind, path in special_files.items():
             r = run("inpaint", photo, "--mask", path, "-o", tmp_path / "o.png", "--model", tiny_model_file, *FAST)
-            assert r.exit_code == 2 and f"is {kind}" in error_line(r.output)
+            assert r.exit_code == 2 and f"is {kind}" in one_clean_line(r.output, "Error:")
             r = run("colorize", photo, "-o", tmp_path / "o.png", "--model", path, *FAST)
-            assert r.exit_code == 1 and f"is {kind}" in error_line(r.output)
+            assert r.exit_code == 1 and f"is {kind}" in one_clean_line(r.output, "Error:")
             config = path.with_suffix(".toml")
             config.symlink_to(path)
             r = run("train", config, "--out", tmp_path / "run")
-            assert r.exit_code == 1 and f"is {kind}" in error_line(r.output)
+            assert r.exit_code == 1 and f"is {kind}" in one_clean_line(r.output, "Error:")
 
 
 # ------------------------------------------------------------------ 11. pickles: never suggest loading them
 
-def _evil_pickle(tmp_path: Path) -> tuple[Path, Path]:
-    marker = tmp_path / "payload-ran"
-
-    class Payload:
-        def __reduce__(self):
-            return (open, (str(marker), "w"))
-
-    path = tmp_path / "evil.pt"
-    with open(path, "wb") as f:
-        pickle.dump({"model": Payload()}, f, protocol=4)
-    return path, marker
-
-
 def test_export_and_eval_of_a_pickle_never_suggest_running_it(tmp_path, photo):
-    evil, marker = _evil_pickle(tmp_path)
+    evil = tmp_path / "evil.pt"
+    marker = evil_pickle(evil, ("model",))
     r = run("export", evil, tmp_path / "m.safetensors")
-    assert r.exit_code == 1 and "cannot be loaded safely" in error_line(r.output)
+    assert r.exit_code == 1 and "cannot be loaded safely" in one_clean_line(r.output, "Error:")
     refs = tmp_path / "refs"
     refs.mkdir()
     for k in range(2):
         make_photo(40, 40, k).save(refs / f"r{k}.png")
     r = run("eval", "--outputs", refs, "--references", refs, "--feature-net", "standard", "--inception-v3", evil)
-    assert r.exit_code == 1 and "cannot be loaded safely" in error_line(r.output)
+    assert r.exit_code == 1 and "cannot be loaded safely" in one_clean_line(r.output, "Error:")
     assert "weights_only" not in r.output and not marker.exists()
 
 
@@ -380,12 +348,12 @@ def test_fetch_photos_where_it_cannot_write_is_one_plain_line(tmp_path, monkeypa
     monkeypatch.setattr(photos, "fetch_photos", lambda *a, **k: pytest.fail("must not start fetching"))
     (tmp_path / "file").write_text("x")
     r = run("data", "fetch-photos", tmp_path / "file" / "photos")
-    line = error_line(r.output)
+    line = one_clean_line(r.output, "Error:")
     assert r.exit_code == 1 and "file is a file" in line and "Errno" not in line
     monkeypatch.setattr(outputs.os, "access", lambda *a, **k: False)
     monkeypatch.setattr(outputs.os, "statvfs", lambda p: type("S", (), {"f_flag": os.ST_RDONLY})())
     r = run("data", "fetch-photos", tmp_path / "photos")
-    assert r.exit_code == 1 and "read-only file system" in error_line(r.output)
+    assert r.exit_code == 1 and "read-only file system" in one_clean_line(r.output, "Error:")
 
 
 # ------------------------------------------------------------------ 13, 14. masks: grey, wrong size, off-image boxes
@@ -394,7 +362,7 @@ def test_a_uniform_grey_mask_is_not_called_white(photo, tmp_path, tiny_model_fil
     Image.new("L", (48, 40), 128).save(tmp_path / "grey.png")
     r = run("inpaint", photo, "--mask", tmp_path / "grey.png", "-o", tmp_path / "o.png", "--model", tiny_model_file,
             *FAST)
-    line = error_line(r.output, "failed:")
+    line = one_clean_line(r.output, "failed:")
     assert r.exit_code == 1 and "marks every pixel to fill" in line and "white" not in line
 
 
@@ -403,7 +371,7 @@ def test_bad_masks_and_boxes_fail_before_the_model_loads(photo, tmp_path, tiny_m
     Image.new("L", (10, 10), 255).save(tmp_path / "small.png")
     args = [str(tmp_path / "small.png") if a == "{small}" else a for a in how]
     r = run("inpaint", photo, *args, "-o", tmp_path / "o.png", "--model", tiny_model_file, *FAST)
-    assert r.exit_code == 1 and error_line(r.output, "failed:")
+    assert r.exit_code == 1 and one_clean_line(r.output, "failed:")
     assert model_loads == []
 
 
@@ -426,7 +394,7 @@ def test_help_shows_no_types_for_flags_and_no_range_clutter():
 
 def test_a_flag_given_a_value_is_told_so(photo, tiny_model_file):
     r = run("colorize", photo, "--overwrite", "true", "--model", tiny_model_file, *FAST)
-    assert r.exit_code == 2 and "flags take no value" in error_line(r.output)
+    assert r.exit_code == 2 and "flags take no value" in one_clean_line(r.output, "Error:")
 
 
 # ------------------------------------------------------------------ 16. panorama takes -n and -r
@@ -451,7 +419,7 @@ def test_device_cuda_n_is_accepted_as_a_name(photo, tmp_path, tiny_model_file):
     if torch.cuda.device_count() > 1:
         assert r.exit_code == 0, r.output
     else:
-        assert r.exit_code == 1 and "device cuda:1 was asked for" in error_line(r.output)
+        assert r.exit_code == 1 and "device cuda:1 was asked for" in one_clean_line(r.output, "Error:")
     r = run("colorize", photo, "--model", tiny_model_file, *FAST, "--device", "cuda:x")
     assert r.exit_code == 2 and "cuda:N" in r.output
 
@@ -472,7 +440,7 @@ def test_ext_auto_keeps_a_jpeg_a_jpeg_with_a_sidecar(tmp_path, tiny_model_file):
     r = run("restore", src, "--ext", "webp", "-o", tmp_path / "w", "--model", tiny_model_file, *FAST)
     assert r.exit_code == 0 and Image.open(tmp_path / "w" / "p_restored.webp").format == "WEBP"
     r = run("restore", src, "--ext", "jpg", "-o", tmp_path / "x.png", "--model", tiny_model_file, *FAST)
-    assert r.exit_code == 2 and "--ext jpg contradicts" in error_line(r.output)
+    assert r.exit_code == 2 and "--ext jpg contradicts" in one_clean_line(r.output, "Error:")
 
 
 # ------------------------------------------------------------------ 19. skipping says when the settings changed
@@ -485,7 +453,7 @@ def test_skipping_says_which_settings_differ(photo, tmp_path, tiny_model_file):
     assert "1 of 1 output(s) exist already" in r.output.replace("\n", " ") and "other settings" not in r.output
     r = run("inpaint", photo, "--box", "6,6,10,10", "--seed", 2, *common)
     text = " ".join(r.output.split())
-    assert "1 of them were made with other settings" in text
+    assert "1 of them was made with other settings" in text
     assert "seed 1, now 2" in text and "box 4,4,10,10, now 6,6,10,10" in text
     other = save_model(tmp_path / "other.safetensors", ModelInfo(net=tiny_net(1)[0].to_dict()), tiny_net(1)[1].state_dict())
     r = run("inpaint", photo, "--box", "4,4,10,10", "--seed", 1, *common[:2], "--model", other, *common[4:])
@@ -611,7 +579,7 @@ def test_negative_kid_is_explained_and_a_single_subset_has_no_spread():
     _network_scores(scores, "effnet_lite0", run_, None, 100, 1000, 2)
     assert scores.metrics["kid_effnet_lite0"] < 0 and "kid_effnet_lite0" not in scores.std
     notes = " ".join(scores.notes)
-    assert "unbiased estimate" in notes and "read it as 0" in notes and "no ± spread" in notes
+    assert "unbiased estimate" in notes and "read a value below 0 as 0" in notes and "no ± spread" in notes
     result = {"images": {"inputs": 6, "samples_per_input": 1, "sizes": ["32x32"]}, "settings": {"outputs": "o"},
               "metrics": scores.metrics, "std": scores.std, "comparable_to_published": scores.comparable,
               "descriptions": scores.descriptions, "notes": scores.notes, "timing_s": {"total": 0.0}}

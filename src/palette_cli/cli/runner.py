@@ -113,6 +113,8 @@ def describe_failure(source: Path, error: BaseException) -> str:
 
     if isinstance(error, (ImageInputError, OutputError)):
         return str(error)
+    if isinstance(error, OSError) and error.strerror:  # the file concerned and the reason, never '[Errno 28]'
+        return f"{display_name(error.filename) if error.filename else display_name(source)}: {error.strerror}"
     text = " ".join((str(error).splitlines() or [""])[0].split())
     if isinstance(error, (MemoryError, getattr(torch, "OutOfMemoryError", MemoryError))):
         text = "out of memory" + (f" ({text})" if text else "")
@@ -376,7 +378,8 @@ def settings_changes(jobs: list[Job], wanted: dict[str, str]) -> str:
             changed.append(differs)
     if not changed:
         return ""
-    return (f" {len(changed)} of them were made with other settings than this run asks for "
+    were = "was" if len(changed) == 1 else "were"
+    return (f" {len(changed)} of them {were} made with other settings than this run asks for "
             f"({'; '.join(changed[0])}{'; ...' if len(changed) > 1 else ''}); --overwrite remakes them.")
 
 

@@ -23,16 +23,22 @@ def train(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Plain log lines instead of a progress bar (for log files).")] = False,
 ) -> None:
     """Train a Palette model; checkpoints, metrics.jsonl and validation grids go to the run folder."""
-    import os
     import warnings
+
+    with warnings.catch_warnings():
+        warnings.showwarning = _warning_line
+        _train(config, set_ or [], resume, out, quiet)
+
+
+def _train(config: Path, set_: list[str], resume: bool, out: Path | None, quiet: bool) -> None:
+    import os
 
     from ..imageio import OutputError, display_name
     from ..outputs import folder_problem
     from ..training import ConfigError, Trainer, load_config
 
-    warnings.showwarning = _warning_line
     try:
-        cfg = load_config(config, set_ or [])
+        cfg = load_config(config, set_)
         run_dir = out or Path("runs") / config.stem
         problem = folder_problem(run_dir)
         if problem:

@@ -262,9 +262,9 @@ def _network_scores(scores: _Scores, name: str, run: _NetRun, labels: np.ndarray
                 scores.notes.append(f"kid_{name}: computed once over all {n} inputs (no more than the subset size "
                                     f"{kid_subset_size}), so it has no ± spread")
             if kid < 0:
-                scores.notes.append(f"kid_{name} is below 0 ({kid:.3g}): KID is an unbiased estimate, which goes "
-                                    "below 0 when the outputs and the originals cannot be told apart at this number "
-                                    "of images; read it as 0")
+                scores.notes.append(f"kid_{name} below 0: KID is an unbiased estimate, which goes below 0 when the "
+                                    "outputs and the originals cannot be told apart at this number of images; read "
+                                    "a value below 0 as 0")
             if n < net.feature_dim:
                 scores.notes.append(f"fid_{name}: {n} images for {net.feature_dim}-d features; the covariance is "
                                     "singular and FID is strongly biased upwards at this size (compare only runs "
