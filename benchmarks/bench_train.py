@@ -9,6 +9,10 @@ picks float32 there.
 
     python benchmarks/bench_train.py --config configs/restore-bridge.toml --size 64 --batch 16 --steps 3
     python benchmarks/bench_train.py --preset small --size 64 --batch 32   # the earlier shipped network
+    python benchmarks/bench_train.py --config configs/colorize-effnet.toml --size 224 --batch 24 --compile
+
+``--compile`` adds the fastest eager setting under ``torch.compile`` (its compile time is printed apart and
+left out of the timings).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import time
 
 import torch
 
-from palette_cli.nets import UNet, cpu_has_fast_bf16, preset
+from palette_cli.nets import build_network, cpu_has_fast_bf16, preset
 from palette_cli.process import DiffusionProcess
 from palette_cli.training import build_net_config, load_config
 
@@ -63,6 +67,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=3, help="timed steps per setting and round")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--compile", action="store_true", help="also time the last setting under torch.compile")
     ap.add_argument("--bf16", choices=("auto", "yes", "no"), default="auto",
                     help="also time bf16 autocast (auto: only where the CPU computes bf16 natively)")
     args = ap.parse_args()
@@ -90,19 +95,26 @@ def main() -> None:
     variants = [("fp32", False, False), ("fp32 + channels_last", False, True)]
     if time_bf16:
         variants.append(("bf16 autocast + channels_last", True, True))
+    if args.compile:
+        variants.append((variants[-1][0] + " + torch.compile", variants[-1][1], variants[-1][2]))
     settings = {}
     flops = 0.0
     for name, autocast, channels_last in variants:
         torch.manual_seed(0)
-        net = UNet(net_config)
+        net = build_network(net_config).train()
         batch = dict(base)
         if channels_last:
             net = net.to(memory_format=torch.channels_last)
             batch = {k: v.contiguous(memory_format=torch.channels_last) for k, v in base.items()}
-        opt = torch.optim.Adam(net.parameters(), lr=1e-4)
+        opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=1e-4)
+        if name.endswith("torch.compile"):
+            net = torch.compile(net)
         step = make_step(net, opt, process, batch, autocast)
         flops = flops or step_flops(step)  # also the warm-up of the first setting
-        step()  # warm-up (allocations, kernel selection)
+        t0 = time.perf_counter()
+        step()  # warm-up (allocations, kernel selection, compilation)
+        if name.endswith("torch.compile"):
+            print(f"torch.compile: first step {time.perf_counter() - t0:.1f} s (compilation)")
         settings[name] = (step, [])
     for _ in range(args.rounds):
         for name, (step, times) in settings.items():
@@ -111,7 +123,7 @@ def main() -> None:
                 step()
             times.append((time.perf_counter() - t0) / args.steps)
 
-    params = sum(p.numel() for p in UNet(net_config).parameters())
+    params = sum(p.numel() for p in build_network(net_config).parameters())
     print(f"{label}: {params / 1e6:.2f}M parameters, {process.kind} process, {args.size}² crops, batch {args.batch}; "
           f"{flops / 1e9:.1f} GFLOP per step; median of {args.rounds} rounds × {args.steps} steps")
     print("| setting | s/step | images/s | GFLOP/s | % of float32 peak | % of bf16 peak |")

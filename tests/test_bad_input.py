@@ -465,9 +465,25 @@ def test_allow_huge_refuses_an_image_that_cannot_fit_in_memory(tmp_path, monkeyp
     imageio.check_canvas(4000, 4000, allow_huge=False)
 
 
-def test_available_memory_is_read():
-    free = imageio.available_memory()
-    assert free is None or free > 0
+def test_available_memory_is_read(monkeypatch):
+    """MemAvailable from /proc/meminfo; where that cannot be read, the system's page counts; else None."""
+    meminfo = "MemTotal:       16318472 kB\nMemFree:         1201132 kB\nMemAvailable:    9013480 kB\n"
+    monkeypatch.setattr(imageio, "open", lambda *a, **k: io.StringIO(meminfo), raising=False)
+    assert imageio.available_memory() == 9013480 * 1024
+
+    def unreadable(*a, **k):
+        raise OSError("no /proc here")
+
+    pages = {"SC_AVPHYS_PAGES": 1000, "SC_PAGE_SIZE": 4096}
+    monkeypatch.setattr(imageio, "open", unreadable, raising=False)
+    monkeypatch.setattr(imageio.os, "sysconf", lambda name: pages[name])
+    assert imageio.available_memory() == 1000 * 4096
+
+    def no_sysconf(name):
+        raise ValueError(name)
+
+    monkeypatch.setattr(imageio.os, "sysconf", no_sysconf)
+    assert imageio.available_memory() is None
 
 
 # ------------------------------------------------------------------ 19. leftovers of a killed run are cleared

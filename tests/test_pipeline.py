@@ -171,7 +171,7 @@ def test_regression_model_is_one_deterministic_pass(tmp_path):
 
     cfg, net = tiny_net(seed=1, std=0.05)
     path = tmp_path / "regression.safetensors"
-    save_model(path, ModelInfo(net=cfg.to_dict(), tasks=["inpaint"], extra={"objective": "regression"}),
+    save_model(path, ModelInfo(net=cfg.to_dict(), tasks=["inpaint", "colorize"], extra={"objective": "regression"}),
                net.state_dict())
     pipe = Pipeline.from_file(path, device="cpu", precision="fp32", resolution=32)
     assert pipe.objective == "regression"

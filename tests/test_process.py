@@ -185,4 +185,5 @@ def test_one_step_bridge_fill_keeps_the_start_detail_on_the_model_local_means(tm
     inner = torch.zeros_like(hole)
     inner[..., 28:36, 28:36] = True  # away from the hole's border, where the blur sees only hole pixels
     assert torch.allclose((one - start)[inner], torch.full_like(start[inner], 0.1), atol=1e-4)
-    assert pipe.keeps_start_detail(SamplerSettings()) and not pipe.keeps_start_detail(SamplerSettings(steps=4))
+    assert pipe.process.keeps_start_detail(SamplerSettings())
+    assert not pipe.process.keeps_start_detail(SamplerSettings(steps=4))

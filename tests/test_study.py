@@ -87,7 +87,8 @@ def test_study_page_is_self_contained(study):
             assert re.fullmatch(r"images/[0-9a-f]{20}\.png", t[role])
         run_dir = runs / ("eval-inpaint" if t["task"].startswith("inpaint") else "eval-uncrop")
         assert (out / t["original"]).read_bytes() == (run_dir / "references" / f"{t['photo']}.png").read_bytes()
-        generated = run_dir / "methods" / t["method"] / "outputs" / f"{t['photo']}_s0.png"
+        own = run_dir / "methods" / t["method"] if t["method"] != "mirror" else run_dir  # one method: a plain run
+        generated = own / "outputs" / f"{t['photo']}_s0.png"
         assert (out / t["generated"]).read_bytes() == generated.read_bytes()
     files = {t[r] for t in trials for r in ("original", "generated")}
     assert len(files) == 8  # 6 outputs + the 2 originals (both runs share them), each copied once

@@ -128,7 +128,16 @@ def test_a_participant_clicks_through_the_study(browser, tmp_path):
     made.append((other[generated], False))
     current()
 
-    # a reload resumes where the participant stopped
+    # a reload resumes where the participant stopped. The page's last write to localStorage and the reloaded
+    # page's first read are separate messages to the browser's storage, which it does not order, so the
+    # reloaded page could read the store without the last answers. A second tab on the study keeps the
+    # storage in use across the reload, and shows that both answers are stored before the reload.
+    participant = browser.current_window_handle
+    browser.switch_to.new_window("tab")
+    browser.get(url)
+    stored = f"return JSON.parse(localStorage.getItem('palette-study:{manifest['study_id']}')).answers.length"
+    wait_for(lambda: browser.execute_script(stored) == 2, what="the two answers in the browser's storage")
+    browser.switch_to.window(participant)
     browser.get(url)
     wait_for(lambda: el("intro").is_displayed(), what="the intro")
     assert "answered 2 of 4" in el("resume-note").text and el("start").text == "Continue"

@@ -28,6 +28,7 @@ from palette_cli.training import (
     load_config,
     lr_at,
     masked_loss,
+    predict,
     state_hash,
 )
 
@@ -380,16 +381,16 @@ def test_training_loss_is_zero_for_the_exact_prediction_only(prediction):
     assert float(wrong) > 0.05
 
 
-def test_v_to_eps_inverts_the_v_parameterisation():
-    from palette_cli.schedule import q_sample, v_to_eps
+def test_v_process_recovers_the_clean_image_from_the_true_v():
+    from palette_cli.schedule import q_sample, v_target
 
     torch.manual_seed(0)
     y0, eps = torch.randn(5, 3, 4, 4), torch.randn(5, 3, 4, 4)
     gamma = torch.tensor([1e-4, 0.01, 0.3, 0.7, 0.9999])
     y = q_sample(y0, gamma, eps)
-    g = gamma.view(-1, 1, 1, 1)
-    v = g.sqrt() * eps - (1 - g).sqrt() * y0
-    assert torch.allclose(v_to_eps(v, y, gamma), eps, atol=1e-5)
+    v = v_target(y0, gamma, eps)
+    denoise = DiffusionProcess("v").denoiser(lambda _y, _g, _c: v, torch.zeros_like(y))
+    assert torch.allclose(denoise(y, gamma), y0, atol=1e-5)
 
 
 def test_v_prediction_model_samples_through_the_pipeline(tmp_path):
@@ -432,3 +433,47 @@ def test_export_records_a_chroma_models_temperature_and_refuses_it_elsewhere(tmp
     Trainer(_config(images, steps=2), tmp_path / "run2").run()
     with pytest.raises(ValueError, match="chroma-bin"):
         export_checkpoint(tmp_path / "run2", tmp_path / "c.safetensors", temperature=0.7)
+
+
+def test_validation_shows_what_palette_inpaint_produces():
+    """The validation grid's output row of a fill example (``predict``) is the command's output for the same
+    photo, hole and noise: both sample through ``process.sample_known``, which gives a one-step bridge fill
+    its start's detail; without it the validation output would differ."""
+    import numpy as np
+
+    from palette_cli.checkpoint import ModelInfo
+    from palette_cli.imageio import pil_to_tensor, tensor_to_pil
+    from palette_cli.nets import UNet, preset
+    from palette_cli.pipeline import Pipeline
+    from palette_cli.process import BridgeProcess, SamplerSettings
+    from palette_cli.tasks.base import noise_fill
+    from palette_cli.tasks.fill import mirror_fill
+
+    from .conftest import make_photo
+
+    torch.manual_seed(0)
+    cfg = preset("tiny").replace(gamma_embedding="time")
+    net = UNet(cfg).eval()
+    with torch.no_grad():
+        for p in net.parameters():
+            if p.abs().sum() == 0:
+                p.normal_(0, 0.05)
+    process = BridgeProcess(0.1)
+    photo = make_photo(32, 32, seed=4)
+    image = pil_to_tensor(photo)
+    mask = torch.zeros(1, 32, 32)
+    mask[:, 10:22, 8:24] = 1
+    cond = noise_fill(image, mask, torch.Generator().manual_seed(5))
+    batch = {"cond": cond[None], "target": image[None], "mask": mask[None], "start": mirror_fill(image, mask)[None]}
+    shown = predict(net, process, batch)
+
+    info = ModelInfo(net=cfg.to_dict(), tasks=["inpaint"], extra=process.metadata())
+    pipe = Pipeline(net, info, device="cpu", precision="fp32", resolution=32)
+    made = pipe.inpaint(photo, mask, SamplerSettings(), torch.Generator().manual_seed(5))[0]
+    assert np.array_equal(np.asarray(tensor_to_pil(shown[0])), np.asarray(made))
+
+    def impose(y, _t):
+        return y * batch["mask"] + batch["target"] * (1 - batch["mask"])
+
+    raw = process.sample(net, batch["cond"], batch["start"], SamplerSettings(), torch.Generator(), impose=impose)
+    assert process.keeps_start_detail(SamplerSettings()) and (raw - shown).abs().max() > 0.05

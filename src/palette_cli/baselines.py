@@ -13,16 +13,24 @@ mask (``True`` = unknown) to an output of the same size; it never sees the origi
 
 OpenCV comes from the ``eval`` extra (``opencv-python-headless``); it is never imported unless an OpenCV
 baseline runs.
+
+:class:`ClassicalModel` makes a baseline a model of the registry (:mod:`palette_cli.models`), beside the
+neural ones: evaluation, comparisons and the study page run it through the same calls.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 INPAINT_RADIUS = 3  # px: the neighbourhood each filled pixel is estimated from (OpenCV's customary value)
 # Non-local means: luminance and colour filter strengths, patch and search window sizes (OpenCV's parameter
@@ -140,3 +148,46 @@ def run_baseline(name: str, task: str, image: np.ndarray, mask: np.ndarray | Non
         # only unknown pixels are the method's: every known one stays exactly as given
         out = np.where(np.asarray(mask, dtype=bool)[..., None], out, image)
     return out
+
+
+class ClassicalModel:
+    """A baseline as a model: what evaluation uses of a :class:`~palette_cli.pipeline.Pipeline` (``infer``,
+    ``record``, ``summary``, ``provenance``, ``model_calls``), so every method takes one path. It is
+    deterministic (one output per input) and works on the evaluation input at its own size."""
+
+    deterministic = True
+    device = "cpu"
+    divisor = 1
+
+    def __init__(self, baseline: Baseline):
+        self.baseline = baseline
+        self.model_id = baseline.name
+        # what identifies its outputs, as a model file's hash does: the method and its parameters
+        self.model_hash = hashlib.sha256(json.dumps([baseline.name, baseline.parameters]).encode()).hexdigest()[:12]
+
+    def infer(self, task: str, image: "Image.Image", mask: Any, settings: Any = None, generator: Any = None,
+              num_samples: int = 1, on_step: Any = None) -> list["Image.Image"]:
+        """The method on one evaluation input (``mask``: (1,H,W), 1 = unknown, or None)."""
+        from PIL import Image
+
+        hole = None if mask is None else np.asarray(mask[0]) > 0
+        return [Image.fromarray(run_baseline(self.model_id, task, np.asarray(image.convert("RGB")), hole))]
+
+    def model_calls(self, settings: Any = None) -> int:
+        return 0
+
+    def record(self, settings: Any = None) -> dict[str, Any]:
+        """The method and its parameters, as an evaluation records them."""
+        return {"model": self.model_id, "model_hash": self.model_hash, **dict(self.baseline.parameters)}
+
+    def summary(self, settings: Any = None) -> str:
+        """One phrase for a comparison table: what the method is and its parameters."""
+        params = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in self.baseline.parameters)
+        return self.baseline.description + (f"; {params}" if params else "")
+
+    def provenance(self, task: str, settings: Any, seed: int) -> dict[str, str]:
+        """What an output records of how it was made."""
+        from . import __version__
+
+        return {"palette_cli_version": __version__, "task": task, "seed": str(seed), **{
+            k: str(v) for k, v in self.record().items()}}

@@ -142,7 +142,10 @@ def _read_header(path: Path) -> dict[str, Any]:
 
 
 def _check_net(path: Path, net: dict[str, Any]) -> None:
-    """Types and sanity limits of a network config, so that building it can neither crash nor run away."""
+    """Types and sanity limits of a network config, so that building it can neither crash nor run away.
+    Other architectures than the U-Net check their own fields and limits when their config is built."""
+    if net.get("arch", "unet") != "unet":
+        return
     for key, limit in NET_LIMITS.items():
         value = net.get(key, 1)
         if key == "num_head_channels" and value is None:

@@ -14,6 +14,7 @@ with more of the mode's saturation.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -120,9 +121,73 @@ class ChromaGrid:
         scale = (per_pixel * weight).sum() / weight.sum().clamp(min=1e-8)
         return (per_pixel / scale.clamp(min=1e-8)).detach()
 
-    def decode(self, logits: Tensor, temperature: float = 1.0) -> Tensor:
-        """Annealed-mean chroma (B,2,h,w) of (B,K,h,w) logits at ``temperature`` T > 0."""
+    def decode(self, logits: Tensor, temperature: float = 1.0, noise: Tensor | None = None) -> Tensor:
+        """Annealed-mean chroma (B,2,h,w) of (B,K,h,w) logits at ``temperature`` T > 0.
+
+        With ``noise`` (Gumbel, e.g. :func:`coherent_gumbel`, times a strength), the annealed mean of the
+        perturbed logits: a *draw* of the colours, which tends to the exact Gumbel-max sample of
+        ``softmax(logits)`` as T → 0 at strength 1, and keeps the annealed mean's smoothness at T > 0."""
         if not temperature > 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
-        p = F.softmax(logits.float() / temperature, dim=1)
+        logits = logits.float() if noise is None else logits.float() + noise.to(logits.device, torch.float32)
+        p = F.softmax(logits / temperature, dim=1)
         return torch.einsum("bkhw,kc->bchw", p, self.centres(logits.device))
+
+
+def coherent_gumbel(shape: tuple[int, int, int, int], generator: torch.Generator | None, cells: int,
+                    device=None) -> Tensor:
+    """Gumbel(0, 1) noise of ``shape`` (B, K, h, w) that varies smoothly over space: for each (b, k), a
+    Gaussian field on a ``(cells+1)²`` lattice, interpolated bilinearly over the h×w grid, rescaled to unit
+    variance at every location and mapped through the normal and Gumbel CDFs.
+
+    Each location's noise is exactly Gumbel, so ``argmax(logits + noise)`` is, at every location, an exact
+    draw from ``softmax(logits)`` (the Gumbel-max trick); neighbouring locations share their noise, so
+    neighbours with similar distributions draw the same colour and a draw makes coherent regions rather
+    than per-pixel speckle."""
+    b, k, h, w = shape
+    cells = max(1, int(cells))
+    z = torch.randn((b * k, 1, cells + 1, cells + 1), generator=generator, dtype=torch.float32)
+    z = F.interpolate(z.to(device), size=(h, w), mode="bilinear", align_corners=True)
+
+    def spread(n: int) -> Tensor:  # Σ of the squared bilinear weights along one axis
+        pos = torch.linspace(0, cells, n, device=device) if n > 1 else torch.zeros(1, device=device)
+        frac = pos - pos.floor()
+        return (1 - frac) ** 2 + frac ** 2
+
+    z = z / (spread(h)[:, None] * spread(w)[None, :]).sqrt()
+    u = (0.5 * (1 + torch.erf(z / math.sqrt(2)))).clamp(1e-7, 1 - 1e-7)
+    return (-torch.log(-torch.log(u))).reshape(b, k, h, w)
+
+
+def joint_bilateral_upsample(chroma: Tensor, luma: Tensor, radius: int = 2, sigma_space: float = 1.0,
+                             sigma_range: float = 0.1) -> Tensor:
+    """Kopf et al.'s joint bilateral upsampling: low-resolution ``chroma`` (B,C,h,w) to the size of
+    ``luma`` (B,1,H,W), each output pixel a weighted mean of the (2r+1)² low-resolution chroma samples
+    around it, weighted by their distance (Gaussian ``sigma_space``, in low-resolution pixels) and by how
+    close their luma (``luma`` averaged over each low-resolution cell) is to the pixel's own (Gaussian
+    ``sigma_range``, in [-1, 1] units).
+
+    Upsampled bilinearly, chroma bleeds across the edges of the photo; here colour changes where the
+    luma changes, as on a photograph, and stays smooth elsewhere."""
+    b, c, h, w = chroma.shape
+    big_h, big_w = luma.shape[-2:]
+    k = 2 * radius + 1
+    low_luma = F.adaptive_avg_pool2d(luma.float(), (h, w))
+    pad = (radius,) * 4
+    chroma_n = F.unfold(F.pad(chroma.float(), pad, mode="replicate"), k).view(b, c, k * k, h, w)
+    luma_n = F.unfold(F.pad(low_luma, pad, mode="replicate"), k).view(b, 1, k * k, h, w)
+    # Each high-resolution pixel's position in low-resolution units, its cell, and the offset within it.
+    ys = (torch.arange(big_h, device=luma.device, dtype=torch.float32) + 0.5) * h / big_h - 0.5
+    xs = (torch.arange(big_w, device=luma.device, dtype=torch.float32) + 0.5) * w / big_w - 0.5
+    cy, cx = ys.round().clamp(0, h - 1).long(), xs.round().clamp(0, w - 1).long()
+    dy, dx = ys - cy, xs - cx
+    offsets = torch.arange(-radius, radius + 1, device=luma.device, dtype=torch.float32)
+    oy, ox = torch.meshgrid(offsets, offsets, indexing="ij")
+    oy, ox = oy.reshape(-1, 1, 1), ox.reshape(-1, 1, 1)
+    dist2 = (oy - dy.view(1, -1, 1)) ** 2 + (ox - dx.view(1, 1, -1)) ** 2  # (k², H, W)
+    spatial = torch.exp(-dist2 / (2 * sigma_space ** 2))
+    gather_c = chroma_n[:, :, :, cy][:, :, :, :, cx]  # (B, C, k², H, W)
+    gather_l = luma_n[:, :, :, cy][:, :, :, :, cx]
+    weight = spatial.unsqueeze(0).unsqueeze(0) * torch.exp(
+        -(gather_l - luma.float().unsqueeze(2)) ** 2 / (2 * sigma_range ** 2))
+    return (weight * gather_c).sum(2) / weight.sum(2).clamp(min=1e-12)

@@ -8,33 +8,32 @@ A comparison run folder::
     RUN/metrics.json, metrics.md                                the table: a row per method
     RUN/grid.png                                                rows photos; columns input, methods, original
 
-Methods are models (``model``: a shipped name, file or Hub repo; several allowed, each labelled by its
-name) and the classical baselines of :mod:`palette_cli.baselines`. Every method gets the same photos,
-masks, JPEG quality and seed; models sample ``samples_per_image`` outputs per input, baselines (which are
-deterministic) one. A single model alone writes the plain run folder of :func:`palette_cli.evaluate.evaluate`
-instead (outputs in ``RUN/outputs``); :func:`read_run` reads both layouts.
+Every method is a model of the registry (:mod:`palette_cli.models`): a neural model (``model``: a shipped
+name, file or Hub repo, several allowed, each labelled by its name; none given: the task's default model,
+labelled by that model's name) or a classical method of :mod:`palette_cli.baselines`, and every method takes
+the same path (:func:`palette_cli.evaluate.evaluate`). Every method gets the same photos, masks, JPEG quality
+and seed; models sample ``samples_per_image`` outputs per input, deterministic methods (the classical ones)
+one. A single method alone writes the plain run folder of :func:`palette_cli.evaluate.evaluate` instead
+(outputs in ``RUN/outputs``), unless ``RUN`` is a comparison folder already; :func:`read_run` reads both
+layouts.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from PIL import Image, ImageDraw
 
-from .baselines import BASELINES, BaselineError, get_baseline, run_baseline
+from .baselines import BASELINES
+from .defaults import EVAL_METHODS
 from .evaluate import (GENERATION_JSON, INPUTS_DIR, METRICS_JSON, METRICS_MD, OUTPUTS_DIR, REFERENCES_DIR,
-                       EvalTask, EvaluationError, Log, PathSpec, References, check_previous, eval_names,
-                       evaluate, generation_markdown, make_eval_input, make_run_folders, metrics_markdown,
-                       save_eval_input, select_references)
+                       EvalTask, EvaluationError, Log, PathSpec, References, check_method, evaluate)
 
-METHOD_KINDS = ("model", *BASELINES)
 METHODS_DIR = "methods"
 GRID_PNG = "grid.png"
 GRID_MIN_CELL = 96  # px: small evaluation images are enlarged (nearest neighbour) to at least this
@@ -43,146 +42,81 @@ GRID_HEADER = 18
 
 @dataclass(frozen=True)
 class Method:
-    """One row of a comparison: a model (``model`` is its spec; None = the default model) or a baseline."""
+    """One row of a comparison: its label and the model that makes it (a name of the model registry)."""
 
-    kind: str
     label: str
-    model: str | None = None
+    model: str
 
 
-def model_label(spec: str | None) -> str:
+def model_label(spec: str) -> str:
     """A short, folder-safe name for a model spec: a shipped name as it is, a file or repo by its stem."""
-    from .hub import DEFAULT_MODEL
-
-    name = Path((spec or DEFAULT_MODEL).split("@")[0]).stem
+    name = Path(spec.split("@")[0]).stem
     return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "model"
 
 
-def plan_methods(kinds: Sequence[str], models: Sequence[str | None] = ()) -> list[Method]:
-    """The rows for method names in order: ``model`` gives one row per model spec (the default model when
-    none is given); a name given twice counts once; labels are made unique with ``-2``, ``-3`` …"""
+def plan_methods(kinds: Sequence[str], models: Sequence[str | None], task: str) -> list[Method]:
+    """The rows for method names in order: ``model`` gives one row per model spec (none given: ``task``'s
+    default model, by its name), a classical method's name its row; a model named twice counts once; labels
+    are made unique with ``-2``, ``-3`` …"""
+    from .hub import ModelNotFoundError, default_model
+
+    specs: list[str] = []
+    for kind in dict.fromkeys(kinds):
+        if kind == "model":
+            try:
+                specs += [spec or default_model(task) for spec in list(models) or [None]]
+            except ModelNotFoundError as e:
+                raise EvaluationError(str(e)) from None
+        elif kind in BASELINES:
+            specs.append(kind)
+        else:
+            raise EvaluationError(f"unknown method {kind!r} (use one of: {', '.join(EVAL_METHODS)})")
+    if not specs:
+        raise EvaluationError("no method to evaluate")
     methods: list[Method] = []
     labels: set[str] = set()
-
-    def add(kind: str, label: str, model: str | None = None) -> None:
-        unique, k = label, 2
+    for spec in dict.fromkeys(specs):
+        label = unique = model_label(spec)
+        k = 2
         while unique in labels:
             unique, k = f"{label}-{k}", k + 1
         labels.add(unique)
-        methods.append(Method(kind, unique, model))
-
-    seen_models: set[str | None] = set()
-    for kind in dict.fromkeys(kinds):
-        if kind == "model":
-            for spec in list(models) or [None]:
-                if spec not in seen_models:
-                    seen_models.add(spec)
-                    add("model", model_label(spec), spec)
-        elif kind in BASELINES:
-            add(kind, kind)
-        else:
-            raise EvaluationError(f"unknown method {kind!r} (use one of: {', '.join(METHOD_KINDS)})")
-    if not methods:
-        raise EvaluationError("no method to evaluate")
+        methods.append(Method(unique, spec))
     return methods
 
 
-def is_comparison(methods: Sequence[Method]) -> bool:
-    """Whether the rows need a comparison run folder (anything but one model alone)."""
-    return len(methods) != 1 or methods[0].kind != "model"
-
-
-# --------------------------------------------------------------------------- baselines on the inputs
-
-
-def baseline_outputs(method: Method, task: EvalTask, references: References, run_dir: Path, *, size: int,
-                     seed: int, n_images: int | None = None, overwrite: bool = False,
-                     on_image: Any = None) -> dict[str, Any]:
-    """Run a baseline on the run folder's evaluation inputs (built as for a model, from the same seed);
-    write its outputs and ``generation.json``; return the generation record (same shape as a model's)."""
-    from .imageio import save_image_atomic, write_text_atomic
-
-    baseline = get_baseline(method.kind, task.name)
-    own = run_dir / METHODS_DIR / method.label
-    paths = select_references(references, n_images)
-    names = eval_names(paths)
-    settings = {**task.describe(), "method": method.kind, **dict(baseline.parameters), "size": size,
-                "samples_per_image": 1, "seed": seed, "n_images": len(paths)}
-    check_previous(own, settings, overwrite)
-    make_run_folders(run_dir, task)
-    (own / OUTPUTS_DIR).mkdir(parents=True, exist_ok=True)
-    prep, work = 0.0, 0.0
-    for i, (path, name) in enumerate(zip(paths, names)):
-        t0 = time.perf_counter()
-        example = make_eval_input(path, name, task, size, seed, i)
-        save_eval_input(run_dir, example)
-        t1 = time.perf_counter()
-        mask = None if example.mask is None else example.mask[0].numpy() > 0
-        output = run_baseline(method.kind, task.name, np.asarray(example.input.convert("RGB")), mask)
-        work += time.perf_counter() - t1
-        prep += t1 - t0
-        save_image_atomic(Image.fromarray(output), own / OUTPUTS_DIR / f"{name}_s0.png",
-                          metadata={**{k: str(v) for k, v in settings.items()}, "source": path.name}, overwrite=True)
-        if on_image is not None:
-            on_image(i + 1, len(paths), name)
-    per_image = round(work / len(paths), 4)
-    record = {"settings": settings,
-              "images": {"total": len(paths), "generated": len(paths), "kept_from_before": 0,
-                         "names": dict(zip(names, (str(p) for p in paths)))},
-              "model_calls_per_sample": 0,
-              "timing_s": {"inputs": round(prep, 3), "generation": round(work, 3), "generation_per_image": per_image,
-                           "generation_per_sample": per_image}}
-    write_text_atomic(own / GENERATION_JSON, json.dumps(record, indent=2, ensure_ascii=False) + "\n")
-    return record
-
-
-# --------------------------------------------------------------------------- the comparison
+def is_comparison(methods: Sequence[Method], out_dir: PathSpec | None = None) -> bool:
+    """Whether the rows need a comparison run folder: more than one method, or a folder that is one already
+    (a method run into it is checked against its earlier run there, and the shared inputs stay)."""
+    return len(methods) > 1 or (out_dir is not None and (Path(out_dir) / METHODS_DIR).is_dir())
 
 
 def compare(methods: Sequence[Method], task: EvalTask, references: References, out_dir: PathSpec, *,
             n_images: int | None = None, samples_per_image: int = 1, size: int = 128, seed: int = 0,
-            grid_photos: int = 8, overwrite: bool = False, on_image: Any = None, log: Log | None = print,
-            **options: Any) -> dict[str, Any]:
+            grid_photos: int = 8, overwrite: bool = False, force: bool = False, on_image: Any = None,
+            log: Log | None = print, **options: Any) -> dict[str, Any]:
     """Evaluate every method on identical inputs into a comparison run folder (module docstring).
 
     ``options`` are the other keyword arguments of :func:`palette_cli.evaluate.evaluate` (scoring:
     ``feature_net``, ``standard``, ``labels``, ``device``, ``threads`` …; models: ``settings``,
-    ``precision``, ``batch_size``, ``on_step``). Returns the dictionary written to ``metrics.json``.
+    ``precision``, ``batch_size``, ``on_step``). Every method is checked to run the task before any runs
+    (``force``: models on tasks they were not trained for). Returns the dictionary written to ``metrics.json``.
     """
     from .imageio import save_image_atomic, write_text_atomic
 
     say = log or (lambda _msg: None)
     for method in methods:
-        if method.kind != "model":
-            try:
-                get_baseline(method.kind, task.name)
-            except BaselineError as e:
-                raise EvaluationError(str(e)) from None
+        check_method(method.model, task.name, force)
     run_dir = Path(out_dir)
-    scoring = {k: options[k] for k in ("feature_net", "standard", "labels", "device", "threads", "score_batch_size",
-                                       "kid_subsets", "kid_subset_size", "is_splits") if k in options}
     results: dict[str, dict[str, Any]] = {}
     names: list[str] = []
     for method in methods:
-        own = run_dir / METHODS_DIR / method.label
         say(f"method {method.label}")
-        if method.kind == "model":
-            result = evaluate(method.model, task, references, run_dir, n_images=n_images,
-                              samples_per_image=samples_per_image, size=size, seed=seed, overwrite=overwrite,
-                              on_image=on_image, method_dir=own, log=log, **options)
-        else:
-            try:
-                record = baseline_outputs(method, task, references, run_dir, size=size, seed=seed, n_images=n_images,
-                                          overwrite=overwrite, on_image=on_image)
-            except BaselineError as e:
-                raise EvaluationError(str(e)) from None
-            refs = [str(run_dir / REFERENCES_DIR / f"{name}.png") for name in record["images"]["names"]]
-            result = evaluate(None, task, refs, own, outputs=own / OUTPUTS_DIR, log=log, **scoring)
-            result["generation"] = record
-            write_text_atomic(own / METRICS_JSON, json.dumps(result, indent=2, ensure_ascii=False) + "\n")
-            write_text_atomic(own / METRICS_MD, _method_markdown(result))
-        results[method.label] = result
-        names = names or list(result["generation"]["images"]["names"])
+        results[method.label] = evaluate(method.model, task, references, run_dir, n_images=n_images,
+                                         samples_per_image=samples_per_image, size=size, seed=seed,
+                                         overwrite=overwrite, force=force, on_image=on_image,
+                                         method_dir=run_dir / METHODS_DIR / method.label, log=log, **options)
+        names = names or list(results[method.label]["generation"]["images"]["names"])
 
     combined = _combine(methods, results, task, size, seed, samples_per_image)
     shown = names[:max(0, grid_photos)]
@@ -193,23 +127,6 @@ def compare(methods: Sequence[Method], task: EvalTask, references: References, o
     write_text_atomic(run_dir / METRICS_JSON, json.dumps(combined, indent=2, ensure_ascii=False) + "\n")
     write_text_atomic(run_dir / METRICS_MD, comparison_markdown(combined))
     return combined
-
-
-def _method_markdown(result: dict[str, Any]) -> str:
-    return metrics_markdown(result) + generation_markdown(result["generation"])
-
-
-def _describe(method: Method, record: dict[str, Any]) -> str:
-    settings = record["settings"]
-    if method.kind == "model":
-        sampling = settings.get("sampler", "")
-        if settings.get("sampling_steps"):
-            steps = settings["sampling_steps"]
-            sampling += f", {steps} step" + ("" if str(steps) == "1" else "s")
-        return f"model `{settings.get('model', method.model)}` ({sampling})"
-    baseline = BASELINES[method.kind]
-    params = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in baseline.parameters)
-    return baseline.description + (f"; {params}" if params else "")
 
 
 def _combine(methods: Sequence[Method], results: dict[str, dict[str, Any]], task: EvalTask, size: int, seed: int,
@@ -225,8 +142,8 @@ def _combine(methods: Sequence[Method], results: dict[str, dict[str, Any]], task
         descriptions.update(result["descriptions"])
         notes += [n for n in result["notes"] if n not in notes]
         rows[method.label] = {
-            "method": method.kind, "model": record["settings"].get("model") if method.kind == "model" else None,
-            "description": _describe(method, record), "metrics": result["metrics"], "std": result["std"],
+            "model": record["settings"].get("model"), "description": record.get("description", ""),
+            "metrics": result["metrics"], "std": result["std"],
             "samples_per_input": result["images"]["samples_per_input"],
             "seconds_per_image": record["timing_s"]["generation_per_image"],
             "report": f"{METHODS_DIR}/{method.label}/{METRICS_JSON}"}
@@ -348,5 +265,5 @@ def read_run(run_dir: PathSpec) -> list[MethodRun]:
         return [_method_run(run_dir, label, run_dir / METHODS_DIR / label) for label in labels]
     if (run_dir / GENERATION_JSON).is_file():
         settings = _read_json(run_dir / GENERATION_JSON).get("settings") or {}
-        return [_method_run(run_dir, model_label(settings.get("model") or None), run_dir)]
+        return [_method_run(run_dir, model_label(str(settings.get("model") or "model")), run_dir)]
     raise EvaluationError(f"{run_dir}: not a run folder of palette eval (no generation.json or methods/)")

@@ -23,7 +23,7 @@ from PIL import Image
 from torch import Tensor
 
 from .imageio import ImageInputError, images_in_folder, is_image_path, load_image, path_kind, pil_to_tensor
-from .tasks import Task, parse_task_spec
+from .tasks import TrainingTask, parse_task_spec
 from .tasks.base import log_uniform, uniform
 
 Source = Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]]
@@ -130,13 +130,13 @@ class ImageDataset(torch.utils.data.Dataset):
     """Images → training examples ``{"cond", "target", "mask"}`` (or ``{"image"}`` without a task).
 
     ``source``: a folder, an image, a list file or a sequence of them (see :func:`list_images`).
-    ``task``: a :class:`~palette_cli.tasks.Task` or a task spec string. ``max_side`` shrinks images at
+    ``task``: a :class:`~palette_cli.tasks.TrainingTask` or a task spec string. ``max_side`` shrinks images at
     load time (before cropping); ``cache`` keeps the decoded (shrunk) images in memory, per process.
     Unreadable images are skipped with a warning: the next readable image (index + 1, …) is used in
     their place and :attr:`skipped` counts them (in this process; each DataLoader worker has its own).
     """
 
-    def __init__(self, source: Source, task: Task | str | None, size: int, mode: str = "center",
+    def __init__(self, source: Source, task: TrainingTask | str | None, size: int, mode: str = "center",
                  seed: int = 0, *, flip: bool | None = None, min_scale: float = 1.0, max_scale: float = 4.0,
                  max_side: int | None = None, cache: bool = False, root: str | os.PathLike | None = None):
         if mode not in CROP_MODES:

@@ -10,6 +10,9 @@ DEFAULT_SAMPLER = "dpmpp_2m_sde"
 SAMPLER_NAMES = ("dpmpp_2m_sde", "dpmpp_2m", "ddim", "ddpm", "bridge")
 #: ``palette_cli.tasks.TASKS``.
 TASK_NAMES = ("colorize", "inpaint", "uncrop", "jpeg")
+#: The task each image command runs (a model file records the tasks it was trained for by these names).
+COMMAND_TASKS = {"colorize": "colorize", "inpaint": "inpaint", "uncrop": "uncrop", "panorama": "uncrop",
+                 "restore": "jpeg"}
 #: ``palette_cli.tasks.masks.EVAL_MASKS``: the paper's evaluation masks.
 EVAL_MASK_MODES = ("free_form_10_20", "free_form_20_30", "free_form_30_40", "center")
 #: ``palette_cli.tasks.masks.UNCROP_DIRECTIONS``.

@@ -1,7 +1,8 @@
-"""Model names → local files: shipped weights, a path, or a Hugging Face Hub repository.
+"""Model names → local files: shipped weights, a path, or a Hugging Face Hub repository; each task's
+default model; and whether a model may run a task.
 
 ``--model`` accepts
-- a shipped model name (``palette models`` lists them), or nothing for the default;
+- a shipped model name (``palette models`` lists them), or nothing for the task's default (:data:`TASK_MODELS`);
 - a local ``.safetensors`` file;
 - ``hf:USER/REPO[/FILE.safetensors][@REVISION]`` or plain ``USER/REPO[@REVISION]`` for the Hub
   (default file ``model.safetensors``). Downloads go to the Hugging Face cache; with
@@ -19,12 +20,19 @@ import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
-DEFAULT_MODEL = "palette-multitask-small"
-#: Each command's default where a specialist is shipped: the model measured best for that task
-#: (docs/RESULTS.md); other tasks, and a missing specialist, fall back to DEFAULT_MODEL.
-TASK_MODELS = {"restore": "palette-restore", "jpeg": "palette-restore", "colorize": "palette-colorize",
-               "inpaint": "palette-fill", "uncrop": "palette-fill", "panorama": "palette-fill"}
+from .defaults import COMMAND_TASKS
+
+#: Each task's default model: the one table every command, ``palette eval``, ``palette study``, ``palette models``
+#: and the library take it from. First the shipped specialist measured best for the task (docs/RESULTS.md), then
+#: the multi-task model, used where the specialist is not installed.
+TASK_MODELS: dict[str, tuple[str, ...]] = {
+    "colorize": ("palette-colorize", "palette-multitask-small"),
+    "inpaint": ("palette-fill", "palette-multitask-small"),
+    "uncrop": ("palette-fill", "palette-multitask-small"),
+    "jpeg": ("palette-restore", "palette-multitask-small"),
+}
 HUB_FILENAME = "model.safetensors"
 PROBE_TIMEOUT = 3.0  # seconds to wait for the Hub (or the proxy) to accept a connection
 _HUB_RE = re.compile(r"^(?:hf:)?(?P<repo>[A-Za-z0-9][\w.\-]*/[\w.\-]+)(?P<file>/[^@]+)?(?:@(?P<rev>[\w.\-/]+))?$")
@@ -32,6 +40,10 @@ _HUB_RE = re.compile(r"^(?:hf:)?(?P<repo>[A-Za-z0-9][\w.\-]*/[\w.\-]+)(?P<file>/
 
 class ModelNotFoundError(ValueError):
     """A model that cannot be found or fetched; its message is one line."""
+
+
+class ModelTaskError(ValueError):
+    """A model asked for a task it was not trained for, or cannot run at all; its message is one line."""
 
 
 @dataclass(frozen=True)
@@ -87,10 +99,19 @@ def parse_hub_ref(spec: str) -> HubRef | None:
     return HubRef(m.group("repo"), filename, m.group("rev"))
 
 
-def default_model(task: str | None = None, shipped: dict[str, Path] | None = None) -> str:
-    """The shipped model a command uses without ``--model`` (``shipped``: :func:`shipped_models`, if known)."""
-    name = TASK_MODELS.get(task or "")
-    return name if name and name in (shipped_models() if shipped is None else shipped) else DEFAULT_MODEL
+def task_of(name: str) -> str:
+    """The task a command runs (``restore`` → ``jpeg``, ``panorama`` → ``uncrop``); a task name as it is."""
+    return COMMAND_TASKS.get(name, name)
+
+
+def default_model(task: str, shipped: dict[str, Path] | None = None) -> str:
+    """The model a task (or command) uses without ``--model``: the first of :data:`TASK_MODELS` that is
+    installed (``shipped``: :func:`shipped_models`, if known), else the first."""
+    candidates = TASK_MODELS.get(task_of(task))
+    if candidates is None:
+        raise ModelNotFoundError(f"no default model for {task!r} (tasks: {', '.join(TASK_MODELS)})")
+    shipped = shipped_models() if shipped is None else shipped
+    return next((name for name in candidates if name in shipped), candidates[0])
 
 
 def resolve_model(spec: str | None, task: str | None = None) -> tuple[Path, str]:
@@ -98,7 +119,11 @@ def resolve_model(spec: str | None, task: str | None = None) -> tuple[Path, str]
     from .imageio import ImageInputError, path_kind, short_name
 
     shipped = shipped_models()
-    spec = spec or default_model(task, shipped)
+    if not spec:
+        if task is None:
+            raise ModelNotFoundError("no model given: name one, or the task whose default model to use "
+                                     f"({', '.join(TASK_MODELS)})")
+        spec = default_model(task, shipped)
     if spec in shipped:
         return shipped[spec], spec
     path = Path(spec).expanduser()
@@ -121,6 +146,26 @@ def resolve_model(spec: str | None, task: str | None = None) -> tuple[Path, str]
         raise ModelNotFoundError(f"unknown model {short_name(spec)!r} (shipped models: {names}; or give a file or "
                                  "USER/REPO)")
     return download(ref), ref.display()
+
+
+def task_refusal(model: str, task: str, trained: Sequence[str], runs: Sequence[str] | None,
+                 force: bool = False) -> str | None:
+    """Why ``model`` may not run ``task`` (a command or task name) in one line, or None when it may.
+
+    ``trained``: the tasks the model was trained for (empty: not recorded, so any); ``runs``: the tasks it
+    can run at all (None: any image-to-image task). ``force`` allows an untrained task it can run, whose
+    output is well defined; never one it cannot run.
+    """
+    name = task_of(task)
+    what = task if task == name else f"{task} ({name})"
+    default = default_model(name)
+    hint = f"; {task}'s default model is {default}" if default != model else ""
+    if runs is not None and name not in runs:
+        return f"model {model} cannot run {what}: it does {', '.join(runs)} only{hint}"
+    if trained and name not in trained and not force:
+        return (f"model {model} was not trained for {what}: it does {', '.join(trained)}{hint}; "
+                "add --force to run it anyway")
+    return None
 
 
 def hub_reachable(endpoint: str, timeout: float = PROBE_TIMEOUT) -> bool:

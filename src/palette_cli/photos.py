@@ -13,7 +13,8 @@ and matplotlib wheels; the photos are read straight out of the wheels (zip files
 
 Both write ``photos.json`` (one record per photo) and ``ATTRIBUTION.md`` beside the photos and are
 idempotent: photos already present and recorded are not fetched again. The training set also gets a
-fixed ``split.json`` {"train": [...], "heldout": [...]} and ``train.txt`` / ``heldout.txt`` image
+fixed ``split.json`` {"train": [...], "validation": [...], "heldout": [...]} and ``train.txt`` /
+``validation.txt`` / ``heldout.txt`` image
 lists that :class:`palette_cli.data.ImageDataset` reads directly; held-out photos are never in ``train``.
 """
 
@@ -97,6 +98,7 @@ WALLPAPER_PHOTOS: tuple[PhotoSource, ...] = (
 TRAINING_PHOTOS: tuple[PhotoSource | CreditedSource, ...] = WALLPAPER_PHOTOS + CREDITED_PHOTOS
 
 HELDOUT_COUNT = 5   # held-out wallpaper photos, picked by :func:`heldout_split`'s rule
+VALIDATION_COUNT = 24  # training photos set aside to choose recipes and checkpoints (:func:`validation_split`)
 MIN_SIDE = 200      # a fetched photo's short side must be at least this
 
 
@@ -227,6 +229,17 @@ def heldout_split(sources: Iterable[PhotoSource | CreditedSource] = TRAINING_PHO
     every = [name for s in sources for _, name in s.outputs()]
     heldout += [name for name in extra if name in every and name not in heldout]
     return {"train": sorted(n for n in every if n not in heldout), "heldout": sorted(heldout)}
+
+
+def validation_split(split: dict[str, list[str]], count: int = VALIDATION_COUNT) -> dict[str, list[str]]:
+    """Set ``count`` of the training photos aside as a validation split, to choose recipes, temperatures
+    and checkpoints on photos that are neither trained on nor the held-out ones that report results.
+
+    The first ``count`` training photos in the order of the SHA-256 of their names: each source gives
+    about its share, and the held-out split is unchanged."""
+    chosen = set(sorted(split["train"], key=_hash_order)[:min(count, max(len(split["train"]) - 1, 0))])
+    return {"train": sorted(n for n in split["train"] if n not in chosen), "validation": sorted(chosen),
+            "heldout": list(split["heldout"])}
 
 
 # --------------------------------------------------------------------------- writing
@@ -399,9 +412,9 @@ def fetch_photos(folder: str | os.PathLike, *, force: bool = False, log: Log = l
                  "gcompris-qt-data they are stated per file upstream (the puzzle's `.desktop` file, the `README` "
                  "beside each image inside the `.rcc` bundle; `BUNDLE.rcc!/PATH` names a file inside a bundle). "
                  "Do not commit these photos into a repository.")
-    split = heldout_split()
+    split = validation_split(heldout_split())
     write_bytes_atomic(folder / "split.json", (json.dumps(split, indent=2) + "\n").encode())
-    for part in ("train", "heldout"):
+    for part in ("train", "validation", "heldout"):
         write_bytes_atomic(folder / f"{part}.txt", ("\n".join(split[part]) + "\n").encode())
     return report
 

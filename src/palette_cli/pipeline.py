@@ -20,9 +20,10 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from .checkpoint import ModelInfo, file_hash, load_model
+from .checkpoint import ModelInfo, file_hash, load_model, read_info
 from .devices import resolve_device
-from .process import NetFn, SamplerSettings, process_from_metadata
+from .hub import ModelTaskError, task_of, task_refusal
+from .process import NetFn, SamplerSettings, process_from_metadata, sample_known
 from .tasks.base import noise_fill
 from .tasks.colorize import colorize_photo
 from .tasks.fill import mirror_fill
@@ -46,14 +47,18 @@ from .windows import (  # noqa: F401  (re-exported: the library's names since th
 __all__ = ["Pipeline", "SamplerSettings", "hole_windows", "resolve_device", "tiled_net", "working_size"]
 
 
-DETAIL_SIZE = 8  # the blur (at the working resolution) that splits a fill's local means from its detail
-
-
 class Pipeline:
-    """A loaded model ready to sample, plus the task operations built on it."""
+    """A loaded model ready to sample, plus the task operations built on it.
+
+    A task the model was not trained for is refused (:class:`~palette_cli.hub.ModelTaskError`, one line)
+    unless ``force``; one its process cannot run is refused always."""
+
+    #: Not deterministic: each sample is drawn afresh (a classical method gives one output per input).
+    deterministic = False
 
     def __init__(self, net: torch.nn.Module, info: ModelInfo, *, device: str = "auto", precision: str = "auto",
-                 model_id: str = "", model_hash: str = "", resolution: int | None = None, batch_size: int = 4):
+                 model_id: str = "", model_hash: str = "", resolution: int | None = None, batch_size: int = 4,
+                 force: bool = False):
         from .nets import inference_mode
 
         self.device = resolve_device(device)
@@ -72,13 +77,22 @@ class Pipeline:
         # What the network's output means, how sampling starts and which levels it visits: the model file says.
         self.process = process_from_metadata(info.extra, info.training, info.schedule)
         self.objective = self.process.metadata()["objective"]
+        self.force = force
 
     @classmethod
-    def from_file(cls, path, **kwargs) -> "Pipeline":
-        net, info = load_model(path)
+    def from_file(cls, path, *, task: str | None = None, force: bool = False, **kwargs) -> "Pipeline":
+        """Load a model file; with ``task`` (a command or task name) a model that may not run it is refused
+        right after its header is read, before the network is built."""
         kwargs.setdefault("model_id", str(path))
+        if task is not None:
+            check_task(read_info(path), kwargs["model_id"], task, force)
+        net, info = load_model(path)
         kwargs.setdefault("model_hash", file_hash(path))
-        return cls(net, info, **kwargs)
+        return cls(net, info, force=force, **kwargs)
+
+    def check_task(self, task: str) -> None:
+        """Refuse, in one line, a task (or command) this model may not run."""
+        check_task(self.info, self.model_id or "this model", task, self.force)
 
     # --- core -------------------------------------------------------------------------------
     def net_fn(self, y: Tensor, level: Tensor, cond: Tensor) -> Tensor:
@@ -92,20 +106,18 @@ class Pipeline:
 
     def sample(self, cond: Tensor, settings: SamplerSettings, generator: torch.Generator, *,
                known: Tensor | None = None, mask: Tensor | None = None, start: Tensor | None = None,
-               net: NetFn | None = None, on_step: StepCallback | None = None) -> Tensor:
+               net: NetFn | None = None, on_step: StepCallback | None = None,
+               samples_of_one: bool = False) -> Tensor:
         """Sample targets for a (B,3,h,w) condition with the model's process; with ``known``/``mask`` the
-        known pixels are imposed after every step. ``start`` is a bridge's starting image (default: cond)."""
+        known pixels are imposed after every step (and a fill may keep its start's detail:
+        :func:`~palette_cli.process.sample_known`). ``start`` is a bridge's starting image (default: cond).
+        ``samples_of_one``: the batch is ``-n`` samples of one input (see ``Process.sample``)."""
         cond = cond.to(self.device)
         start = cond if start is None else start.to(self.device)
-        impose = None
         if mask is not None:
-            known_d, mask_d = known.to(self.device), mask.to(self.device)
-
-            def impose(y: Tensor, _level: float) -> Tensor:
-                return y * mask_d + known_d * (1 - mask_d)
-
-        out = self.process.sample(net or self.net_fn, cond, start, settings, generator, impose=impose,
-                                  on_step=on_step)
+            known, mask = known.to(self.device), mask.to(self.device)
+        out = sample_known(self.process, net or self.net_fn, cond, start, settings, generator, known=known,
+                           mask=mask, on_step=on_step, samples_of_one=samples_of_one)
         if not torch.isfinite(out).all():  # NaN would become black pixels: refuse rather than write them
             raise ValueError("the model's output holds NaN or infinite values (a damaged model file, or a "
                              "precision overflow: try --precision fp32); nothing was written")
@@ -125,42 +137,35 @@ class Pipeline:
         cond = noise_fill(known, m_small, generator)
         start = mirror_fill(known, m_small)
         out = self.sample(cond, settings, generator, known=known, mask=m_small, on_step=on_step, start=start)
-        if self.keeps_start_detail(settings):
-            out = torch.where(m_small.bool(), lock_low_frequencies(start, out, DETAIL_SIZE), out)
         filled = resize(out, (x1 - x0, y1 - y0)).clamp(-1, 1)
         canvas[..., y0:y1, x0:x1] = torch.where(win_mask.bool(), filled, win)
         return canvas
-
-    def keeps_start_detail(self, settings: SamplerSettings) -> bool:
-        """Whether a fill keeps the detail of its classical start: yes for one bridge step. That step is
-        the conditional mean E[photo | start]: the right local colours, but the reflected texture of the
-        start averaged away where the model is unsure. The result takes the start's detail (what a
-        ``DETAIL_SIZE``-pixel blur removes) on the model's local means. Chosen on training photos, where it
-        lowered the perceptual distance of centre holes, free-form holes and uncropping (docs/RESULTS.md,
-        Study 6)."""
-        return self.process.kind == "bridge" and self.process.resolve(settings).steps == 1
 
     # --- the tasks' recipes (see palette_cli.tasks) ------------------------------------------
     def colorize(self, image: Image.Image, settings: SamplerSettings, generator: torch.Generator,
                  num_samples: int = 1, on_step: StepCallback | None = None) -> list[Image.Image]:
         """Colour for a photo (colour inputs are made gray first); the output keeps the input's luminance."""
+        self.check_task("colorize")
         return colorize_photo(self, image, settings, generator, num_samples, on_step)
 
     def inpaint(self, image: Image.Image, mask: Tensor, settings: SamplerSettings, generator: torch.Generator,
                 num_samples: int = 1, on_step: StepCallback | None = None) -> list[Image.Image]:
         """Fill mask pixels (1 = fill) window by window; all other pixels stay bit-identical."""
+        self.check_task("inpaint")
         return inpaint_photo(self, image, mask, settings, generator, num_samples, on_step)
 
     def extend(self, image: Image.Image, side: str, amount: int, settings: SamplerSettings,
                generator: torch.Generator, num_samples: int = 1, on_step: StepCallback | None = None,
                on_pass: Callable[[list[Image.Image]], None] | None = None) -> list[Image.Image]:
         """Grow the canvas by ``amount`` pixels on one side, in passes of at most half a window."""
+        self.check_task("uncrop")
         return extend_photo(self, image, side, amount, settings, generator, num_samples, on_step, on_pass)
 
     def panorama(self, image: Image.Image, steps: int, settings: SamplerSettings, generator: torch.Generator,
                  direction: str = "both", on_step: StepCallback | None = None,
                  on_frame: Callable[[Image.Image], None] | None = None) -> Image.Image:
         """Repeated uncropping by half the image height per step, on the left, the right or both."""
+        self.check_task("panorama")
         return panorama_photo(self, image, steps, settings, generator, direction, on_step, on_frame)
 
     def restore(self, image: Image.Image, settings: SamplerSettings, generator: torch.Generator,
@@ -168,14 +173,40 @@ class Pipeline:
                 on_step: StepCallback | None = None, lock_colour: bool = True) -> list[Image.Image]:
         """JPEG restoration at native resolution in overlapping tiles on the JPEG grid, blended at every
         step; ``lock_colour`` keeps the input's local mean colour."""
+        self.check_task("restore")
         return restore_photo(self, image, settings, generator, num_samples, tile, overlap, on_step, lock_colour)
 
+    def infer(self, task: str, image: Image.Image, mask: Tensor | None, settings: SamplerSettings,
+              generator: torch.Generator, num_samples: int = 1,
+              on_step: StepCallback | None = None) -> list[Image.Image]:
+        """The task's own recipe on one evaluation input (``mask``: (1,H,W), 1 = generated, or None)."""
+        from .tasks import TASKS
+
+        self.check_task(task)
+        return TASKS[task].infer(self, image, mask, settings, generator, num_samples, on_step)
+
     def provenance(self, task: str, settings: SamplerSettings, seed: int) -> dict[str, str]:
+        """What an output records of how it was made; a task run with ``force`` records the model's own."""
         from . import __version__
 
-        return {"palette_cli_version": __version__, "task": task, "seed": str(seed), "model": self.model_id,
+        meta = {"palette_cli_version": __version__, "task": task, "seed": str(seed), "model": self.model_id,
                 "model_hash": self.model_hash, "resolution": str(self.resolution), "precision": self.precision,
                 **self.describe_sampling(settings)}
+        if self.info.tasks and task_of(task) not in self.info.tasks:
+            meta["model_tasks"] = ",".join(self.info.tasks)
+        return meta
+
+    def record(self, settings: SamplerSettings) -> dict[str, object]:
+        """The model and how it samples, as an evaluation records them."""
+        return {"model": self.model_id, "model_hash": self.model_hash, "precision": self.precision,
+                **self.describe_sampling(settings), "batch_size": self.batch_size, "device": str(self.device)}
+
+    def summary(self, settings: SamplerSettings) -> str:
+        """One phrase for a comparison table: the model and its sampler."""
+        s = self.describe_sampling(settings)
+        steps = s.get("sampling_steps")
+        return f"model `{self.model_id}` ({s['sampler']}" + (
+            f", {steps} step{'' if steps == '1' else 's'})" if steps else ")")
 
     def describe_sampling(self, settings: SamplerSettings) -> dict[str, str]:
         """The sampler settings that apply (a regression model ignores them)."""
@@ -186,3 +217,10 @@ class Pipeline:
         return self.process.model_calls(settings)
 
 
+def check_task(info: ModelInfo, model: str, task: str, force: bool = False) -> None:
+    """Refuse (:class:`~palette_cli.hub.ModelTaskError`) a task the model file ``info`` may not run:
+    one it was not trained for (unless ``force``), or one its process cannot run."""
+    runs = process_from_metadata(info.extra, info.training, info.schedule).tasks
+    problem = task_refusal(model, task, info.tasks, runs, force)
+    if problem:
+        raise ModelTaskError(problem)

@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from . import sampling
-from .chroma import ChromaGrid, rgb_to_ycc, ycc_to_rgb
+from .chroma import ChromaGrid, coherent_gumbel, joint_bilateral_upsample, rgb_to_ycc, ycc_to_rgb
 from .schedule import (
     PAPER_TRAIN,
     ScheduleConfig,
@@ -54,8 +54,6 @@ NetFn = Callable[[Tensor, Tensor, Tensor], Tensor]
 X0Denoiser = sampling.Denoiser
 StepCallback = Callable[[int, int], None]
 Impose = Callable[[Tensor, float], Tensor]
-
-PROCESS_KINDS = ("eps", "v", "regression", "bridge", "chroma-bins")
 
 
 def masked_loss(pred: Tensor, target: Tensor, mask: Tensor, kind: str = "l2") -> Tensor:
@@ -97,6 +95,8 @@ class Process:
     """The shared interface; see the module docstring."""
 
     kind: str = ""
+    #: The tasks this kind of process can run at all; None: any image-to-image task.
+    tasks: tuple[str, ...] | None = None
 
     # -- description
     def metadata(self) -> dict[str, Any]:
@@ -132,6 +132,11 @@ class Process:
         """Network evaluations per sample (per window or tile)."""
         return self.resolve(settings).steps
 
+    def keeps_start_detail(self, settings: SamplerSettings) -> bool:
+        """Whether a fill (an example with known pixels) takes its start's detail on the sampled local
+        means (:func:`sample_known`); no by default."""
+        return False
+
     # -- training
     def loss(self, net: NetFn, batch: dict[str, Tensor], generator: torch.Generator, *, loss: str = "l2",
              autocast: bool = False) -> Tensor:
@@ -149,10 +154,16 @@ class Process:
 
     def sample(self, net: NetFn, cond: Tensor, start: Tensor, settings: SamplerSettings,
                generator: torch.Generator, *, impose: Impose | None = None,
-               on_step: StepCallback | None = None) -> Tensor:
+               on_step: StepCallback | None = None, samples_of_one: bool = False) -> Tensor:
         """Sample targets for a (B,C,h,w) condition; ``start`` is the task's starting image (bridge) and
-        ``impose`` re-imposes known pixels after every step. Returns values clamped to [-1, 1]."""
+        ``impose`` re-imposes known pixels after every step. ``samples_of_one``: the batch holds several
+        samples of one input (``-n``); a process with a point estimate (the chroma process's annealed
+        mean) gives it as the first and draws the others, and gives it for every item otherwise. Returns values clamped to [-1, 1]."""
         raise NotImplementedError
+
+    def is_deterministic(self, settings: SamplerSettings) -> bool:
+        """Whether every sample of one input is the same under ``settings`` (then ``-n`` would give copies)."""
+        return False
 
 
 class DiffusionProcess(Process):
@@ -190,7 +201,7 @@ class DiffusionProcess(Process):
             return x0_from_eps(y, g, out)
         return denoise
 
-    def sample(self, net, cond, start, settings, generator, *, impose=None, on_step=None):
+    def sample(self, net, cond, start, settings, generator, *, impose=None, on_step=None, samples_of_one=False):
         s = self.resolve(settings)
         cb = (lambda i, n, _y, _x0: on_step(i + 1, n)) if on_step else None
         y = self.initial_state(cond, start, generator)
@@ -223,6 +234,9 @@ class RegressionProcess(Process):
     def resolve(self, settings):
         return SamplerSettings("regression", 1)
 
+    def is_deterministic(self, settings):
+        return True
+
     def loss(self, net, batch, generator, *, loss="l2", autocast=False):
         cond, target, mask = batch["cond"], batch["target"], batch["mask"]
         ones = torch.ones(target.shape[0], device=target.device)
@@ -237,7 +251,7 @@ class RegressionProcess(Process):
     def denoiser(self, net, cond):
         return lambda y, level: net(torch.zeros_like(y), torch.ones_like(level), cond)
 
-    def sample(self, net, cond, start, settings, generator, *, impose=None, on_step=None):
+    def sample(self, net, cond, start, settings, generator, *, impose=None, on_step=None, samples_of_one=False):
         out = self.denoiser(net, cond)(self.initial_state(cond, start, generator),
                                        torch.ones(cond.shape[0], device=cond.device))
         if impose is not None:
@@ -289,6 +303,18 @@ class BridgeProcess(Process):
         _no_temperature(settings)
         return SamplerSettings(sampler, steps, "uniform", settings.eta)
 
+    def is_deterministic(self, settings):
+        """One step returns the network's estimate at the start; more steps add noise σ (scaled by η)."""
+        s = self.resolve(settings)
+        return s.steps == 1 or self.sigma == 0 or (s.eta is not None and s.eta == 0)
+
+    def keeps_start_detail(self, settings: SamplerSettings) -> bool:
+        """Yes for one step. That step is the conditional mean E[photo | start]: the right local colours,
+        but the reflected texture of the start averaged away where the model is unsure. Chosen on training
+        photos, where it lowered the perceptual distance of centre holes, free-form holes and uncropping
+        (docs/RESULTS.md, Study 6)."""
+        return self.resolve(settings).steps == 1
+
     def noisy(self, y0: Tensor, start: Tensor, t: Tensor, noise: Tensor) -> Tensor:
         """``x_t`` for clean images ``y0``, starting images ``start`` and times ``t`` of shape (B,)."""
         tt = _bcast(t, y0)
@@ -324,7 +350,7 @@ class BridgeProcess(Process):
     def denoiser(self, net, cond, settings: SamplerSettings | None = None):
         return lambda x, t: x + net(x, t, cond)
 
-    def sample(self, net, cond, start, settings, generator, *, impose=None, on_step=None):
+    def sample(self, net, cond, start, settings, generator, *, impose=None, on_step=None, samples_of_one=False):
         return sample_bridge(self.denoiser(net, cond, settings), self.initial_state(cond, start, generator),
                              start.to(cond.device), self.levels(settings), self.sigma, generator=generator,
                              impose=impose, on_step=on_step,
@@ -345,10 +371,20 @@ class ChromaBridgeProcess(BridgeProcess):
     """
 
     kind = "chroma-bins"
+    tasks = ("colorize",)
 
     def __init__(self, sigma: float = 0.25, p_start: float = 0.5, bins: int = 17, extent: float = 0.8,
-                 temperature: float = 0.38, rebalance: float = 0.0):
+                 temperature: float = 0.38, rebalance: float = 0.0, draw_strength: float = 1.0,
+                 draw_cells: int = 4, guide_radius: int = 0):
         super().__init__(sigma, p_start)
+        if not (math.isfinite(draw_strength) and 0 <= draw_strength <= 4):
+            raise ValueError(f"chroma draw_strength must be in [0, 4], got {draw_strength!r}")
+        if not 1 <= int(draw_cells) <= 64:
+            raise ValueError(f"chroma draw_cells must be in [1, 64], got {draw_cells!r}")
+        self.draw_strength, self.draw_cells = float(draw_strength), int(draw_cells)
+        if not 0 <= int(guide_radius) <= 64:
+            raise ValueError(f"chroma guide_radius must be in [0, 64], got {guide_radius!r}")
+        self.guide_radius = int(guide_radius)
         self.grid = ChromaGrid(int(bins), float(extent))
         if not (math.isfinite(temperature) and temperature > 0):
             raise ValueError(f"chroma temperature must be a finite number > 0, got {temperature!r}")
@@ -360,7 +396,9 @@ class ChromaBridgeProcess(BridgeProcess):
         return {"objective": "bridge", "prediction": "chroma-bins",
                 "process": {"kind": "bridge", "sigma": self.sigma, "p_start": self.p_start,
                             "chroma_bins": self.grid.bins, "chroma_extent": self.grid.extent,
-                            "temperature": self.temperature, "rebalance": self.rebalance}}
+                            "temperature": self.temperature, "rebalance": self.rebalance,
+                            "draw_strength": self.draw_strength, "draw_cells": self.draw_cells,
+                            "guide_radius": self.guide_radius}}
 
     def describe(self, settings):
         return {**super().describe(settings), "temperature": f"{self._temperature(settings):g}"}
@@ -369,6 +407,9 @@ class ChromaBridgeProcess(BridgeProcess):
         t = settings.temperature
         if t is not None and not (math.isfinite(t) and t > 0):
             raise ValueError(f"the annealing temperature must be a number > 0, got {t!r}")
+        if self.p_start == 1.0 and (settings.steps or 1) != 1:
+            raise ValueError("this model was trained at the bridge's start only: it samples in one step "
+                             "(leave out --sampling-steps)")
         return replace(super().resolve(replace(settings, temperature=None)), temperature=t)
 
     def _temperature(self, settings: SamplerSettings | None) -> float:
@@ -387,13 +428,49 @@ class ChromaBridgeProcess(BridgeProcess):
     def colour(self, logits: Tensor, cond: Tensor, temperature: float | None = None) -> Tensor:
         """RGB clean estimate (B,3,H,W): ``cond``'s luma with the logits' annealed-mean chroma."""
         chroma = self.grid.decode(logits, self.temperature if temperature is None else temperature)
+        return self._on_luma(chroma, cond)
+
+    def _on_luma(self, chroma: Tensor, cond: Tensor) -> Tensor:
+        """``cond``'s luma with ``chroma`` upsampled to its size: bilinearly, or with ``guide_radius`` > 0
+        guided by the luma's edges (:func:`~palette_cli.chroma.joint_bilateral_upsample`), as RGB."""
+        luma = rgb_to_ycc(cond.float())[0]
         if chroma.shape[-2:] != cond.shape[-2:]:
-            chroma = F.interpolate(chroma, size=cond.shape[-2:], mode="bilinear", align_corners=False)
-        return ycc_to_rgb(rgb_to_ycc(cond.float())[0], chroma).to(cond.dtype)
+            if self.guide_radius:
+                chroma = joint_bilateral_upsample(chroma, luma, radius=self.guide_radius)
+            else:
+                chroma = F.interpolate(chroma, size=cond.shape[-2:], mode="bilinear", align_corners=False)
+        return ycc_to_rgb(luma, chroma).to(cond.dtype)
 
     def denoiser(self, net, cond, settings: SamplerSettings | None = None):
         temperature = self._temperature(settings)
         return lambda x, t: self.colour(net(x, t, cond), cond, temperature)
+
+    def is_deterministic(self, settings):
+        return self.draw_strength == 0 and super().is_deterministic(settings)
+
+    def sample(self, net, cond, start, settings, generator, *, impose=None, on_step=None, samples_of_one=False):
+        """One step: the network's colour distribution at the start, decoded per sample. Each sample is a
+        annealed mean, except with ``samples_of_one``, where all but the first are spatially coherent draws
+        (:func:`~palette_cli.chroma.coherent_gumbel` noise on the logits, times ``draw_strength``, over a
+        ``draw_cells``² lattice). More steps (models trained at every t) run the bridge sampler instead."""
+        s = self.resolve(settings)
+        if s.steps > 1 or self.draw_strength == 0:
+            return super().sample(net, cond, start, settings, generator, impose=impose, on_step=on_step)
+        x = self.initial_state(cond, start, generator)
+        if impose is not None:
+            x = impose(x, 1.0)
+        logits = net(x, torch.ones(x.shape[0], device=x.device), cond).float()
+        noise = coherent_gumbel(tuple(logits.shape), generator, self.draw_cells, logits.device)
+        keep = torch.zeros(logits.shape[0], 1, 1, 1, device=logits.device)
+        if samples_of_one:
+            keep[1:] = 1
+        chroma = self.grid.decode(logits, self._temperature(settings), noise * keep * self.draw_strength)
+        out = self._on_luma(chroma, cond)
+        if impose is not None:
+            out = impose(out, 0.0)
+        if on_step is not None:
+            on_step(1, 1)
+        return out.clamp(-1, 1)
 
 
 @torch.no_grad()
@@ -433,6 +510,40 @@ def sample_bridge(denoiser: X0Denoiser, x: Tensor, start: Tensor, times: Tensor,
     return x
 
 
+def _whole(value: Any, name: str) -> int:
+    """An integer setting that a file or config may write as 4 or 4.0, never 4.5."""
+    number = float(value)
+    if not number.is_integer():
+        raise ValueError(f"chroma {name} must be a whole number, got {value!r}")
+    return int(number)
+
+DETAIL_SIZE = 8  # the blur (at the working resolution) that splits a fill's local means from its detail
+
+
+def sample_known(process: Process, net: NetFn, cond: Tensor, start: Tensor, settings: SamplerSettings,
+                 generator: torch.Generator, *, known: Tensor | None = None, mask: Tensor | None = None,
+                 on_step: StepCallback | None = None, samples_of_one: bool = False) -> Tensor:
+    """Sample with the known pixels (``mask`` 0) of ``known`` imposed after every step, and where the
+    process keeps its start's detail, give the unknown pixels of every fill (an example with known pixels)
+    the start's detail (what a ``DETAIL_SIZE``-pixel blur removes) on the sampled local means. The one
+    sampling path of the pipeline and of training validation, so that a validation grid shows what the
+    commands produce."""
+    from .windows import lock_low_frequencies
+
+    impose = None
+    if mask is not None:
+        def impose(y: Tensor, _level: float) -> Tensor:
+            return y * mask + known * (1 - mask)
+
+    out = process.sample(net, cond, start, settings, generator, impose=impose, on_step=on_step,
+                         samples_of_one=samples_of_one)
+    if mask is not None and process.keeps_start_detail(settings):
+        fills = (mask < 0.5).flatten(1).any(1).view(-1, 1, 1, 1)
+        kept = torch.where(mask.bool(), lock_low_frequencies(start, out, DETAIL_SIZE), out)
+        out = torch.where(fills, kept, out)
+    return out
+
+
 def process_from_metadata(extra: dict[str, Any], training: dict[str, Any] | None = None,
                           schedule: dict[str, Any] | None = None) -> Process:
     """The process a model file (or training config) describes; older files read as ε diffusion."""
@@ -449,7 +560,10 @@ def process_from_metadata(extra: dict[str, Any], training: dict[str, Any] | None
                                        bins=int(spec.get("chroma_bins", 17)),
                                        extent=float(spec.get("chroma_extent", 0.8)),
                                        temperature=float(spec.get("temperature", 0.38)),
-                                       rebalance=float(spec.get("rebalance", 0.0)))
+                                       rebalance=float(spec.get("rebalance", 0.0)),
+                                       draw_strength=float(spec.get("draw_strength", 1.0)),
+                                       draw_cells=_whole(spec.get("draw_cells", 4), "draw_cells"),
+                                       guide_radius=_whole(spec.get("guide_radius", 0), "guide_radius"))
         return BridgeProcess(sigma=float(spec.get("sigma", 0.1)), p_start=float(spec.get("p_start", 0.25)))
     if objective != "diffusion":
         raise ValueError(f"the model's objective {objective!r} is not one this version can sample")

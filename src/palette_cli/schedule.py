@@ -93,12 +93,6 @@ def x0_from_eps(y_t: Tensor, gamma: Tensor | float, eps: Tensor) -> Tensor:
     return (y_t - (1 - g).sqrt() * eps) / g.sqrt()
 
 
-def eps_from_x0(y_t: Tensor, gamma: Tensor | float, x0: Tensor) -> Tensor:
-    """Noise implied by a clean-image estimate (undefined at γ = 1)."""
-    g = _bcast(gamma, y_t)
-    return (y_t - g.sqrt() * x0) / (1 - g).sqrt()
-
-
 def inference_gammas(
     steps: int,
     spacing: str = "logsnr",
@@ -138,9 +132,3 @@ def v_target(y0: Tensor, gamma: Tensor | float, noise: Tensor) -> Tensor:
     """The v-prediction target ``√γ·noise − √(1−γ)·y0`` for ``y_t = q_sample(y0, γ, noise)``."""
     g = _bcast(gamma, y0)
     return g.sqrt() * noise - (1 - g).sqrt() * y0
-
-
-def v_to_eps(v: Tensor, y: Tensor, gamma: Tensor | float) -> Tensor:
-    """A v-prediction as the noise estimate the samplers take: ``ε = √(1−γ)·y_t + √γ·v``."""
-    g = _bcast(gamma, y)
-    return (1 - g).sqrt() * y + g.sqrt() * v

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .options import (AllowHuge, Anneal, BatchSize, DeviceOpt, Inputs, Model, NumSamples, Output, OutputExt,
+from .options import (AllowHuge, Force, Anneal, BatchSize, DeviceOpt, Inputs, Model, NumSamples, Output, OutputExt,
                       PrecisionOpt, Quiet, Recursive, Resolution, Sampler, SamplingSteps, Seed, Shard, SpacingOpt,
                       Overwrite, RunOptions)
 from .runner import run_batch
@@ -13,7 +13,7 @@ def colorize(inputs: Inputs, output: Output = None, ext: OutputExt = None, model
              anneal: Anneal = None, seed: Seed = None, num_samples: NumSamples = 1, device: DeviceOpt = "auto",
              precision: PrecisionOpt = "auto", batch_size: BatchSize = 4, overwrite: Overwrite = False,
              quiet: Quiet = False, recursive: Recursive = False, allow_huge: AllowHuge = False,
-             resolution: Resolution = None, shard: Shard = None) -> None:
+             resolution: Resolution = None, shard: Shard = None, force: Force = False) -> None:
     """Colorize photos. Colour inputs are made gray first; the output keeps the input's luminance exactly."""
     opts = RunOptions.from_cli(**{k: v for k, v in locals().items() if k != "inputs"})
 

@@ -15,6 +15,7 @@ from .options import (
     Anneal,
     BatchSize,
     DeviceOpt,
+    Force,
     PrecisionOpt,
     Quiet,
     Sampler,
@@ -33,6 +34,8 @@ MaskMode = Enum("MaskMode", {n: n for n in EVAL_MASK_MODES}, type=str)
 
 class FeatureNetChoice(str, Enum):
     effnet_lite0 = "effnet-lite0"
+    effnet_lite2 = "effnet-lite2"
+    effnets = "effnets"
     standard = "standard"
     all = "all"
 
@@ -52,7 +55,8 @@ _WEIGHTS_HELP = "Local file or hf:USER/REPO/FILE (@REV optional)."
 def eval_(
     task: Annotated[EvalTaskName, typer.Option(help="Task to evaluate.")] = EvalTaskName.colorize,
     references: Annotated[Optional[list[str]], typer.Option(
-        metavar="FOLDER|LIST|IMAGE", help="Reference photos: a folder, an image list file or one image (repeatable).", show_default=False)]
+        metavar="FOLDER|LIST|IMAGE", help="Reference photos: a folder, an image list file or one image (repeatable).",
+        show_default=False)]
     = None,
     out: Annotated[Optional[Path], typer.Option(
         metavar="FOLDER", parser=nonempty_path,
@@ -77,28 +81,38 @@ def eval_(
     direction: Annotated[Direction, typer.Option(help="Side that uncropping generates (paper: right).")]
     = Direction.right,
     feature_net: Annotated[FeatureNetChoice, typer.Option(
-        help="effnet-lite0: offline, not comparable to published numbers; standard: the paper's networks "
-             "from the weights below; all: both.")] = FeatureNetChoice.effnet_lite0,
-    inception_v3: Annotated[Weights, typer.Option(metavar="FILE", help=f"FID Inception-v3 weights (FID, KID, IS). {_WEIGHTS_HELP}")]
+        help="effnet-lite0: offline, not comparable to published numbers; effnet-lite2: a second offline "
+             "judge that no shipped model contains; effnets: both; standard: the paper's networks from the "
+             "weights below; all: effnet-lite0 and standard.")] = FeatureNetChoice.effnet_lite0,
+    inception_v3: Annotated[Weights, typer.Option(
+        metavar="FILE", help=f"FID Inception-v3 weights (FID, KID, IS). {_WEIGHTS_HELP}")]
     = None,
-    inception_v1: Annotated[Weights, typer.Option(metavar="FILE", help=f"Inception-v1 weights (perceptual distance). {_WEIGHTS_HELP}")]
+    inception_v1: Annotated[Weights, typer.Option(
+        metavar="FILE", help=f"Inception-v1 weights (perceptual distance). {_WEIGHTS_HELP}")]
     = None,
-    resnet50: Annotated[Weights, typer.Option(metavar="FILE", help=f"ResNet-50 weights (classification accuracy). {_WEIGHTS_HELP}")]
+    resnet50: Annotated[Weights, typer.Option(
+        metavar="FILE", help=f"ResNet-50 weights (classification accuracy). {_WEIGHTS_HELP}")]
     = None,
-    lpips: Annotated[Weights, typer.Option(metavar="FILE", help=f"LPIPS v0.1 linear layers (diversity). {_WEIGHTS_HELP}")] = None,
-    lpips_backbone: Annotated[Weights, typer.Option(metavar="FILE", help=f"LPIPS backbone weights (torchvision). {_WEIGHTS_HELP}")]
+    lpips: Annotated[Weights, typer.Option(
+        metavar="FILE", help=f"LPIPS v0.1 linear layers (diversity). {_WEIGHTS_HELP}")] = None,
+    lpips_backbone: Annotated[Weights, typer.Option(
+        metavar="FILE", help=f"LPIPS backbone weights (torchvision). {_WEIGHTS_HELP}")]
     = None,
     lpips_net: Annotated[LpipsNet, typer.Option(help="LPIPS backbone kind.")] = LpipsNet.alex,
     labels: Annotated[Optional[Path], typer.Option(
-        metavar="FILE", help="JSON {reference name: ImageNet class}: classification accuracy instead of agreement.")] = None,
+        metavar="FILE",
+        help="JSON {reference name: ImageNet class}: classification accuracy instead of agreement.")] = None,
     method: Annotated[Optional[list[MethodName]], typer.Option(
-        metavar="|".join(EVAL_METHODS), help="Method to evaluate on the same inputs (repeatable): model (each --model), identity (the degraded "
-             "input), telea / ns (OpenCV inpainting: inpaint, uncrop), nlmeans (OpenCV denoising: jpeg), mirror "
-             "(uncrop). Several give one table with a row per method and grid.png. Default: model.",
+        metavar="|".join(EVAL_METHODS),
+        help="Method to evaluate on the same inputs (repeatable): model (each --model; none given: the task's "
+             "default model), identity (the degraded input), telea / ns (OpenCV inpainting: inpaint, uncrop), "
+             "nlmeans (OpenCV denoising: jpeg), mirror (uncrop). Several give one table with a row per method and "
+             "grid.png. Default: model.",
         show_default=False)] = None,
     model: Annotated[Optional[list[str]], typer.Option(
-        "--model", "-m", metavar="NAME|FILE|USER/REPO", help="Shipped model name, a local .safetensors file, or a Hugging Face repo "
-                              "USER/REPO[@REV]; repeatable (each is a row of --method model).",
+        "--model", "-m", metavar="NAME|FILE|USER/REPO",
+        help="Shipped model name, a local .safetensors file, or a Hugging Face repo "
+             "USER/REPO[@REV]; repeatable (each is a row of --method model).",
         show_default=False)] = None,
     grid_photos: Annotated[int, typer.Option(
         metavar="N", callback=in_range(0), help="Photos (rows) in the comparison's grid.png.")] = 8,
@@ -113,7 +127,7 @@ def eval_(
     overwrite: Annotated[bool, typer.Option(
         "--overwrite", help="Regenerate outputs that exist (default: keep them, finishing an interrupted run).")]
     = False,
-    quiet: Quiet = False,
+    quiet: Quiet = False, force: Force = False,
 ) -> None:
     """Evaluate a model with the paper's protocol: build degraded inputs from reference photos, generate,
     and write FID/KID/IS/accuracy/perceptual distance/PSNR/SSIM/diversity to metrics.json and metrics.md.
@@ -148,14 +162,14 @@ def eval_(
         common = dict(n_images=n_images, samples_per_image=samples_per_image, feature_net=value(feature_net),
                       standard=standard, labels=labels, device=value(device), threads=threads,
                       log=lambda msg: console.print(msg, markup=False))
-        rows = plan_methods(kinds, model or [])
+        rows = plan_methods(kinds, model or [], spec.name)
         if outputs is not None:
             result = evaluate(None, spec, references, out or outputs, outputs=outputs, **common)
         else:
             generation = dict(size=size, settings=settings, seed=seed, precision=value(precision),
-                              batch_size=batch_size, overwrite=overwrite)
+                              batch_size=batch_size, overwrite=overwrite, force=force)
             with _Progress(console, quiet) as (on_step, on_image):
-                if is_comparison(rows):
+                if is_comparison(rows, out):
                     common.pop("samples_per_image")
                     result = compare(rows, spec, references, out, samples_per_image=samples_per_image,
                                      grid_photos=grid_photos, on_step=on_step, on_image=on_image,

@@ -29,6 +29,10 @@ def export(
         "--anneal", metavar="T", callback=in_range(*ANNEAL_RANGE),
         help="Chroma-bin colorizers: the annealed-mean temperature the file records as its default, "
              "0.01 to 10.")] = None,
+    decode: Annotated[Optional[list[str]], typer.Option(
+        "--decode", metavar="KEY=VALUE",
+        help="Chroma-bin colorizers: a decoding default the file records (draw_strength, draw_cells, "
+             "guide_radius), e.g. --decode draw_strength=0.5 (repeatable).")] = None,
 ) -> None:
     """Export the EMA weights with their network config, schedule, tasks and training facts."""
     from ..checkpoint import read_info
@@ -38,6 +42,15 @@ def export(
 
     if out.suffix != ".safetensors":
         raise fail(f"{out}: the output must be a .safetensors file")
+    decoding: dict[str, float] = {}
+    for item in decode or []:
+        key, sep, value = item.partition("=")
+        try:
+            decoding[key.strip()] = float(value)
+        except ValueError:
+            raise fail(f"--decode {item!r}: expected KEY=NUMBER") from None
+        if not sep:
+            raise fail(f"--decode {item!r}: expected KEY=NUMBER")
     try:
         kind = path_kind(source)
     except ImageInputError as e:
@@ -49,7 +62,7 @@ def export(
     if problem:
         raise fail(f"{out}: {problem}")
     try:
-        path = export_checkpoint(source, out, dtype=dtype.value, temperature=anneal)
+        path = export_checkpoint(source, out, dtype=dtype.value, temperature=anneal, decoding=decoding)
     except (ConfigError, ValueError, OutputError) as e:
         raise fail(str(e))
     info = read_info(path)

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .options import (AllowHuge, BatchSize, DeviceOpt, Inputs, Model, NumSamples, Output, OutputExt, PrecisionOpt,
+from .options import (AllowHuge, Force, BatchSize, DeviceOpt, Inputs, Model, NumSamples, Output, OutputExt, PrecisionOpt,
                       Quiet, Recursive, Resolution, Sampler, SamplingSteps, Seed, Shard, SpacingOpt, Overwrite,
                       RunOptions)
 from .runner import fail, run_batch
@@ -62,7 +62,7 @@ def inpaint(inputs: Inputs,
             num_samples: NumSamples = 1, device: DeviceOpt = "auto", precision: PrecisionOpt = "auto",
             batch_size: BatchSize = 4, overwrite: Overwrite = False, quiet: Quiet = False,
             recursive: Recursive = False, allow_huge: AllowHuge = False, resolution: Resolution = None,
-            shard: Shard = None) -> None:
+            shard: Shard = None, force: Force = False) -> None:
     """Inpaint photos: only the masked pixels change; every other pixel stays identical."""
     opts = RunOptions.from_cli(**{k: v for k, v in locals().items()
                                   if k not in ("inputs", "mask", "box", "resize_mask")})

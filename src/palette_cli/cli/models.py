@@ -1,4 +1,4 @@
-"""`palette models`: list shipped and cached models, or show one model's config."""
+"""`palette models`: list the models (shipped, cached from the Hub, classical), or show one model's config."""
 
 from __future__ import annotations
 
@@ -16,14 +16,23 @@ COLUMNS = ("name", "tasks", "resolution", "size", "source")
 def models(model: Annotated[Optional[str], typer.Argument(
         help="A model name, file or Hub repo to describe (default: list all).", metavar="MODEL",
         show_default=False)] = None) -> None:
-    """List shipped models and Hub models in the local cache, or print a model's config as JSON."""
+    """List shipped models (each command's default marked), Hub models in the local cache and the classical
+    methods of palette eval, or print a model's config as JSON."""
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
+    from ..baselines import BASELINES
     from ..checkpoint import CheckpointError, file_hash, read_info
-    from ..hub import DEFAULT_MODEL, TASK_MODELS, ModelNotFoundError, resolve_model, shipped_models
+    from ..defaults import COMMAND_TASKS
+    from ..hub import ModelNotFoundError, default_model, resolve_model, shipped_models
 
+    if model in BASELINES:
+        method = BASELINES[model]
+        doc = {"model": model, "classical": True, "tasks": list(method.tasks), "description": method.description,
+               "parameters": dict(method.parameters)}
+        typer.echo(json.dumps(doc, indent=2, sort_keys=True))
+        return
     if model is not None:
         try:
             path, model_id = resolve_model(model)
@@ -33,14 +42,17 @@ def models(model: Annotated[Optional[str], typer.Argument(
         doc = {"model": model_id, "file": str(path), "sha256_12": file_hash(path), **info.to_metadata()}
         typer.echo(json.dumps(doc, indent=2, sort_keys=True))
         return
+    shipped = shipped_models()
+    defaults = {command: default_model(command, shipped) for command in COMMAND_TASKS}
     rows = []
-    for name, path in shipped_models().items():
-        defaults = sorted({t for t, m in TASK_MODELS.items() if m == name and t != "jpeg"})
-        label = name + (" (default)" if name == DEFAULT_MODEL else f" (default for {', '.join(defaults)})"
-                        if defaults else "")
+    for name, path in shipped.items():
+        commands = [command for command, default in defaults.items() if default == name]
+        label = name + (f" (default for {', '.join(commands)})" if commands else "")
         rows.append((label, *_describe(path, read_info, CheckpointError), "shipped"))
     for repo, filename, path in _cached_hub_models():
         rows.append((f"hf:{repo}/{filename}", *_describe(path, read_info, CheckpointError), "Hugging Face cache"))
+    for name, method in BASELINES.items():
+        rows.append((name, ", ".join(method.tasks), "any", "", "classical (palette eval --method)"))
     console = Console()
     # Names are never cut: piped output is as wide as its longest row, a narrow terminal wraps them.
     needed = sum(max(len(col), *(len(r[k]) for r in rows)) + 3 for k, col in enumerate(COLUMNS)) + 1 if rows else 0

@@ -110,6 +110,8 @@ Shard = Annotated[Optional[str], typer.Option(
     "--shard", metavar="K/N", help=(
         "Do only shard K of N (0/N … N-1/N) of the inputs, split by pixel count: for job arrays. "
         "Under torchrun the ranks split the work without it."), show_default=False)]
+Force = Annotated[bool, typer.Option("--force", help=(
+    "Run a model on a task it was not trained for (a model that cannot run the task is refused all the same)."))]
 MAX_RESOLUTION = 4096
 Resolution = Annotated[Optional[int], typer.Option(
     metavar="PIXELS", callback=in_range(1, MAX_RESOLUTION),
@@ -139,6 +141,7 @@ class RunOptions:
     allow_huge: bool = False
     resolution: int | None = None
     shard: str | None = None
+    force: bool = False
 
     task_options: dict[str, str] = field(default_factory=dict)  # what the command's own options ask for
 

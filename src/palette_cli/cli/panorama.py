@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from .help import in_range
-from .options import (AllowHuge, BatchSize, DeviceOpt, Inputs, Model, NumSamples, Output, OutputExt, PrecisionOpt,
+from .options import (AllowHuge, Force, BatchSize, DeviceOpt, Inputs, Model, NumSamples, Output, OutputExt, PrecisionOpt,
                       Quiet, Recursive, Resolution, Sampler, SamplingSteps, Seed, Shard, SpacingOpt, Overwrite,
                       RunOptions)
 from .runner import run_batch
@@ -33,7 +33,7 @@ def panorama(inputs: Inputs,
              num_samples: NumSamples = 1, device: DeviceOpt = "auto", precision: PrecisionOpt = "auto",
              batch_size: BatchSize = 4, overwrite: Overwrite = False, quiet: Quiet = False,
              recursive: Recursive = False, allow_huge: AllowHuge = False, resolution: Resolution = None,
-             shard: Shard = None) -> None:
+             shard: Shard = None, force: Force = False) -> None:
     """Make panoramas: a 256×256 photo with --steps 8 on both sides becomes 256×2304, as in the paper."""
     opts = RunOptions.from_cli(**{k: v for k, v in locals().items()
                                   if k not in ("inputs", "steps", "direction", "frames")})

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from .help import in_range
-from .options import (AllowHuge, BatchSize, DeviceOpt, Inputs, Model, NumSamples, Output, OutputExt, PrecisionOpt,
+from .options import (AllowHuge, Force, BatchSize, DeviceOpt, Inputs, Model, NumSamples, Output, OutputExt, PrecisionOpt,
                       Quiet, Recursive, Resolution, Sampler, SamplingSteps, Seed, Shard, SpacingOpt, Overwrite,
                       RunOptions)
 from .runner import run_batch
@@ -20,7 +20,7 @@ def restore(inputs: Inputs, output: Output = None, ext: OutputExt = None, model:
             seed: Seed = None, num_samples: NumSamples = 1, device: DeviceOpt = "auto",
             precision: PrecisionOpt = "auto", batch_size: BatchSize = 4, overwrite: Overwrite = False,
             quiet: Quiet = False, recursive: Recursive = False, allow_huge: AllowHuge = False,
-            resolution: Resolution = None, shard: Shard = None,
+            resolution: Resolution = None, shard: Shard = None, force: Force = False,
             tile: Annotated[Optional[int], typer.Option(
                 metavar="PIXELS", callback=in_range(16),
                 help=f"Tile size in pixels, at least 16 (default {DEFAULT_TILE}).")] = None,

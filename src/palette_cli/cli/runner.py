@@ -79,17 +79,15 @@ def plan_jobs(inputs: list[str], opts: RunOptions, suffix: str, speak: bool = Tr
     return jobs
 
 
-def load_pipeline(opts: RunOptions, task: str | None = None):
-    """Resolve ``--model`` (default: ``task``'s) and build the pipeline; user-facing failures become one line."""
-    from ..checkpoint import CheckpointError
-    from ..hub import ModelNotFoundError, resolve_model
-    from ..pipeline import Pipeline
+def load_pipeline(opts: RunOptions, task: str):
+    """The model of ``--model`` (default: ``task``'s), refused in one line before it is loaded when it may not
+    run ``task``; user-facing failures become one line."""
+    from ..models import open_model
 
     try:
-        path, model_id = resolve_model(opts.model, task)
-        return Pipeline.from_file(path, device=opts.device, precision=opts.precision, model_id=model_id,
-                                  resolution=opts.resolution, batch_size=opts.batch_size)
-    except (ModelNotFoundError, CheckpointError, ValueError) as e:
+        return open_model(opts.model, task, force=opts.force, classical=False, device=opts.device,
+                          precision=opts.precision, resolution=opts.resolution, batch_size=opts.batch_size)
+    except ValueError as e:  # unknown or unreadable models, refused tasks, bad settings: all one line
         raise fail(str(e))
 
 
@@ -99,7 +97,8 @@ def sampler_settings(opts: RunOptions):
     return SamplerSettings(opts.sampler, opts.sampling_steps, opts.spacing, temperature=opts.anneal)
 
 
-Process = Callable[..., list]
+#: What a command does with one loaded image: ``(pipe, image, settings, generator, on_step, extra) -> images``.
+PerImage = Callable[..., list]
 #: ``check(job, (width, height))``: refuse a file's own settings (a box off the image, a mask of another size,
 #: a result too large) from its header's size, before the model loads; raises ImageInputError or ValueError.
 Check = Callable[[Job, tuple[int, int]], object]
@@ -124,7 +123,7 @@ def describe_failure(source: Path, error: BaseException) -> str:
     return f"{display_name(source)}: {text}"
 
 
-def run_batch(task: str, inputs: list[str], opts: RunOptions, suffix: str, process: Process,
+def run_batch(task: str, inputs: list[str], opts: RunOptions, suffix: str, process: PerImage,
               prepare: Callable[[Job, tuple[int, int]], object] | None = None, check: Check | None = None) -> None:
     """Run ``process(pipe, image, settings, generator, on_step, extra)`` for every input and save results.
 
@@ -208,7 +207,7 @@ class Tally:
 INFERENCE_TIMEOUT = timedelta(days=7)  # how long a rank that is done waits for the slowest one
 
 
-def _run_batch(task: str, inputs: list[str], opts: RunOptions, suffix: str, process: Process,
+def _run_batch(task: str, inputs: list[str], opts: RunOptions, suffix: str, process: PerImage,
                prepare: Callable[[Job, tuple[int, int]], object] | None, check: Check | None) -> None:
     from ..distributed import (broadcast_object, close, dist_from_env, gather_objects, init_distributed,
                                split_cpu_threads)
@@ -255,7 +254,7 @@ def _run_batch(task: str, inputs: list[str], opts: RunOptions, suffix: str, proc
         _report(tallies, share, seed, console)
 
 
-def _run_share(task: str, jobs: list[Job], opts: RunOptions, process: Process, prepare, check: Check | None,
+def _run_share(task: str, jobs: list[Job], opts: RunOptions, process: PerImage, prepare, check: Check | None,
                seed: int, console: Console, tell_skipped: bool) -> Tally:
     """Run this process's jobs: skip finished outputs, check where outputs go and each file's settings,
     claim, sample, write."""
@@ -295,6 +294,9 @@ def _run_share(task: str, jobs: list[Job], opts: RunOptions, process: Process, p
             settings = pipe.process.resolve(sampler_settings(opts))
         except ValueError as e:
             raise fail(str(e))
+        if opts.num_samples > 1 and pipe.process.is_deterministic(settings):
+            raise fail(f"-n {opts.num_samples}: with these settings this model's sampler adds no randomness, so the "
+                       "samples would be copies of one result; use -n 1, or more --sampling-steps for varied samples")
         with BatchProgress(console, len(todo), opts.quiet) as progress:
             for job in todo:
                 progress.start(display_name(job.rel))
@@ -398,7 +400,7 @@ def _report(tallies: list[Tally], share: Share, seed: int, console: Console) -> 
         raise fail(f"{len(failures)} of {total} input(s){where} failed: " + ", ".join(name for name, _ in failures))
 
 
-def _run_job(job: Job, task: str, opts: RunOptions, pipe, settings, seed: int, process: Process, prepare,
+def _run_job(job: Job, task: str, opts: RunOptions, pipe, settings, seed: int, process: PerImage, prepare,
              on_step) -> None:
     """One input, its output claimed: clear leftovers, load, check room on disk, sample, write."""
     import torch

@@ -13,6 +13,7 @@ from .options import (
     AllowHuge,
     BatchSize,
     DeviceOpt,
+    Force,
     Inputs,
     Model,
     NumSamples,
@@ -81,7 +82,7 @@ def uncrop(inputs: Inputs,
            num_samples: NumSamples = 1, device: DeviceOpt = "auto", precision: PrecisionOpt = "auto",
            batch_size: BatchSize = 4, overwrite: Overwrite = False, quiet: Quiet = False,
            recursive: Recursive = False, allow_huge: AllowHuge = False, resolution: Resolution = None,
-           shard: Shard = None) -> None:
+           shard: Shard = None, force: Force = False) -> None:
     """Uncrop photos: grow the canvas; the original pixels stay identical. Long extensions take several passes."""
     opts = RunOptions.from_cli(**{k: v for k, v in locals().items() if k not in ("inputs", "direction", "amount")})
     value = parse_amount(amount)

@@ -151,14 +151,6 @@ def save_eval_input(run_dir: Path, example: EvalInput) -> None:
         save_image_atomic(_mask_image(example.mask), run_dir / MASKS_DIR / f"{example.name}.png", overwrite=True)
 
 
-def _run(pipe: Any, example: EvalInput, task: EvalTask, settings: Any, generator: torch.Generator,
-         samples: int, on_step: StepProgress | None) -> list[Image.Image]:
-    """The task's own inference recipe on one evaluation input (it sees only the degraded input)."""
-    from ..tasks import TASKS
-
-    return TASKS[task.name].infer(pipe, example.input, example.mask, settings, generator, samples, on_step)
-
-
 class _Threads:
     """CPU threads while working: a fixed count, or (None) the training loop's governor, which drops to
     fewer threads while other processes keep cores busy. Restores the previous count on exit."""
@@ -189,21 +181,33 @@ class _Threads:
             torch.set_num_threads(self.before)
 
 
-def _load_pipeline(model: Any, size: int, device: str, precision: str, batch_size: int,
-                   task: str | None = None) -> Any:
-    from ..checkpoint import CheckpointError
-    from ..hub import ModelNotFoundError, resolve_model
-    from ..pipeline import Pipeline
+def load_method(model: Any, task: str, size: int, *, device: str = "auto", precision: str = "auto",
+                batch_size: int = 4, force: bool = False) -> Any:
+    """The model that makes an evaluation's outputs: ``model`` is a name of the model registry — a neural model
+    (shipped name, file, Hub repo; None: the task's default) or a classical method — or a model object already
+    loaded (a :class:`~palette_cli.pipeline.Pipeline` working at ``size``). A refusal is one line
+    (:class:`EvaluationError`)."""
+    from ..models import open_model
 
-    if isinstance(model, Pipeline):
-        if model.resolution != size:
+    if model is not None and not isinstance(model, (str, Path)):
+        if getattr(model, "resolution", size) != size:
             raise EvaluationError(f"the pipeline works at {model.resolution} px but the evaluation size is {size}")
         return model
     try:
-        path, model_id = resolve_model(None if model is None else str(model), task)
-        return Pipeline.from_file(path, device=device, precision=precision, model_id=model_id, resolution=size,
-                                  batch_size=batch_size)
-    except (ModelNotFoundError, CheckpointError, ValueError) as e:
+        return open_model(None if model is None else str(model), task, force=force, device=device,
+                          precision=precision, resolution=size, batch_size=batch_size)
+    except ValueError as e:  # unknown or unreadable models, refused tasks, missing OpenCV: all one line
+        raise EvaluationError(str(e)) from None
+
+
+def check_method(model: str | None, task: str, force: bool = False) -> None:
+    """Refuse now, as a one-line :class:`EvaluationError`, a model that may not run ``task`` (reads no more
+    than a model file's header), so that a comparison fails before any method has written a file."""
+    from ..models import check_model
+
+    try:
+        check_model(model, task, force=force)
+    except ValueError as e:
         raise EvaluationError(str(e)) from None
 
 
@@ -229,11 +233,14 @@ def generate_outputs(model: Any, task: str | EvalTask, references: References, o
                      settings: Any = None, seed: int = 0, device: str = "auto", precision: str = "auto",
                      batch_size: int = 4, threads: int | None = None, overwrite: bool = False,
                      on_step: StepProgress | None = None, on_image: ImageProgress | None = None,
-                     method_dir: PathSpec | None = None, log: Log | None = print) -> dict[str, Any]:
-    """Build the paper's evaluation inputs, run the pipeline on them and write every file of a run folder.
+                     method_dir: PathSpec | None = None, force: bool = False,
+                     log: Log | None = print) -> dict[str, Any]:
+    """Build the paper's evaluation inputs, run the model on them and write every file of a run folder.
 
-    ``model``: a model spec (shipped name, file, Hub repo) or a :class:`~palette_cli.pipeline.Pipeline`
-    working at ``size``. Inputs depend on (seed, photo index) only; sample ``k`` of photo ``i`` uses a
+    ``model``: a name of the model registry (a neural model: shipped name, file, Hub repo, None for the
+    task's default; or a classical method) or a loaded model (:func:`load_method`); ``force`` runs a model on
+    a task it was not trained for. A deterministic model (a classical method) makes one sample per input.
+    Inputs depend on (seed, photo index) only; sample ``k`` of photo ``i`` uses a
     generator seeded from (seed, i) too, so outputs do not depend on which other photos are evaluated.
     Outputs that exist already are kept (a re-run finishes an interrupted one) unless ``overwrite``.
     ``method_dir`` (default ``out_dir``) takes ``outputs/`` and ``generation.json`` where several methods
@@ -252,13 +259,17 @@ def generate_outputs(model: Any, task: str | EvalTask, references: References, o
     run_dir = Path(out_dir)
     paths = select_references(references, n_images)
     names = eval_names(paths)
-    pipe = _load_pipeline(model, size, device, precision, batch_size, spec.name)
+    pipe = load_method(model, spec.name, size, device=device, precision=precision, batch_size=batch_size,
+                       force=force)
     if size % pipe.divisor:
         raise EvaluationError(f"size {size} must be a multiple of {pipe.divisor} for this model")
-    record_settings = {**spec.describe(), "model": pipe.model_id, "model_hash": pipe.model_hash, "size": size,
-                       "samples_per_image": samples_per_image, "seed": seed, "precision": pipe.precision,
-                       **pipe.describe_sampling(settings), "n_images": len(paths), "batch_size": pipe.batch_size,
-                       "device": str(pipe.device), "threads": threads}
+    samples_per_image = 1 if pipe.deterministic else samples_per_image
+    try:
+        described = pipe.record(settings)
+    except ValueError as e:  # sampler settings the model does not take
+        raise EvaluationError(str(e)) from None
+    record_settings = {**spec.describe(), **described, "size": size, "samples_per_image": samples_per_image,
+                       "seed": seed, "n_images": len(paths), "threads": threads}
     own = Path(method_dir) if method_dir is not None else run_dir
     check_previous(own, record_settings, overwrite)
     make_run_folders(run_dir, spec)
@@ -286,7 +297,9 @@ def generate_outputs(model: Any, task: str | EvalTask, references: References, o
                         on_step(done, total)
 
                 generator = torch.Generator().manual_seed(item_seed(seed, i, 1))
-                results = _run(pipe, example, spec, settings, generator, samples_per_image, step)
+                # the model sees only the degraded input (and the mask), never the reference
+                results = pipe.infer(spec.name, example.input, example.mask, settings, generator,
+                                     samples_per_image, step)
                 for out, result in zip(outs, results):
                     save_image_atomic(result, out, metadata={**meta, "source": path.name}, overwrite=True)
                 gen_seconds += time.perf_counter() - t0
@@ -296,6 +309,7 @@ def generate_outputs(model: Any, task: str | EvalTask, references: References, o
     model_calls = pipe.model_calls(settings)
     record = {
         "settings": record_settings,
+        "description": pipe.summary(settings),
         "images": {"total": len(paths), "generated": generated, "kept_from_before": skipped,
                    "names": dict(zip(names, (str(p) for p in paths)))},
         "model_calls_per_sample": model_calls,
@@ -350,7 +364,7 @@ def evaluate(model: Any, task: str | EvalTask, references: References, out_dir: 
     refs = [str(run_dir / REFERENCES_DIR / f"{name}.png") for name in record["images"]["names"]]
     t0 = time.perf_counter()
     with _Threads(threads, score_device):
-        result = score_outputs(own / OUTPUTS_DIR, refs, samples_per_image=samples_per_image,
+        result = score_outputs(own / OUTPUTS_DIR, refs, samples_per_image=record["settings"]["samples_per_image"],
                                **{**score_kw, "out_dir": own})
     scoring = time.perf_counter() - t0
     result["generation"] = record

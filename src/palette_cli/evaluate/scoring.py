@@ -36,13 +36,17 @@ from ..metrics.distribution import frechet_distance_from_features, inception_sco
 from ..metrics.diversity import consecutive_distances, ms_ssim_to_first
 from ..metrics.features import extract_features, load_feature_net, load_lpips
 from ..metrics.networks.base import FeatureNet
-from ..metrics.networks.effnet_lite import EfficientNetLite0
+from ..metrics.networks.effnet_lite import EfficientNetLite
 from ..metrics.networks.lpips import LPIPS
 from ..metrics.perceptual import lpips_from_features, perceptual_distance
-from ..metrics.pixel import colourfulness, mean_colour_error, ms_ssim, ms_ssim_scales, psnr, ssim
+from ..metrics.pixel import ab_error, ab_spread, colourfulness, mean_colour_error, ms_ssim, ms_ssim_scales, psnr, ssim
 from .pairs import EvaluationError, Pair, PathSpec, References, load_pair, pair_outputs, read_labels, reference_specs
 
-FEATURE_NET_CHOICES = ("effnet-lite0", "standard", "all")
+FEATURE_NET_CHOICES = ("effnet-lite0", "effnet-lite2", "effnets", "standard", "all")
+#: The offline EfficientNet-Lite judges of each choice: Lite0 is the default; Lite2, wider and deeper, is a
+#: second judge that no shipped model contains ("effnets": both).
+_EFFNET_KINDS = {"effnet-lite0": ("effnet-lite0",), "effnet-lite2": ("effnet-lite2",),
+                 "effnets": ("effnet-lite0", "effnet-lite2"), "all": ("effnet-lite0",)}
 METRICS_JSON = "metrics.json"
 METRICS_MD = "metrics.md"
 NOT_COMPARABLE = "not comparable to published FID/IS/CA numbers (EfficientNet-Lite0 features)"
@@ -94,16 +98,18 @@ class _NetRun:
 
 @dataclass
 class _Networks:
-    effnet: EfficientNetLite0 | None = None
+    effnet: EfficientNetLite | None = None
     runs: dict[str, _NetRun] = field(default_factory=dict)
     lpips: LPIPS | None = None
 
 
 def _load_networks(feature_net: str, standard: StandardWeights, device: str) -> _Networks:
     nets = _Networks()
-    if feature_net in ("effnet-lite0", "all"):
-        nets.effnet = cast(EfficientNetLite0, load_feature_net("effnet-lite0", device=device))
-        nets.runs["effnet_lite0"] = _NetRun(nets.effnet)
+    for kind in _EFFNET_KINDS.get(feature_net, ()):
+        net = cast(EfficientNetLite, load_feature_net(kind, device=device))
+        nets.runs[net.name] = _NetRun(net)
+        if nets.effnet is None:
+            nets.effnet = net
     if feature_net in ("standard", "all"):
         for kind, weights in (("inception-v3", standard.inception_v3), ("inception-v1", standard.inception_v1),
                               ("resnet50", standard.resnet50)):
@@ -115,7 +121,7 @@ def _load_networks(feature_net: str, standard: StandardWeights, device: str) -> 
     return nets
 
 
-def _effnet_consecutive(net: EfficientNetLite0, groups: list[Tensor], device: str) -> list[float]:
+def _effnet_consecutive(net: EfficientNetLite, groups: list[Tensor], device: str) -> list[float]:
     """Uncalibrated LPIPS-style distances between consecutive samples of each group, in one forward pass."""
     taps = net.taps(torch.cat([net.preprocess(g.to(device)) for g in groups]))
     first, second, start = [], [], 0
@@ -133,7 +139,7 @@ class _Collected:
 
     pixel: dict[str, list[float]] = field(default_factory=lambda: {
         "psnr": [], "ssim": [], "ms_ssim": [], "colour_error": [], "colourfulness": [],
-        "colourfulness_references": []})
+        "colourfulness_references": [], "ab_error": []})
     diversity: dict[str, list[float]] = field(default_factory=dict)
     sizes: set[tuple[int, int]] = field(default_factory=set)
     scales: set[int] = field(default_factory=set)
@@ -166,6 +172,7 @@ def _collect(pairs: list[Pair], nets: _Networks, batch_size: int, device: str, s
             if x.shape[1] == 3:
                 got.pixel["colourfulness"].append(float(colourfulness(x)))
                 got.pixel["colourfulness_references"].append(float(colourfulness(y)))
+                got.pixel["ab_error"].append(float(ab_error(x, y)))
         got.seconds["pixel_metrics"] += time.perf_counter() - t0
 
         for run in nets.runs.values():
@@ -177,6 +184,8 @@ def _collect(pairs: list[Pair], nets: _Networks, batch_size: int, device: str, s
             div = got.diversity
             for samples in several:
                 div.setdefault("diversity_ms_ssim", []).extend(ms_ssim_to_first((samples + 1) / 2).tolist())
+                if samples.shape[1] == 3:
+                    div.setdefault("diversity_ab", []).append(ab_spread((samples + 1) / 2))
             with torch.no_grad():
                 if nets.effnet is not None:
                     div.setdefault("diversity_lpips_effnet_lite0", []).extend(
@@ -233,6 +242,9 @@ def _pixel_scores(scores: _Scores, got: _Collected) -> None:
         scores.put("colourfulness", out_c, "Hasler–Süsstrunk colourfulness of the outputs (8-bit scale)", True)
         scores.put("colourfulness_ratio", out_c / ref_c if ref_c > 0 else float("nan"),
                    "outputs' mean colourfulness over the originals' (1 = as colourful)", True)
+        scores.put("ab_error", float(np.mean(got.pixel["ab_error"])),
+                   "mean per-pixel CIELAB a*b* distance of output and original colours (lower is better; a grey "
+                   "output scores the originals' mean chroma)", True)
     if not five_scales:
         scores.notes.append(f"MS-SSIM used {sorted(got.scales)} scale(s) instead of 5: the images are smaller than "
                             "176 px, so the weights of the used scales were renormalised; not comparable to "
@@ -249,7 +261,7 @@ def _network_scores(scores: _Scores, name: str, run: _NetRun, labels: np.ndarray
     n = len(ref_pooled)
     tag = "" if net.comparable else f"; {NOT_COMPARABLE}"
     put = scores.put
-    if name in ("inception_v3", "effnet_lite0"):
+    if name == "inception_v3" or name.startswith("effnet_"):
         if n >= 2:
             put(f"fid_{name}", frechet_distance_from_features(out_pooled, ref_pooled),
                 f"Fréchet distance of {net.title} pooled features, outputs vs originals (lower is better){tag}",
@@ -278,7 +290,7 @@ def _network_scores(scores: _Scores, name: str, run: _NetRun, labels: np.ndarray
             net.comparable, spread)
         score, spread = inception_score(softmax(ref_logits), splits)
         put(f"is_{name}_references", score, f"the same score for the original photos{tag}", net.comparable, spread)
-    if name in ("resnet50", "effnet_lite0"):
+    if name == "resnet50" or name.startswith("effnet_"):
         if labels is not None:
             put(f"ca_{name}", top1_accuracy(out_logits, labels),
                 f"top-1 accuracy of {net.title} on outputs against the labels (higher is better){tag}",
@@ -289,7 +301,7 @@ def _network_scores(scores: _Scores, name: str, run: _NetRun, labels: np.ndarray
             put(f"ca_{name}", top1_agreement(out_logits, ref_logits),
                 f"top-1 agreement of {net.title}: fraction of outputs given the class predicted for their original "
                 f"(higher is better; no labels given){tag}", net.comparable)
-    if name in ("inception_v1", "effnet_lite0"):
+    if name == "inception_v1" or name.startswith("effnet_"):
         put(f"pd_{name}", perceptual_distance(out_pooled, ref_pooled),
             f"perceptual distance: mean Euclidean distance between {net.title} pooled features of output and "
             f"original (lower is better){tag}", net.comparable)
@@ -302,6 +314,10 @@ def _diversity_scores(scores: _Scores, got: _Collected, nets: _Networks) -> None
         return
     scores.put("diversity_ms_ssim", float(np.mean(div["diversity_ms_ssim"])),
                "MS-SSIM of the first sample against each other sample (lower = more diverse)", got.scales == {5})
+    if div.get("diversity_ab"):
+        scores.put("diversity_ab", float(np.mean(div["diversity_ab"])),
+                   "mean pairwise CIELAB a*b* distance between the samples of one input (higher = more "
+                   "diverse colour)", True)
     if nets.effnet is not None:
         scores.put("diversity_lpips_effnet_lite0", float(np.mean(div["diversity_lpips_effnet_lite0"])),
                    "LPIPS-style distance between consecutive samples on EfficientNet-Lite0 layers with equal, "

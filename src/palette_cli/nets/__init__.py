@@ -1,5 +1,7 @@
-"""The ADM U-Net, its config and presets, and the fast-inference helper; knows nothing of diffusion."""
+"""Network architectures (the ADM U-Net; a U-Net decoder on a pretrained EfficientNet-Lite encoder), their
+configs and presets, and the fast-inference helper; knows nothing of diffusion."""
 
+from .effnet_unet import EffNetUNet, EffNetUNetConfig
 from .inference import PRECISIONS, cpu_has_fast_bf16, inference_mode, resolve_precision
 from .presets import PRESETS, preset
 from .unet import (
@@ -15,7 +17,7 @@ from .unet import (
 
 #: Network architectures by the name model files give them (``arch`` in the network config); files
 #: written before the name existed are U-Nets.
-ARCHITECTURES = {UNetConfig.arch: UNetConfig}
+ARCHITECTURES = {UNetConfig.arch: UNetConfig, EffNetUNetConfig.arch: EffNetUNetConfig}
 DEFAULT_ARCH = UNetConfig.arch
 
 
@@ -40,6 +42,8 @@ def build_network(config):
 __all__ = [
     "ARCHITECTURES",
     "DEFAULT_ARCH",
+    "EffNetUNet",
+    "EffNetUNetConfig",
     "build_network",
     "network_config",
     "ATTENTION_KINDS",

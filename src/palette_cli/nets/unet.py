@@ -1,7 +1,9 @@
 """The ADM ("guided-diffusion") U-Net with SR3-style concat conditioning on a source image.
 
-``UNet(config)(y_t, gamma, cond)`` predicts the noise ε in ``y_t``. ``cond`` (the source image) is
-concatenated before ``y_t`` on the channel axis, and the continuous noise level γ (= ᾱ, shape (B,))
+``UNet(config)(y_t, level, cond)`` maps a state and its level to an output whose meaning the model's
+process decides (:mod:`palette_cli.process`: the noise ε, v, the clean image, a bridge residual, or
+``num_classes`` colour logits per block). ``cond`` (the source image) is concatenated before ``y_t`` on
+the channel axis, and the continuous level (γ = ᾱ for diffusion, the time t for a bridge; shape (B,))
 enters every residual block through a scale-shift (FiLM) of its second normalisation.
 
 Layout (as in ADM): an input conv, then per resolution level ``num_res_blocks`` residual blocks
@@ -344,7 +346,8 @@ class DilatedConvBlock(nn.Module):
 # The network
 # --------------------------------------------------------------------------------------------
 class UNet(nn.Module):
-    """ε-prediction U-Net: ``forward(y_t, gamma, cond) -> eps`` with ``[cond, y_t]`` concatenated."""
+    """The conditional U-Net: ``forward(y_t, level, cond) -> output`` with ``[cond, y_t]`` concatenated; what
+    the output means is the process's business (module docstring)."""
 
     def __init__(self, config: UNetConfig):
         super().__init__()

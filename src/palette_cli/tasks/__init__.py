@@ -1,6 +1,8 @@
-"""Tasks: how a clean photo becomes a training example (condition, target, loss mask).
+"""Tasks: how a clean photo becomes a training example (condition, target, loss mask), an evaluation input,
+and an output (the task's inference recipe).
 
-One module per task behind the small :class:`Task` interface; :data:`TASKS` is the registry. Adding a
+One module per task behind the small :class:`Task` interface (training sees a task, or a mixture of them,
+as a :class:`TrainingTask`); :data:`TASKS` is the registry. Adding a
 task means one module and one line here. A task spec string picks one task or a weighted mixture:
 ``"colorize"``, ``"colorize+inpaint+jpeg"`` (equal weights), ``"colorize:1,inpaint:2"`` or
 ``"multitask"`` (the paper's multi-task set: colorization, inpainting and JPEG restoration).
@@ -14,14 +16,14 @@ from typing import Callable, Sequence
 import torch
 from torch import Tensor
 
-from .base import Example, Task, choice
+from .base import Example, Task, TrainingTask, choice
 from .colorize import ColorizeTask
 from .inpaint import InpaintTask
 from .jpeg import JpegTask
 from .uncrop import UncropTask
 
-__all__ = ["DEFAULT_MULTITASK", "Example", "TASKS", "Task", "TaskMixture", "get_task", "parse_task_spec",
-           "task_names"]
+__all__ = ["DEFAULT_MULTITASK", "Example", "TASKS", "Task", "TaskMixture", "TrainingTask", "get_task",
+           "parse_task_spec", "task_names"]
 
 TASKS: dict[str, Callable[..., Task]] = {
     "colorize": ColorizeTask,
@@ -90,7 +92,7 @@ class TaskMixture:
         return f"TaskMixture({self.name!r})"
 
 
-def parse_task_spec(spec: str) -> Task:
+def parse_task_spec(spec: str) -> TrainingTask:
     """``"colorize"`` → that task; ``"colorize+inpaint+jpeg"`` or ``"colorize:1,inpaint:2"`` → a mixture."""
     text = spec.strip().lower()
     if text in MULTITASK_ALIASES:
@@ -114,7 +116,7 @@ def parse_task_spec(spec: str) -> Task:
     return TaskMixture(tasks, weights)
 
 
-def task_names(task: Task | str) -> list[str]:
+def task_names(task: TrainingTask | str) -> list[str]:
     """The names of the tasks a task (or a spec) trains: one name, or each task of a mixture."""
     if isinstance(task, str):
         task = parse_task_spec(task)

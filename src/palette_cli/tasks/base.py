@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Callable, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
 
 if TYPE_CHECKING:
+    from PIL import Image
+
     from ..process import SamplerSettings
 
 
@@ -39,7 +41,7 @@ class Example:
                 "start": self.cond if self.start is None else self.start}
 
 
-class Model(Protocol):
+class PipelineLike(Protocol):
     """What a task's inference recipe needs of a loaded model; :class:`palette_cli.pipeline.Pipeline` is one.
     (A protocol, so that tasks need not import the pipeline that calls them.)"""
 
@@ -55,19 +57,35 @@ class Model(Protocol):
     def sample(self, cond: Tensor, settings: "SamplerSettings", generator: torch.Generator, *,
                known: Tensor | None = None, mask: Tensor | None = None, start: Tensor | None = None,
                net: Callable[[Tensor, Tensor, Tensor], Tensor] | None = None,
-               on_step: Callable[[int, int], None] | None = None) -> Tensor: ...
+               on_step: Callable[[int, int], None] | None = None, samples_of_one: bool = False) -> Tensor: ...
 
     def fill_window(self, canvas: Tensor, mask: Tensor, box: tuple[int, int, int, int], settings: "SamplerSettings",
                     generator: torch.Generator, on_step: Callable[[int, int], None] | None = None) -> Tensor: ...
 
 
 @runtime_checkable
-class Task(Protocol):
-    """Turns a clean image (3,H,W) in [-1,1] into a training example, drawing randomness from ``generator``."""
+class TrainingTask(Protocol):
+    """What training needs of a task or of a mixture of tasks: a clean image (3,H,W) in [-1,1] turned into a
+    training example, drawing randomness from ``generator``."""
 
     name: str
 
     def make_example(self, image: Tensor, generator: torch.Generator) -> Example: ...
+
+
+@runtime_checkable
+class Task(TrainingTask, Protocol):
+    """One task, owning all of it: its training examples, its evaluation input (the paper's protocol:
+    the degraded input of a reference (3,H,W) and its mask, 1 = generated, or None) and its inference recipe
+    on one evaluation input (``palette eval``)."""
+
+    @staticmethod
+    def evaluation_input(image: Tensor, generator: torch.Generator, **setting: Any) -> tuple[Tensor, Tensor | None]: ...
+
+    @staticmethod
+    def infer(pipe: PipelineLike, image: "Image.Image", mask: Tensor | None, settings: "SamplerSettings",
+              generator: torch.Generator, num_samples: int = 1,
+              on_step: Callable[[int, int], None] | None = None) -> list["Image.Image"]: ...
 
 
 def full_mask(image: Tensor) -> Tensor:

@@ -22,7 +22,7 @@ from torch import Tensor
 from ..chroma import LUMA_WEIGHTS
 from ..imageio import pil_to_tensor, tensor_to_pil
 from ..windows import StepCallback, working_size
-from .base import Example, Model, full_mask
+from .base import Example, PipelineLike, full_mask
 
 if TYPE_CHECKING:
     from ..process import SamplerSettings
@@ -68,7 +68,7 @@ class ColorizeTask:
         return to_gray(image), None
 
     @staticmethod
-    def infer(pipe: Model, image: Image.Image, mask: Tensor | None, settings: "SamplerSettings",
+    def infer(pipe: PipelineLike, image: Image.Image, mask: Tensor | None, settings: "SamplerSettings",
               generator: torch.Generator, num_samples: int = 1, on_step: StepCallback | None = None):
         return colorize_photo(pipe, image, settings, generator, num_samples, on_step)
 
@@ -166,12 +166,12 @@ def merge_luminance(full: Image.Image | Tensor, colour: Image.Image | Tensor) ->
     return Image.fromarray(out)
 
 
-def colorize_photo(pipe: Model, image: Image.Image, settings: "SamplerSettings", generator: torch.Generator,
+def colorize_photo(pipe: PipelineLike, image: Image.Image, settings: "SamplerSettings", generator: torch.Generator,
                    num_samples: int = 1, on_step: StepCallback | None = None) -> list[Image.Image]:
     """Colour for a photo (colour inputs are made gray first): generated at the working size, put on the
     input's own full-resolution luminance (:func:`merge_luminance`)."""
     size = working_size(image.width, image.height, pipe.resolution, pipe.divisor)
     small = pil_to_tensor(image.resize(size, Image.Resampling.LANCZOS)).unsqueeze(0)
     cond = to_gray(small).expand(num_samples, -1, -1, -1)
-    out = pipe.sample(cond, settings, generator, on_step=on_step)
+    out = pipe.sample(cond, settings, generator, on_step=on_step, samples_of_one=True)
     return [merge_luminance(image, tensor_to_pil(o)) for o in out]

@@ -1,15 +1,18 @@
 """Classical fills of unknown pixels: where a bridge model starts inpainting and uncropping.
 
 A bridge model begins at a plausible image and learns a correction on top of it, so that an untrained
-or early model already gives what a classical tool gives. Two fills, both pure tensor functions:
+or early model already gives what a classical tool gives. Three fills, all pure tensor functions:
 
-- :func:`smooth_fill` (inpainting): a push-pull pyramid — the known pixels are averaged down level by
-  level until every hole is covered, and each level's holes are filled from the coarser one on the way
-  back up. Holes get the smooth colour of their surroundings (as diffusion-based inpainting does).
-- :func:`mirror_fill` (uncropping): the unknown band is the known rectangle reflected across its border,
-  repeated as often as needed — textures and horizons carry on. Holes inside the known rectangle get the
-  smooth fill, so this one function is the start of every inpainting and uncropping example: an uncrop
-  mask and a hole mask need not be told apart (and holes touching the border are mirrored).
+- :func:`smooth_fill`: a push-pull pyramid — the known pixels are averaged down level by level until every
+  hole is covered, and each level's holes are filled from the coarser one on the way back up. Holes get
+  the smooth colour of their surroundings (as diffusion-based inpainting does).
+- :func:`reflect_fill` (holes): the known pixels reflected across the hole's border from above, below,
+  left and right, weighted by closeness; textures and edges carry on into the hole. Pixels no reflection
+  reaches get the smooth fill.
+- :func:`mirror_fill` (uncropping, and the start of every inpainting and uncropping example): the unknown
+  band outside the known rectangle is that rectangle reflected across its border, repeated as often as
+  needed, so horizons carry on; holes inside it get :func:`reflect_fill`. An uncrop mask and a hole mask
+  need not be told apart.
 
 Images are (C,H,W) or (B,C,H,W) in [-1, 1]; masks (1,H,W) or (B,1,H,W) with 1 = unknown.
 """

@@ -1,7 +1,9 @@
 """Inpainting: the condition is the image with its hole filled with standard Gaussian noise.
 
 There is no mask channel (as in Palette): the noise itself shows the network where the hole is. The
-loss counts only the hole. A bridge model starts from a classical fill of the hole (smooth inside, mirrored at the border). Masks come from :mod:`.masks` — by default the paper's training mixture.
+loss counts only the hole. A bridge model starts from a classical fill of the hole, its border reflected
+into it from four sides (:func:`.fill.mirror_fill`, which hands holes to :func:`.fill.reflect_fill`). Masks
+come from :mod:`.masks` — by default the paper's training mixture.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from torch import Tensor
 
 from ..imageio import pil_to_tensor
 from ..windows import StepCallback, hole_windows, offset_progress, paste_exact
-from .base import Example, Model, noise_fill
+from .base import Example, PipelineLike, noise_fill
 from .fill import mirror_fill
 from .masks import EVAL_MASKS, get_mask_fn
 
@@ -53,12 +55,12 @@ class InpaintTask:
         return noise_fill(image, mask, generator), mask
 
     @staticmethod
-    def infer(pipe: Model, image: "Image.Image", mask: Tensor, settings: "SamplerSettings",
+    def infer(pipe: PipelineLike, image: "Image.Image", mask: Tensor, settings: "SamplerSettings",
               generator: torch.Generator, num_samples: int = 1, on_step: StepCallback | None = None):
         return inpaint_photo(pipe, image, mask, settings, generator, num_samples, on_step)
 
 
-def inpaint_photo(pipe: Model, image: "Image.Image", mask: Tensor, settings: "SamplerSettings",
+def inpaint_photo(pipe: PipelineLike, image: "Image.Image", mask: Tensor, settings: "SamplerSettings",
                   generator: torch.Generator, num_samples: int = 1,
                   on_step: StepCallback | None = None) -> list["Image.Image"]:
     """Fill mask pixels (1 = fill) window by window around groups of holes; all other pixels stay

@@ -17,7 +17,7 @@ from torch import Tensor
 
 from ..imageio import pil_to_tensor, tensor_to_pil
 from ..windows import JPEG_GRID, StepCallback, lock_low_frequencies, round_up, tiled_net
-from .base import Example, Model, choice, full_mask
+from .base import Example, PipelineLike, choice, full_mask
 
 if TYPE_CHECKING:
     from ..process import SamplerSettings
@@ -82,12 +82,12 @@ class JpegTask:
         return jpeg_degrade(image, jpeg_quality), None
 
     @staticmethod
-    def infer(pipe: Model, image: Image.Image, mask: Tensor | None, settings: "SamplerSettings",
+    def infer(pipe: PipelineLike, image: Image.Image, mask: Tensor | None, settings: "SamplerSettings",
               generator: torch.Generator, num_samples: int = 1, on_step: StepCallback | None = None):
         return restore_photo(pipe, image, settings, generator, num_samples, on_step=on_step)
 
 
-def restore_photo(pipe: Model, image: Image.Image, settings: "SamplerSettings", generator: torch.Generator,
+def restore_photo(pipe: PipelineLike, image: Image.Image, settings: "SamplerSettings", generator: torch.Generator,
                   num_samples: int = 1, tile: int | None = None, overlap: int | None = None,
                   on_step: StepCallback | None = None, lock_colour: bool = True) -> list[Image.Image]:
     """JPEG restoration at native resolution: overlapping tiles, blended at every sampling step.

@@ -22,7 +22,7 @@ from ..windows import (
     offset_progress,
     restore_original,
 )
-from .base import Example, Model, noise_fill
+from .base import Example, PipelineLike, noise_fill
 from .fill import mirror_fill
 from .masks import UNCROP_DIRECTIONS, random_uncrop_mask, uncrop_mask
 
@@ -68,14 +68,14 @@ class UncropTask:
         return noise_fill(image, mask, generator), mask
 
     @staticmethod
-    def infer(pipe: Model, image: "Image.Image", mask: Tensor, settings: "SamplerSettings",
+    def infer(pipe: PipelineLike, image: "Image.Image", mask: Tensor, settings: "SamplerSettings",
               generator: torch.Generator, num_samples: int = 1, on_step: StepCallback | None = None):
         from .inpaint import inpaint_photo
 
         return inpaint_photo(pipe, image, mask, settings, generator, num_samples, on_step)
 
 
-def extend_photo(pipe: Model, image: "Image.Image", side: str, amount: int, settings: "SamplerSettings",
+def extend_photo(pipe: PipelineLike, image: "Image.Image", side: str, amount: int, settings: "SamplerSettings",
                  generator: torch.Generator, num_samples: int = 1, on_step: StepCallback | None = None,
                  on_pass: Callable[[list["Image.Image"]], None] | None = None) -> list["Image.Image"]:
     """Grow the canvas by ``amount`` pixels on one side, in passes of at most half a window; the
@@ -120,7 +120,7 @@ def _grown(canvas: Tensor, side: str, add: int, window: int) -> tuple[Tensor, Te
     return grown, mask, (0, y0, w, y1)
 
 
-def panorama_photo(pipe: Model, image: "Image.Image", steps: int, settings: "SamplerSettings",
+def panorama_photo(pipe: PipelineLike, image: "Image.Image", steps: int, settings: "SamplerSettings",
                    generator: torch.Generator, direction: str = "both", on_step: StepCallback | None = None,
                    on_frame: Callable[["Image.Image"], None] | None = None) -> "Image.Image":
     """Repeated uncropping by half the image height per step, on the left, the right or both."""

