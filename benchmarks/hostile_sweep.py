@@ -84,7 +84,7 @@ class Case:
     absent: Callable[[Path], list[Path]] = lambda d: []  # must not exist afterwards
     check: Callable[[Path, str], list[str]] | None = None  # more promises: a list of what is wrong
     setup: Callable[[Path], None] | None = None
-    cwd: bool = False  # run in the case's folder
+    clean: bool = True  # a failing run leaves the case's folder as the setup made it
     needs: str = "line"  # what a failure must print: "line" (Error:/failed:) or "usage" (Typer's message)
     keep: Callable[[Path], list[Path]] = lambda d: []  # hidden files the case itself planted
 
@@ -226,7 +226,8 @@ def hidden_leftovers(folder: Path, planted: list[Path]) -> list[str]:
     return found
 
 
-def judge(case: Case, d: Path, code: int | None, output: str, exception: BaseException | None) -> Outcome:
+def judge(case: Case, d: Path, code: int | None, output: str, exception: BaseException | None,
+          before: set[Path]) -> Outcome:
     out = Outcome(case.name)
     add = out.problems.append
     if isinstance(exception, TimeoutError):
@@ -260,6 +261,10 @@ def judge(case: Case, d: Path, code: int | None, output: str, exception: BaseExc
     for p in case.absent(d):
         if os.path.lexists(p):
             add(("silent wrong results", f"{p} exists"))
+    if case.expect != "ok" and case.clean and code not in (0, None):
+        made = sorted(str(p.relative_to(d)) for p in set(d.rglob("*")) - before if not p.name.startswith("."))
+        if made:
+            add(("silent wrong results", f"a failed run wrote {', '.join(made[:3])}"))
     if case.check is not None and code == 0:
         out.problems.extend(("silent wrong results", problem) for problem in case.check(d, output))
     out.problems.extend(("leftover claim/temporary files", f) for f in hidden_leftovers(d, case.keep(d)))
@@ -273,15 +278,16 @@ def run_in_process(case: Case, d: Path, w: World) -> Outcome:
     d.mkdir(parents=True, exist_ok=True)
     if case.setup:
         case.setup(d)
+    argv = [str(a) for a in case.args(d)]  # may write the files it names (a config)
+    before = set(d.rglob("*"))
     old_cwd = os.getcwd()
     old_alarm = signal.signal(signal.SIGALRM, expired)
     signal.alarm(limits["case"])
     code, output, exception = None, "", None
     try:
-        if case.cwd:
-            os.chdir(d)
+        os.chdir(d)  # whatever a run writes where it is run stays in the case's folder
         with simulated_disks(w):
-            result = CliRunner().invoke(app, [str(a) for a in case.args(d)], catch_exceptions=True)
+            result = CliRunner().invoke(app, argv, catch_exceptions=True)
         code, output, exception = result.exit_code, result.output, result.exception
     except TimeoutError as e:
         exception = e
@@ -289,7 +295,7 @@ def run_in_process(case: Case, d: Path, w: World) -> Outcome:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, old_alarm)
         os.chdir(old_cwd)
-    return judge(case, d, code, output, exception)
+    return judge(case, d, code, output, exception, before)
 
 
 # ----------------------------------------------------------------------------------------- the cases
@@ -311,7 +317,7 @@ def image_cases(w: World) -> list[Case]:
             Case(f"{cmd}: ok", lambda d, b=base: b + ["-o", d / "o.png"], "ok", lambda d: [d / "o.png"]),
             Case(f"{cmd}: -o name of 300 bytes", lambda d, b=base: b + ["-o", d / "out" / long_name], "usage",
                  absent=lambda d: [d / "out"]),
-            Case(f"{cmd}: -o ''", lambda d, b=base: b + ["-o", ""], "usage", cwd=True, needs="usage",
+            Case(f"{cmd}: -o ''", lambda d, b=base: b + ["-o", ""], "usage", needs="usage",
                  absent=lambda d, n=name: [d / n]),
             Case(f"{cmd}: -o x.xyz", lambda d, b=base: b + ["-o", d / "x.xyz"], "usage",
                  absent=lambda d: [d / "x.xyz"]),
@@ -502,7 +508,7 @@ def other_cases(w: World) -> list[Case]:
         Case("train: --out on a read-only disk", lambda d: ["train", config(d, toml.format(data_ok)), "--out",
                                                             w.ro / "run"]),
         Case("train: --out ''", lambda d: ["train", config(d, toml.format(data_ok)), "--out", ""], "usage",
-             needs="usage", cwd=True),
+             needs="usage"),
         Case("train: --set x", lambda d: ["train", config(d, toml.format(data_ok)), "--set", "x", "--out", d / "r"]),
         Case("train: --set unknown key", lambda d: ["train", config(d, toml.format(data_ok)), "--set", "nope=1",
                                                     "--out", d / "r"]),
@@ -646,7 +652,8 @@ def fuzz_cases(w: World, d: Path, count: int) -> list[Outcome]:
     sizes = {p.name: decodes(p) for p in files.iterdir()}
     for cmd, extra in (("colorize", []), ("restore", []), ("inpaint", ["--box", "2,2,6,6"])):
         out = d / f"out-{cmd}"
-        case = Case(f"fuzz: {count} files through {cmd}", lambda _d: [cmd, files, *extra, *model, "-o", out])
+        case = Case(f"fuzz: {count} files through {cmd}", lambda _d: [cmd, files, *extra, *model, "-o", out],
+                    clean=False)
         outcome = run_in_process(case, out, w)
         outcome.problems = [p for p in outcome.problems if p[0] != "silent wrong results"]  # judged per file below
         made = {p.name for p in out.iterdir()}
@@ -668,7 +675,7 @@ def fuzz_cases(w: World, d: Path, count: int) -> list[Outcome]:
         make_photo(48, 40, k).save(photos / f"{p.stem}.png")
     out = d / "out-masks"
     outcomes.append(run_in_process(Case(f"fuzz: {count // 4} files as masks", lambda _d: [
-        "inpaint", photos, "--mask", masks, "--resize-mask", *model, "-o", out]), out, w))
+        "inpaint", photos, "--mask", masks, "--resize-mask", *model, "-o", out], clean=False), out, w))
     outcomes[-1].problems = [p for p in outcomes[-1].problems if p[0] != "silent wrong results"]
     blob = w.model.read_bytes()
     for k in range(count // 5):
