@@ -136,9 +136,11 @@ def build_world(root: Path) -> World:
     make_photo(36, 32, 4).save(w.folder / "sub" / "c.png")
     bad = w.bad
     for key, value in (("nan", float("nan")), ("inf", float("inf"))):
-        state = net.state_dict()
+        state = {k: v.clone() for k, v in net.state_dict().items()}
         state["conv_in.bias"][0] = value
         bad[key] = save_model(root / f"{key}.safetensors", ModelInfo(net=cfg.to_dict(), tasks=["colorize"]), state)
+    bad["colorize-only"] = save_model(root / "colorize-only.safetensors",
+                                      ModelInfo(net=cfg.to_dict(), tasks=["colorize"]), net.state_dict())
     blob = w.model.read_bytes()
     (bad_dir := root / "bad").mkdir()
     bad["truncated"] = bad_dir / "truncated.safetensors"
@@ -357,6 +359,15 @@ def image_cases(w: World) -> list[Case]:
             Case(f"{cmd}: --model u/<5000>",
                  lambda d, b=base: [*b[:-len(model)], "--model", "u/" + "m" * 5000, *FAST, "-o", d / "o.png"]),
         ]
+        cases.append(Case(f"{cmd}: the default model", lambda d, b=base: [*b[:-len(model)], "--quiet", "-o",
+                                                                           d / "o.png"], "ok", lambda d: [d / "o.png"]))
+        if cmd != "colorize":
+            only = [*base[:-len(model)], "--model", w.bad["colorize-only"], *FAST, "--quiet"]
+            cases += [Case(f"{cmd}: a colorize-only model", lambda d, o=only: o + ["-o", d / "o.png"],
+                           absent=lambda d: [d / "o.png"]),
+                      Case(f"{cmd}: a colorize-only model with --force", lambda d, o=only: o + ["--force", "-o",
+                                                                                              d / "o.png"],
+                           "ok", lambda d: [d / "o.png"])]
         for kind in ("fifo", "urandom", "dangling", "loop", "socket", "text", "zero"):
             expect = "fail" if kind in ("text", "zero") else "usage"
             cases.append(Case(f"{cmd}: input {kind}", lambda d, b=base, k=kind: [b[0], w.bad[k], *b[2:], "-o", d],
