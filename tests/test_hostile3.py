@@ -441,6 +441,10 @@ def test_ext_auto_keeps_a_jpeg_a_jpeg_with_a_sidecar(tmp_path, tiny_model_file):
     assert r.exit_code == 0 and Image.open(tmp_path / "w" / "p_restored.webp").format == "WEBP"
     r = run("restore", src, "--ext", "jpg", "-o", tmp_path / "x.png", "--model", tiny_model_file, *FAST)
     assert r.exit_code == 2 and "--ext jpg contradicts" in one_clean_line(r.output, "Error:")
+    for name, made in (("t.tif", "t_restored.tif"), ("g.gif", "g_restored.png")):
+        make_photo(40, 32).save(tmp_path / name)
+        r = run("restore", tmp_path / name, "--ext", "auto", "-o", tmp_path / "auto", "--model", tiny_model_file, *FAST)
+        assert r.exit_code == 0 and (tmp_path / "auto" / made).is_file(), r.output
 
 
 # ------------------------------------------------------------------ 19. skipping says when the settings changed
