@@ -39,6 +39,14 @@ def tiny_net(seed: int = 0, std: float = 0.02):
     return cfg, net
 
 
+@pytest.fixture
+def photo(tmp_path):
+    """A 48x40 test picture, ``a.png`` in the test's folder."""
+    path = tmp_path / "a.png"
+    make_photo(48, 40, 1).save(path)
+    return path
+
+
 @pytest.fixture(scope="session")
 def tiny_model_file(tmp_path_factory):
     """A randomly initialised tiny multi-task model saved in the real format (non-zero output layer)."""

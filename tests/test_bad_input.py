@@ -46,13 +46,6 @@ def one_clean_line(output: str, needle: str) -> str:
     return lines[0]
 
 
-@pytest.fixture
-def photo(tmp_path):
-    path = tmp_path / "a.png"
-    make_photo(48, 40, 1).save(path)
-    return path
-
-
 # ------------------------------------------------------------------ 1. masks matched by exact stem
 
 def test_mask_folder_matches_the_exact_stem_never_a_pattern(tmp_path):
@@ -275,17 +268,23 @@ def test_convert_of_a_random_file_named_safetensors(tmp_path):
     assert not (tmp_path / "o.safetensors").exists()
 
 
-@pytest.mark.parametrize("protocol", [2, 4])
-def test_convert_of_a_pickle_with_a_payload_never_suggests_running_it(tmp_path, protocol):
-    marker = tmp_path / "payload-ran"
+def evil_pickle(path: Path, keys: tuple[str, ...], protocol: int = 4) -> Path:
+    """A pickle at ``path`` whose loading would run code (create the file it returns, next to it)."""
+    marker = path.with_name("payload-ran")
 
     class Payload:
         def __reduce__(self):
             return (open, (str(marker), "w"))
 
+    with open(path, "wb") as f:
+        pickle.dump({key: Payload() for key in keys}, f, protocol=protocol)
+    return marker
+
+
+@pytest.mark.parametrize("protocol", [2, 4])
+def test_convert_of_a_pickle_with_a_payload_never_suggests_running_it(tmp_path, protocol):
     src = tmp_path / "evil.pth"
-    with open(src, "wb") as f:
-        pickle.dump({"denoise_fn.out.2.weight": Payload()}, f, protocol=protocol)
+    marker = evil_pickle(src, ("denoise_fn.out.2.weight",), protocol)
     r = run("convert", src, tmp_path / "o.safetensors")
     line = one_clean_line(r.output, "Error:")
     assert r.exit_code == 1 and "not a plain state dict" in line and "cannot be loaded safely" in line

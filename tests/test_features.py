@@ -126,7 +126,7 @@ def test_wrong_layouts_are_refused_with_one_clear_line(tmp_path):
 
     not_weights = tmp_path / "notes.pth"
     not_weights.write_text("hello")
-    with pytest.raises(FeatureWeightsError, match="not a readable weights file"):
+    with pytest.raises(FeatureWeightsError, match="not a readable PyTorch weights file"):
         load_feature_net("resnet50", not_weights)
     with pytest.raises(FeatureWeightsError, match="weights file not found"):
         load_feature_net("resnet50", tmp_path / "missing.pth")

@@ -354,7 +354,7 @@ def test_mask_size_mismatch_and_resize(tmp_path: Path) -> None:
 def test_empty_and_all_white_masks(tmp_path: Path) -> None:
     with pytest.raises(ImageInputError, match="mask is empty"):
         load_mask(_save_mask(tmp_path, Image.new("L", (4, 4), 0), "e.png"), (4, 4))
-    with pytest.raises(ImageInputError, match="entirely white"):
+    with pytest.raises(ImageInputError, match="marks every pixel to fill"):
         load_mask(_save_mask(tmp_path, Image.new("L", (4, 4), 255), "w.png"), (4, 4))
     with pytest.raises(ImageInputError, match="mask is empty"):
         load_mask(_save_mask(tmp_path, Image.new("RGBA", (4, 4), (255, 255, 255, 0)), "t.png"), (4, 4))

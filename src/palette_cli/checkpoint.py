@@ -103,10 +103,9 @@ def _int_list(value: Any, length: int | None = None) -> bool:
 def _read_header(path: Path) -> dict[str, Any]:
     """The safetensors header of a model file, checked for shape and types (every tensor entry has a
     dtype, a shape and data offsets inside the file; ``__metadata__`` maps strings to strings)."""
-    if not path.exists():
-        raise CheckpointError(f"{path}: model file not found")
-    if path.is_dir():
-        raise CheckpointError(f"{path}: is a folder, not a model file")
+    from .imageio import check_regular_file
+
+    check_regular_file(path, CheckpointError, "model file")
     size = path.stat().st_size
     with open(path, "rb") as f:
         head = f.read(8)
@@ -232,6 +231,9 @@ def load_model(path: str | Path, device: str | torch.device = "cpu"):
         raise CheckpointError(f"{path}: invalid network config ({e})") from None
     _check_tensors(path, config)
     state = load_state_dict(path)
+    broken = next((k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()), None)
+    if broken is not None:
+        raise CheckpointError(f"{path}: tensor {broken!r} holds NaN or infinite values; the model file is damaged")
     net = build_network(config)
     try:
         net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})

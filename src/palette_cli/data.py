@@ -22,7 +22,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from .imageio import ImageInputError, images_in_folder, is_image_path, load_image, pil_to_tensor
+from .imageio import ImageInputError, images_in_folder, is_image_path, load_image, path_kind, pil_to_tensor
 from .tasks import TrainingTask, parse_task_spec
 from .tasks.base import log_uniform, uniform
 
@@ -53,15 +53,25 @@ def read_image_list(list_file: str | os.PathLike, root: str | os.PathLike | None
     return paths
 
 
+class DataSourceError(FileNotFoundError):
+    """A data source that is missing, or is no image, folder or list file; the message is one line."""
+
+
 def list_images(source: Source, root: str | os.PathLike | None = None) -> list[Path]:
     """The images of a folder (recursive, sorted, hidden files skipped), a single image, a list file,
     or a sequence of any of these. Extensions: jpg, jpeg, png, webp, bmp, tif, tiff (any case)."""
     if isinstance(source, (str, os.PathLike)):
         path = Path(source).expanduser()
-        if path.is_dir():
+        try:
+            kind = path_kind(path)
+        except ImageInputError as e:
+            raise DataSourceError(str(e)) from None
+        if kind == "folder":
             return [file for file, _ in images_in_folder(path, recursive=True)]
-        if not path.exists():
-            raise FileNotFoundError(f"no such file or folder: {path}")
+        if kind == "missing":
+            raise DataSourceError(f"no such file or folder: {path}")
+        if kind != "file":  # a list file that is a named pipe would be waited on forever
+            raise DataSourceError(f"{path}: is {kind}, not an image, a folder or a list of images")
         return [path] if is_image_path(path) else read_image_list(path, root)
     return [p for item in source for p in list_images(item, root)]
 
@@ -110,6 +120,10 @@ def shrink(image: Image.Image, max_side: int) -> Image.Image:
 
 
 # --------------------------------------------------------------------------- dataset
+
+
+class UnreadableDataError(RuntimeError):
+    """None of a dataset's images can be read; the message is one line."""
 
 
 class ImageDataset(torch.utils.data.Dataset):
@@ -175,7 +189,7 @@ class ImageDataset(torch.utils.data.Dataset):
             self._cache[index] = image
         return image
 
-    def _load_readable(self, index: int) -> Image.Image:
+    def _load_readable(self, index: int, warn: bool = True) -> Image.Image:
         n = len(self.paths)
         for k in range(n):
             j = (index + k) % n
@@ -185,9 +199,17 @@ class ImageDataset(torch.utils.data.Dataset):
                 return self.load(j)
             except (ImageInputError, OSError, ValueError) as err:
                 self._unreadable[j] = str(err)
-                warnings.warn(f"skipping unreadable image ({len(self._unreadable)} so far): {err}",
-                              RuntimeWarning, stacklevel=3)
-        raise RuntimeError(f"none of the {n} images can be read")
+                if warn:
+                    warnings.warn(f"skipping unreadable image ({len(self._unreadable)} so far): {err}",
+                                  RuntimeWarning, stacklevel=3)
+        first = next(iter(self._unreadable.values()), "")
+        raise UnreadableDataError(f"none of the {n} images can be read (the first: {first})")
+
+    def check_readable(self) -> None:
+        """Raise :class:`UnreadableDataError` (one line) unless at least one image can be read: checked
+        before training starts, so a data folder of broken files fails at once and says why."""
+        if self.paths:
+            self._load_readable(0, warn=False)
 
     def crop(self, image: Image.Image, generator: torch.Generator) -> Tensor:
         """The (3,size,size) crop in [-1,1] of an image, as this dataset's mode and flips make it."""

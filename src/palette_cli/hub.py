@@ -52,6 +52,23 @@ class HubRef:
     filename: str = HUB_FILENAME
     revision: str | None = None
 
+    def display(self) -> str:
+        """The reference as ``hf:USER/REPO/FILE[@REV]``: the model id outputs record."""
+        return f"hf:{self.repo_id}/{self.filename}" + (f"@{self.revision}" if self.revision else "")
+
+
+MAX_HUB_NAME = 96  # characters of a Hugging Face user or repository name
+
+
+def hub_ref_valid(ref: HubRef) -> bool:
+    """Whether the Hub could hold ``ref``: user and repository names of at most 96 characters, no '..' or
+    '--' in them (the Hub's own rules), and a file name a file system can hold."""
+    from .imageio import name_problem
+
+    parts = ref.repo_id.split("/")
+    return (all(0 < len(p) <= MAX_HUB_NAME and ".." not in p and "--" not in p for p in parts)
+            and not name_problem(ref.filename))
+
 
 def weights_dirs() -> list[Path]:
     """Where shipped weights are looked for, in order."""
@@ -99,6 +116,8 @@ def default_model(task: str, shipped: dict[str, Path] | None = None) -> str:
 
 def resolve_model(spec: str | None, task: str | None = None) -> tuple[Path, str]:
     """Return ``(local file, display id)`` for a ``--model`` value (none: ``task``'s default model)."""
+    from .imageio import ImageInputError, path_kind, short_name
+
     shipped = shipped_models()
     if not spec:
         if task is None:
@@ -108,15 +127,25 @@ def resolve_model(spec: str | None, task: str | None = None) -> tuple[Path, str]
     if spec in shipped:
         return shipped[spec], spec
     path = Path(spec).expanduser()
-    if path.exists():
+    try:
+        kind = path_kind(path)
+    except ImageInputError as e:  # a name too long for a file (maybe a Hub name), a folder it may not look into
+        if "too long" not in e.problem:
+            raise ModelNotFoundError(f"{short_name(spec)}: {e.problem}") from None
+        kind = "missing"
+    if kind == "file":
         return path, str(path)
-    if spec.endswith((".safetensors", ".pth", ".pt", ".ckpt")) or spec.startswith((".", "/", "~")):
-        raise ModelNotFoundError(f"model file not found: {spec}")
+    if kind not in ("missing", "folder"):
+        raise ModelNotFoundError(f"{short_name(spec)}: is {kind}, not a model file")
+    if kind == "folder" or spec.endswith((".safetensors", ".pth", ".pt", ".ckpt")) or spec.startswith((".", "/", "~")):
+        raise ModelNotFoundError(f"model file not found: {short_name(spec)}"
+                                 + (" (it is a folder)" if kind == "folder" else ""))
     ref = parse_hub_ref(spec)
-    if ref is None:
+    if ref is None or not hub_ref_valid(ref):
         names = ", ".join(shipped) or "none installed"
-        raise ModelNotFoundError(f"unknown model {spec!r} (shipped models: {names}; or give a file or USER/REPO)")
-    return download(ref), f"hf:{ref.repo_id}/{ref.filename}" + (f"@{ref.revision}" if ref.revision else "")
+        raise ModelNotFoundError(f"unknown model {short_name(spec)!r} (shipped models: {names}; or give a file or "
+                                 "USER/REPO)")
+    return download(ref), ref.display()
 
 
 def task_refusal(model: str, task: str, trained: Sequence[str], runs: Sequence[str] | None,

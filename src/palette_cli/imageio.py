@@ -22,6 +22,8 @@ import glob
 import io
 import json
 import os
+import re
+import stat
 import struct
 import tempfile
 import threading
@@ -66,6 +68,94 @@ def display_name(path: str | os.PathLike[str]) -> str:
     """A path as printable text: bytes of a file name that are not UTF-8 (kept by Python as surrogates)
     shown as ``\\xe9`` escapes, so messages and metadata never fail on them."""
     return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def short_name(path: str | os.PathLike[str], limit: int = 120) -> str:
+    """:func:`display_name`, with the middle of a name longer than ``limit`` characters cut out (a message
+    about a 5000-character name stays readable)."""
+    text = display_name(path)
+    if len(text) <= limit:
+        return text
+    keep = (limit - 30) // 2
+    return f"{text[:keep]}…({len(text)} characters)…{text[-keep:]}"
+
+
+def os_reason(err: OSError) -> str:
+    """An OSError's reason without its errno and path: 'No space left on device'."""
+    return err.strerror or str(err)
+
+
+def _name_limits(path: Path) -> tuple[int, int]:
+    """(longest file name, longest path) in bytes on the file system that would hold ``path``."""
+    folder = path.parent
+    while folder != folder.parent:
+        try:
+            if folder.is_dir():
+                break
+        except OSError:
+            pass
+        folder = folder.parent
+    limits = []
+    for key, default in (("PC_NAME_MAX", 255), ("PC_PATH_MAX", 4096)):
+        try:
+            limits.append(os.pathconf(folder, key) or default)
+        except (OSError, ValueError, AttributeError):
+            limits.append(default)
+    return limits[0], limits[1]
+
+
+def name_problem(path: str | os.PathLike[str]) -> str | None:
+    """Why ``path`` cannot name a file here (a part of it or the whole longer than the file system
+    allows), found without touching the file; None when its length is fine."""
+    path = Path(path)
+    name_max, path_max = _name_limits(path)
+    longest = max((len(os.fsencode(part)) for part in path.parts), default=0)
+    if longest > name_max:
+        return f"file name too long ({longest} bytes; this file system allows {name_max})"
+    if len(os.fsencode(os.path.abspath(path))) >= path_max:
+        return f"path too long (over {path_max} bytes)"
+    return None
+
+
+_FILE_KINDS = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
+               (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def path_kind(path: str | os.PathLike[str]) -> str:
+    """What ``path`` names, symbolic links followed: 'file', 'folder', 'missing', or another kind of file
+    ('a named pipe (FIFO)', 'a character device', 'a broken symbolic link'...). Raises
+    :class:`ImageInputError` when it cannot be looked at (a name too long, permission denied)."""
+    problem = name_problem(path)
+    if problem:
+        raise ImageInputError(short_name(path), problem)
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as err:
+        if err.errno in (errno.ENOENT, errno.ENOTDIR):
+            return "a broken symbolic link" if os.path.islink(path) else "missing"
+        if err.errno == errno.ELOOP:
+            return "a loop of symbolic links"
+        raise ImageInputError(path, os_reason(err)) from None
+    if stat.S_ISREG(mode):
+        return "file"
+    if stat.S_ISDIR(mode):
+        return "folder"
+    return next((kind for test, kind in _FILE_KINDS if test(mode)), "not a regular file")
+
+
+def check_regular_file(path: str | os.PathLike[str], error: type[Exception], what: str = "file") -> None:
+    """Raise ``error`` (one line naming ``path``) unless it is a regular file: reading a named pipe would
+    wait forever, and a device never ends."""
+    try:
+        kind = path_kind(path)
+    except ImageInputError as err:
+        raise error(str(err)) from None
+    if kind == "missing":
+        raise error(f"{display_name(path)}: {what} not found")
+    if kind == "folder":
+        raise error(f"{display_name(path)}: is a folder, not a {what}")
+    if kind != "file":
+        raise error(f"{display_name(path)}: is {kind}, not a regular {what}")
 
 
 class ImageInputError(ValueError):
@@ -235,10 +325,13 @@ def _jpeg_too_short(data: bytes) -> tuple[int, int] | None:
 
 
 def _check_file(path: Path) -> None:
-    if not path.exists():
+    kind = path_kind(path)
+    if kind == "missing":
         raise ImageInputError(path, "no such file")
-    if path.is_dir():
+    if kind == "folder":
         raise ImageInputError(path, "is a folder, not an image file")
+    if kind != "file":
+        raise ImageInputError(path, f"is {kind}, not a regular file")
     if path.stat().st_size == 0:
         raise ImageInputError(path, "file is empty (0 bytes)")
 
@@ -297,6 +390,28 @@ def header_pixels(path: str | os.PathLike[str]) -> int | None:
         except Exception:  # a bad file is reported when it is loaded, not here
             return None
     return width * height
+
+
+_SWAPPING_ORIENTATIONS = (5, 6, 7, 8)  # EXIF orientations that turn the image by 90 degrees
+
+
+def header_size(path: str | os.PathLike[str]) -> tuple[int, int] | None:
+    """(width, height) as the image will load (EXIF orientation applied), read from the file's header
+    without decoding the pixels; None for a file that cannot be identified (its load reports why)."""
+    try:
+        if path_kind(path) != "file":
+            return None
+    except ImageInputError:
+        return None
+    with _pillow_guards(True), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            with Image.open(path) as img:
+                width, height = img.size
+                orientation = img.getexif().get(0x0112)
+        except Exception:  # a bad file is reported when it is loaded, not here
+            return None
+    return (height, width) if orientation in _SWAPPING_ORIENTATIONS else (width, height)
 
 
 def _to_uint8_gray(img: Image.Image, notes: list[str]) -> np.ndarray:
@@ -433,7 +548,7 @@ def load_mask(
     never filled; if all visible pixels share one colour, the drawing is in the alpha channel, so
     every visible pixel is filled. EXIF orientation is applied. ``size`` is the image's
     (width, height); a different mask size is an error unless ``resize`` (nearest neighbour).
-    An empty or all-white mask is an error.
+    A mask that marks no pixel, or every pixel, is an error.
     """
     path = Path(path)
     img = _open_decoded(path, allow_huge)
@@ -453,7 +568,8 @@ def load_mask(
     if not fill.any():
         raise ImageInputError(path, "mask is empty: no white/non-zero pixel marks anything to fill")
     if fill.all():
-        raise ImageInputError(path, "mask is entirely white: every pixel would be filled and nothing kept")
+        raise ImageInputError(path, "mask marks every pixel to fill (none is black, i.e. zero), so nothing would "
+                                    "be kept")
     return torch.from_numpy(fill.astype(np.float32)).unsqueeze(0)
 
 
@@ -500,13 +616,13 @@ def atomic_write(path: str | os.PathLike[str], write: Any) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise OutputError(path.parent, f"cannot create output folder ({err.strerror or err})") from None
+        raise OutputError(path.parent, f"cannot create output folder ({os_reason(err)})") from None
     if not os.access(path.parent, os.W_OK | os.X_OK):
         raise OutputError(path.parent, "output folder is not writable")
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as err:
-        raise OutputError(path.parent, f"cannot write in output folder ({err.strerror or err})") from None
+        raise OutputError(path.parent, f"cannot write in output folder ({os_reason(err)})") from None
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)
@@ -518,7 +634,7 @@ def atomic_write(path: str | os.PathLike[str], write: Any) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
         if isinstance(err, OSError) and not isinstance(err, OutputError):
-            raise OutputError(path, f"cannot write ({err.strerror or err})") from err
+            raise OutputError(path, f"cannot write ({os_reason(err)})") from err
         raise
 
 
@@ -651,6 +767,9 @@ def _relative_inside(file: Path, base: Path) -> Path:
     return Path(file.name) if ".." in rel.parts or rel.is_absolute() else rel
 
 
+_FLAG_VALUES = frozenset({"true", "false", "yes", "no", "on", "off"})  # what a flag's value was typed as
+
+
 def expand_inputs(inputs: list[str], recursive: bool) -> list[tuple[Path, Path]]:
     """Files, folders and glob patterns → sorted, de-duplicated (input file, relative output path).
 
@@ -663,13 +782,18 @@ def expand_inputs(inputs: list[str], recursive: bool) -> list[tuple[Path, Path]]
     pairs: dict[Path, tuple[Path, Path]] = {}
     for spec in inputs:
         path = Path(spec)
-        if path.is_file():
+        if not spec:
+            raise ImageInputError("''", "an empty input name names no file")
+        kind = path_kind(path)
+        if kind == "file":
             found = [(path, Path(path.name))]
-        elif path.is_dir():
+        elif kind == "folder":
             found = images_in_folder(path, recursive)
             if not found:
                 hint = "" if recursive else " (pass --recursive to include subfolders)"
                 raise ImageInputError(path, f"folder holds no image files{hint}")
+        elif kind != "missing":
+            raise ImageInputError(path, f"is {kind}, not a regular file")
         elif glob.has_magic(spec):
             base = _glob_base(spec)
             found = []
@@ -682,10 +806,36 @@ def expand_inputs(inputs: list[str], recursive: bool) -> list[tuple[Path, Path]]
             if not found:
                 raise ImageInputError(spec, "pattern matches no image files")
         else:
-            raise ImageInputError(path, "no such file or folder")
+            hint = (" (flags take no value: write --overwrite, not --overwrite true)"
+                    if spec.lower() in _FLAG_VALUES else "")
+            raise ImageInputError(path, f"no such file or folder{hint}")
         for file, rel in found:
             pairs.setdefault(file.resolve(), (file, rel))
     return sorted(pairs.values(), key=lambda pair: (str(pair[0]), str(pair[1])))
+
+
+def subfolders_left_out(inputs: list[str]) -> int:
+    """How many sub-folders of the folder inputs hold image files (at any depth) that a run without
+    ``--recursive`` leaves out; hidden ones are not counted."""
+    count = 0
+    for spec in inputs:
+        try:
+            if not spec or not Path(spec).is_dir():
+                continue
+            subfolders = [p for p in Path(spec).iterdir() if p.is_dir() and not p.name.startswith(".")]
+        except OSError:
+            continue
+        count += sum(1 for sub in subfolders if _holds_images(sub))
+    return count
+
+
+def _holds_images(folder: Path) -> bool:
+    """Whether a folder holds an image file anywhere below it (hidden files and folders skipped)."""
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        if any(is_image_path(Path(f)) and not f.startswith(".") for f in files):
+            return True
+    return False
 
 
 def normalise_extension(ext: str | None) -> str:
@@ -698,6 +848,20 @@ def normalise_extension(ext: str | None) -> str:
     return ext
 
 
+def output_extension(ext: str | None, input_path: Path | None) -> str:
+    """The extension of a generated output name: ``ext`` ('png', 'jpg'...; default '.png'), or with
+    ``ext='auto'`` the input's own when outputs can be written in its format (else '.png')."""
+    if ext == "auto":
+        suffix = input_path.suffix.lower() if input_path is not None else ""
+        return suffix if suffix in OUTPUT_FORMATS else DEFAULT_OUTPUT_EXTENSION
+    return normalise_extension(ext)
+
+
+# A suffix that reads as a file type (letters, maybe digits: '.xyz', '.jp2'); '.2' or '.d' read as part of a
+# folder name ('v1.2', 'conf.d').
+_TYPE_SUFFIX = re.compile(r"^\.(?=[0-9]*[A-Za-z])[A-Za-z0-9]{2,5}$")
+
+
 def _names_an_unwritable_image(path: Path) -> bool:
     """Whether ``path`` ends in an image extension Pillow knows (.gif, .ico, .jp2...) that outputs cannot use."""
     suffix = path.suffix.lower()
@@ -705,6 +869,23 @@ def _names_an_unwritable_image(path: Path) -> bool:
         return False
     Image.init()
     return suffix in Image.registered_extensions() or suffix in (".heic", ".heif", ".avif", ".jxl", ".svg")
+
+
+def _output_target_problem(output: Path, ext: str | None) -> str | None:
+    """Why ``-o output`` (meant as a file name) cannot be used: an image type outputs cannot be written as
+    (``.gif``), a suffix that reads as an unknown file type (``.xyz``: never taken for a folder name), or
+    an ``ext`` that contradicts it."""
+    known = " ".join(sorted(OUTPUT_FORMATS))
+    if _names_an_unwritable_image(output):
+        return f"cannot write images of type '{output.suffix}' (use one of: {known})"
+    if output.suffix.lower() not in OUTPUT_FORMATS:
+        if _TYPE_SUFFIX.match(output.suffix):
+            return (f"'{output.suffix}' is not an image type palette can write (use one of: {known}); to write into "
+                    f"a folder of that name, end it with '/'")
+        return None
+    if ext and ext != "auto" and OUTPUT_FORMATS[normalise_extension(ext)] != OUTPUT_FORMATS[output.suffix.lower()]:
+        return f"--ext {ext} contradicts the file name's extension '{output.suffix}'"
+    return None
 
 
 def output_path_for(
@@ -715,29 +896,36 @@ def output_path_for(
     ext: str | None,
     *,
     input_path: Path | None = None,
+    folder: bool = False,
 ) -> Path:
     """The output file for one input, given its relative path from :func:`expand_inputs`.
 
-    * ``output`` names a file (an image extension, not an existing folder) and there is one
-      input → that file, as given (its extension picks the format; ``ext`` is ignored).
-      With several inputs that is an :class:`ImageInputError`; so is an image extension that
-      outputs cannot be written as (``.gif``): it is never taken for a folder name.
+    * ``output`` names a file (an image extension, not an existing folder, ``folder`` not set) and
+      there is one input → that file, as given (its extension picks the format; ``ext`` may only agree).
+      With several inputs that is an :class:`ImageInputError`; so are an image extension that outputs
+      cannot be written as (``.gif``) and a suffix that reads as another file type (``.xyz``): neither
+      is taken for a folder name unless ``folder`` (the name ended with '/').
     * ``output`` is a folder (or anything else) → ``output/rel`` with ``suffix`` added to the
       stem: ``photo.jpg`` → ``output/photo_colorized.png``; subfolders of ``rel`` are kept.
     * no ``output`` → next to ``input_path``: ``dir/photo_colorized.png``.
 
-    The extension is ``ext`` (default ``.png``, lossless). An output that would be the input
-    file itself is refused.
+    The extension is :func:`output_extension` of ``ext`` (default ``.png``, lossless; ``auto``: the
+    input's). An output that would be the input file itself is refused, and so is an ``output`` whose
+    name is too long for the file system.
     """
     rel = Path(rel)
     if rel.is_absolute() or ".." in rel.parts:
         rel = Path(rel.name)  # never let an input's relative path lead out of the output folder
-    extension = normalise_extension(ext)
-    name = f"{rel.stem}{suffix}{extension}"
-    if output is not None and not output.is_dir() and _names_an_unwritable_image(output):
-        known = " ".join(sorted(OUTPUT_FORMATS))
-        raise ImageInputError(output, f"cannot write images of type '{output.suffix}' (use one of: {known})")
-    if output is not None and is_image_path(output) and not output.is_dir():
+    name = f"{rel.stem}{suffix}{output_extension(ext, input_path)}"
+    if output is not None:
+        too_long = name_problem(output)
+        if too_long:
+            raise ImageInputError(short_name(output), too_long)
+        is_folder = folder or output.is_dir()
+        problem = None if is_folder else _output_target_problem(output, ext)
+        if problem:
+            raise ImageInputError(output, problem)
+    if output is not None and not is_folder and is_image_path(output):
         if not single_input:
             raise ImageInputError(
                 output, "-o names one file but there are several inputs; give a folder instead"
@@ -755,14 +943,15 @@ def output_path_for(
 
 
 def plan_outputs(
-    pairs: list[tuple[Path, Path]], output: Path | None, suffix: str, ext: str | None
+    pairs: list[tuple[Path, Path]], output: Path | None, suffix: str, ext: str | None, *, folder: bool = False
 ) -> list[tuple[Path, Path]]:
-    """(input, output file) for every input; two inputs that would share one output raise."""
+    """(input, output file) for every input (see :func:`output_path_for`); two inputs that would share one
+    output raise."""
     single = len(pairs) == 1
     plan: list[tuple[Path, Path]] = []
     seen: dict[Path, Path] = {}
     for file, rel in pairs:
-        target = output_path_for(rel, output, single, suffix, ext, input_path=file)
+        target = output_path_for(rel, output, single, suffix, ext, input_path=file, folder=folder)
         key = target.resolve()
         if key in seen:
             raise ImageInputError(

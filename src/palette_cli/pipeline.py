@@ -118,6 +118,9 @@ class Pipeline:
             known, mask = known.to(self.device), mask.to(self.device)
         out = sample_known(self.process, net or self.net_fn, cond, start, settings, generator, known=known,
                            mask=mask, on_step=on_step, samples_of_one=samples_of_one)
+        if not torch.isfinite(out).all():  # NaN would become black pixels: refuse rather than write them
+            raise ValueError("the model's output holds NaN or infinite values (a damaged model file, or a "
+                             "precision overflow: try --precision fp32); nothing was written")
         return out.cpu()
 
     def fill_window(self, canvas: Tensor, mask: Tensor, box: tuple[int, int, int, int], settings: SamplerSettings,

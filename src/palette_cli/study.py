@@ -178,7 +178,10 @@ def _check_answer(k: int, answer: Any) -> str | None:
 
 def read_answers(path: PathSpec) -> dict[str, Any]:
     """One participant's answers file, checked in itself; :class:`StudyError` (one line) when malformed."""
+    from .imageio import check_regular_file
+
     path = Path(path)
+    check_regular_file(path, StudyError, "answers file")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as e:
@@ -218,8 +221,11 @@ def _check_against(path: Path, data: dict[str, Any], study_id: str, trials: dict
 
 def load_manifest(study: PathSpec) -> dict[str, Any]:
     """The manifest (``study.json``) of a study folder made by :func:`make_study`."""
+    from .imageio import check_regular_file
+
     path = Path(study)
     path = path / MANIFEST if path.is_dir() else path
+    check_regular_file(path, StudyError, "study manifest")
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
         if manifest.get("format") != STUDY_FORMAT:

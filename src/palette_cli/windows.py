@@ -172,20 +172,35 @@ def _feather(height: int, width: int, overlap: int) -> Tensor:
     return _ramp(height, overlap)[:, None] * _ramp(width, overlap)[None, :]
 
 
-def tiled_net(net: NetFn, cond: Tensor, tile: int | tuple[int, int], overlap: int, align: int = 1) -> NetFn:
+def tiled_net(net: NetFn, cond: Tensor, tile: int | tuple[int, int], overlap: int, align: int = 1, *,
+              chunk: int = 0, calls: int = 1, on_step: StepCallback | None = None) -> NetFn:
     """The network over a canvas larger than its window: the outputs of overlapping tiles (``tile`` pixels
     square, or (height, width)) are averaged with feathered weights at every step, so the tiles agree and
-    no seams form. Tile starts are multiples of ``align`` (the canvas must then be a multiple too)."""
+    no seams form. Tile starts are multiples of ``align`` (the canvas must then be a multiple too).
+
+    ``chunk`` tiles go to ``net`` at a time (0: all at once); ``on_step(done, total)`` then counts the chunks
+    over the ``calls`` network calls the sampler is expected to make, so a large photo's progress moves
+    within one sampling step."""
     h, w = cond.shape[-2:]
     th, tw = (tile, tile) if isinstance(tile, int) else tile
     spots = [(t, l) for t in tile_starts(h, th, overlap, align) for l in tile_starts(w, tw, overlap, align)]
     weight = _feather(th, tw, overlap).to(cond.device)
+    done = 0
 
     def run(y: Tensor, level: Tensor, _cond: Tensor) -> Tensor:
+        nonlocal done
         b = y.shape[0]
         crops = [(slice(None), slice(None), slice(t, t + th), slice(l, l + tw)) for t, l in spots]
-        outs = net(torch.cat([y[c] for c in crops]), level.repeat(len(spots)),
-                   torch.cat([cond[c] for c in crops])).split(b)
+        ys, conds = torch.cat([y[c] for c in crops]), torch.cat([cond[c] for c in crops])
+        levels = level.repeat(len(spots))
+        size = chunk or ys.shape[0]
+        parts = []
+        for i in range(0, ys.shape[0], size):
+            parts.append(net(ys[i:i + size], levels[i:i + size], conds[i:i + size]))
+            done += 1
+            if on_step is not None:
+                on_step(done, max(done, max(1, calls) * -(-ys.shape[0] // size)))
+        outs = torch.cat(parts).split(b)
         total = torch.zeros_like(y)
         norm = torch.zeros(1, 1, h, w, device=y.device, dtype=y.dtype)
         for c, o in zip(crops, outs):

@@ -6,9 +6,10 @@ import typer
 
 from . import colorize, convert, evaluate, export, inpaint, models, panorama, restore, train, uncrop
 from .data import app as data_app
+from .help import PaletteGroup, command
 from .study import app as study_app
 
-app = typer.Typer(
+app = typer.Typer(cls=PaletteGroup, 
     name="palette",
     help="Restore and edit photos with Palette-style image-to-image diffusion models.",
     no_args_is_help=True,
@@ -16,16 +17,11 @@ app = typer.Typer(
     add_completion=False,
 )
 
-app.command()(colorize.colorize)
-app.command()(inpaint.inpaint)
-app.command()(uncrop.uncrop)
-app.command()(panorama.panorama)
-app.command()(restore.restore)
-app.command()(models.models)
-app.command()(convert.convert)
-app.command()(train.train)
-app.command()(export.export)
-app.command("eval")(evaluate.eval_)
+for name, function in (("colorize", colorize.colorize), ("inpaint", inpaint.inpaint), ("uncrop", uncrop.uncrop),
+                       ("panorama", panorama.panorama), ("restore", restore.restore), ("models", models.models),
+                       ("convert", convert.convert), ("train", train.train), ("export", export.export),
+                       ("eval", evaluate.eval_)):
+    command(app, name)(function)
 app.add_typer(data_app, name="data")
 app.add_typer(study_app, name="study")
 

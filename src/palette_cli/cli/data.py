@@ -7,23 +7,33 @@ from typing import Annotated
 
 import typer
 
+from .help import PaletteGroup, command
+from .options import nonempty_path
 from .runner import fail
 
-app = typer.Typer(help="Fetch the freely licensed photos for training (Debian packages) and development "
+app = typer.Typer(cls=PaletteGroup, help="Fetch the freely licensed photos for training (Debian packages) and development "
                        "checks (Python wheels), with attribution.", no_args_is_help=True)
 
-Folder = Annotated[Path, typer.Argument(help="Folder to put the photos in (created if missing).",
-                                        file_okay=False, show_default=False)]
+Folder = Annotated[Path, typer.Argument(help="Folder to put the photos in (created if missing).", metavar="FOLDER",
+                                        parser=nonempty_path, show_default=False)]
 Force = Annotated[bool, typer.Option("--force", help="Download and extract again even if the photos are there.")]
 
 
 def _fetch(fetch_name: str, folder: Path, force: bool, what: str) -> None:
     from .. import photos
+    from ..imageio import display_name, os_reason
+    from ..outputs import folder_problem
 
+    problem = folder_problem(folder)
+    if problem:
+        raise fail(f"{display_name(folder)}: {problem}")
     try:
         report = getattr(photos, fetch_name)(folder, force=force, log=lambda m: typer.echo(m, err=True))
-    except (photos.PhotoFetchError, OSError) as e:
+    except photos.PhotoFetchError as e:
         raise fail(str(e))
+    except OSError as e:  # the disk filled up, a file appeared in the way meanwhile...
+        where = display_name(e.filename) if e.filename else display_name(folder)
+        raise fail(f"{where}: {os_reason(e)}")
     total = sum((report.folder / n).stat().st_size for n in report.fetched + report.kept)
     typer.echo(f"{report.photos} {what} in {report.folder} ({len(report.fetched)} fetched, "
                f"{len(report.kept)} already there; {total / 1e6:.1f} MB)")
@@ -33,13 +43,13 @@ def _fetch(fetch_name: str, folder: Path, force: bool, what: str) -> None:
         raise fail(f"{len(report.missing)} photo(s) were not found in their packages")
 
 
-@app.command("fetch-photos")
+@command(app, "fetch-photos")
 def fetch_photos(folder: Folder, force: Force = False) -> None:
     """Training photos from Debian packages (apt-get download + dpkg -x), with ATTRIBUTION.md and split.json."""
     _fetch("fetch_photos", folder, force, "training photos")
 
 
-@app.command("fetch-dev-photos")
+@command(app, "fetch-dev-photos")
 def fetch_dev_photos(folder: Folder, force: Force = False) -> None:
     """Development photos from scikit-image, scikit-learn and matplotlib wheels (pip download)."""
     _fetch("fetch_dev_photos", folder, force, "development photos")

@@ -9,7 +9,9 @@ from typing import Annotated, Optional
 import typer
 
 from ..defaults import EVAL_MASK_MODES, EVAL_METHODS, TASK_NAMES
+from .help import in_range
 from .options import (
+    MAX_SEED,
     Anneal,
     BatchSize,
     DeviceOpt,
@@ -19,6 +21,7 @@ from .options import (
     Sampler,
     SamplingSteps,
     SpacingOpt,
+    nonempty_path,
 )
 from .runner import fail
 from .uncrop import Direction
@@ -52,56 +55,75 @@ _WEIGHTS_HELP = "Local file or hf:USER/REPO/FILE (@REV optional)."
 def eval_(
     task: Annotated[EvalTaskName, typer.Option(help="Task to evaluate.")] = EvalTaskName.colorize,
     references: Annotated[Optional[list[str]], typer.Option(
-        help="Reference photos: a folder, an image list file or one image (repeatable).", show_default=False)]
+        metavar="FOLDER|LIST|IMAGE", help="Reference photos: a folder, an image list file or one image (repeatable).",
+        show_default=False)]
     = None,
     out: Annotated[Optional[Path], typer.Option(
+        metavar="FOLDER", parser=nonempty_path,
         help="Run folder for references/, inputs/, masks/, outputs/ and the scores (with --outputs: "
              "where the scores go; default the outputs folder).")] = None,
     outputs: Annotated[Optional[Path], typer.Option(
+        metavar="FOLDER", parser=nonempty_path,
         help="Only score the images in this folder (made by any tool, named NAME[_suffix][_sK].*) "
              "against the references; nothing is generated.")] = None,
-    n_images: Annotated[Optional[int], typer.Option(min=1, help="Use the first N reference photos (default: all).")]
+    n_images: Annotated[Optional[int], typer.Option(
+        metavar="N", callback=in_range(1), help="Use the first N reference photos (default: all).")]
     = None,
-    samples_per_image: Annotated[int, typer.Option(min=1, help="Samples per input (2+ gives diversity metrics).")] = 1,
-    size: Annotated[int, typer.Option(min=8, help="Largest centre square resized to SIZE x SIZE (paper: 256).")] = 256,
+    samples_per_image: Annotated[int, typer.Option(
+        metavar="N", callback=in_range(1), help="Samples per input (2+ gives diversity metrics).")] = 1,
+    size: Annotated[int, typer.Option(
+        metavar="PIXELS", callback=in_range(8),
+        help="Largest centre square resized to SIZE x SIZE, at least 8 (paper: 256).")] = 256,
     mask_mode: Annotated[MaskMode, typer.Option(help="Inpainting masks: free-form area bucket or the centre box.")]
     = MaskMode.free_form_20_30,
-    jpeg_quality: Annotated[int, typer.Option(min=1, max=100, help="JPEG quality of the jpeg task's inputs.")] = 10,
+    jpeg_quality: Annotated[int, typer.Option(
+        metavar="Q", callback=in_range(1, 100), help="JPEG quality of the jpeg task's inputs, 1 to 100.")] = 10,
     direction: Annotated[Direction, typer.Option(help="Side that uncropping generates (paper: right).")]
     = Direction.right,
     feature_net: Annotated[FeatureNetChoice, typer.Option(
         help="effnet-lite0: offline, not comparable to published numbers; effnet-lite2: a second offline "
              "judge that no shipped model contains; effnets: both; standard: the paper's networks from the "
              "weights below; all: effnet-lite0 and standard.")] = FeatureNetChoice.effnet_lite0,
-    inception_v3: Annotated[Weights, typer.Option(help=f"FID Inception-v3 weights (FID, KID, IS). {_WEIGHTS_HELP}")]
+    inception_v3: Annotated[Weights, typer.Option(
+        metavar="FILE", help=f"FID Inception-v3 weights (FID, KID, IS). {_WEIGHTS_HELP}")]
     = None,
-    inception_v1: Annotated[Weights, typer.Option(help=f"Inception-v1 weights (perceptual distance). {_WEIGHTS_HELP}")]
+    inception_v1: Annotated[Weights, typer.Option(
+        metavar="FILE", help=f"Inception-v1 weights (perceptual distance). {_WEIGHTS_HELP}")]
     = None,
-    resnet50: Annotated[Weights, typer.Option(help=f"ResNet-50 weights (classification accuracy). {_WEIGHTS_HELP}")]
+    resnet50: Annotated[Weights, typer.Option(
+        metavar="FILE", help=f"ResNet-50 weights (classification accuracy). {_WEIGHTS_HELP}")]
     = None,
-    lpips: Annotated[Weights, typer.Option(help=f"LPIPS v0.1 linear layers (diversity). {_WEIGHTS_HELP}")] = None,
-    lpips_backbone: Annotated[Weights, typer.Option(help=f"LPIPS backbone weights (torchvision). {_WEIGHTS_HELP}")]
+    lpips: Annotated[Weights, typer.Option(
+        metavar="FILE", help=f"LPIPS v0.1 linear layers (diversity). {_WEIGHTS_HELP}")] = None,
+    lpips_backbone: Annotated[Weights, typer.Option(
+        metavar="FILE", help=f"LPIPS backbone weights (torchvision). {_WEIGHTS_HELP}")]
     = None,
     lpips_net: Annotated[LpipsNet, typer.Option(help="LPIPS backbone kind.")] = LpipsNet.alex,
     labels: Annotated[Optional[Path], typer.Option(
+        metavar="FILE",
         help="JSON {reference name: ImageNet class}: classification accuracy instead of agreement.")] = None,
     method: Annotated[Optional[list[MethodName]], typer.Option(
+        metavar="|".join(EVAL_METHODS),
         help="Method to evaluate on the same inputs (repeatable): model (each --model; none given: the task's "
              "default model), identity (the degraded input), telea / ns (OpenCV inpainting: inpaint, uncrop), "
              "nlmeans (OpenCV denoising: jpeg), mirror (uncrop). Several give one table with a row per method and "
              "grid.png. Default: model.",
         show_default=False)] = None,
     model: Annotated[Optional[list[str]], typer.Option(
-        "--model", "-m", help="Shipped model name, a local .safetensors file, or a Hugging Face repo "
-                              "USER/REPO[@REV]; repeatable (each is a row of --method model).",
+        "--model", "-m", metavar="NAME|FILE|USER/REPO",
+        help="Shipped model name, a local .safetensors file, or a Hugging Face repo "
+             "USER/REPO[@REV]; repeatable (each is a row of --method model).",
         show_default=False)] = None,
-    grid_photos: Annotated[int, typer.Option(min=0, help="Photos (rows) in the comparison's grid.png.")] = 8,
+    grid_photos: Annotated[int, typer.Option(
+        metavar="N", callback=in_range(0), help="Photos (rows) in the comparison's grid.png.")] = 8,
     sampler: Sampler = None, sampling_steps: SamplingSteps = None,
     spacing: SpacingOpt = None, anneal: Anneal = None,
-    seed: Annotated[int, typer.Option(help="Seed of the inputs (masks, noise) and of the samples.")] = 0,
+    seed: Annotated[int, typer.Option(metavar="N", callback=in_range(0, MAX_SEED),
+                                      help="Seed of the inputs (masks, noise) and of the samples.")] = 0,
     device: DeviceOpt = "auto", precision: PrecisionOpt = "auto", batch_size: BatchSize = 4,
     threads: Annotated[Optional[int], typer.Option(
-        min=1, help="CPU threads (default: all cores, fewer while other processes keep them busy).")] = None,
+        metavar="N", callback=in_range(1),
+        help="CPU threads (default: all cores, fewer while other processes keep them busy).")] = None,
     overwrite: Annotated[bool, typer.Option(
         "--overwrite", help="Regenerate outputs that exist (default: keep them, finishing an interrupted run).")]
     = False,

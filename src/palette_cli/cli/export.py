@@ -8,6 +8,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from .help import in_range
+from .options import ANNEAL_RANGE, nonempty_path
 from .runner import fail
 
 
@@ -19,12 +21,14 @@ class StorageDtype(str, Enum):
 
 def export(
     source: Annotated[Path, typer.Argument(help="Run folder (its newest checkpoint) or a checkpoint .pt file.",
-                                           show_default=False)],
-    out: Annotated[Path, typer.Argument(help="Output model file (.safetensors).", show_default=False)],
+                                           metavar="SOURCE", parser=nonempty_path, show_default=False)],
+    out: Annotated[Path, typer.Argument(help="Output model file (.safetensors).", metavar="OUT",
+                                        parser=nonempty_path, show_default=False)],
     dtype: Annotated[StorageDtype, typer.Option(help="Storage precision of the weights.")] = StorageDtype.fp16,
     anneal: Annotated[Optional[float], typer.Option(
-        "--anneal", min=0.01, max=10.0,
-        help="Chroma-bin colorizers: the annealed-mean temperature the file records as its default.")] = None,
+        "--anneal", metavar="T", callback=in_range(*ANNEAL_RANGE),
+        help="Chroma-bin colorizers: the annealed-mean temperature the file records as its default, "
+             "0.01 to 10.")] = None,
     decode: Annotated[Optional[list[str]], typer.Option(
         "--decode", metavar="KEY=VALUE",
         help="Chroma-bin colorizers: a decoding default the file records (draw_strength, draw_cells, "
@@ -32,6 +36,8 @@ def export(
 ) -> None:
     """Export the EMA weights with their network config, schedule, tasks and training facts."""
     from ..checkpoint import read_info
+    from ..imageio import ImageInputError, OutputError, path_kind
+    from ..outputs import output_problem
     from ..training import ConfigError, export_checkpoint
 
     if out.suffix != ".safetensors":
@@ -46,8 +52,18 @@ def export(
         if not sep:
             raise fail(f"--decode {item!r}: expected KEY=NUMBER")
     try:
+        kind = path_kind(source)
+    except ImageInputError as e:
+        raise fail(str(e))
+    if kind not in ("file", "folder"):
+        raise fail(f"{source}: " + ("no such run folder or checkpoint" if kind == "missing" else
+                                    f"is {kind}, not a run folder or checkpoint"))
+    problem = output_problem(out)
+    if problem:
+        raise fail(f"{out}: {problem}")
+    try:
         path = export_checkpoint(source, out, dtype=dtype.value, temperature=anneal, decoding=decoding)
-    except (ConfigError, ValueError) as e:
+    except (ConfigError, ValueError, OutputError) as e:
         raise fail(str(e))
     info = read_info(path)
     typer.echo(f"{path}: {', '.join(info.tasks)}; {info.training.get('steps')} steps, "

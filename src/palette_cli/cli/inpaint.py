@@ -7,8 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from .options import (AllowHuge, BatchSize, DeviceOpt, Force, Inputs, Model, NumSamples, Output, PrecisionOpt, Quiet,
-                      Recursive, Resolution, Sampler, SamplingSteps, Seed, Shard, SpacingOpt, Overwrite,
+from .options import (AllowHuge, Force, BatchSize, DeviceOpt, Inputs, Model, NumSamples, Output, OutputExt, PrecisionOpt,
+                      Quiet, Recursive, Resolution, Sampler, SamplingSteps, Seed, Shard, SpacingOpt, Overwrite,
                       RunOptions)
 from .runner import fail, run_batch
 
@@ -51,36 +51,49 @@ def mask_in_folder(folder: Path, rel: Path) -> Path | None:
 
 
 def inpaint(inputs: Inputs,
-            mask: Annotated[Optional[Path], typer.Option(
-                help="Mask image (white = fill), or a folder of masks named like the inputs.")] = None,
-            box: Annotated[Optional[list[str]], typer.Option(help="Region to fill as x,y,w,h (repeatable).")] = None,
+            mask: Annotated[Optional[str], typer.Option(
+                metavar="FILE|FOLDER", help="Mask image (white = fill), or a folder of masks named like the "
+                                            "inputs.")] = None,
+            box: Annotated[Optional[list[str]], typer.Option(
+                metavar="X,Y,W,H", help="Region to fill as x,y,w,h (repeatable).")] = None,
             resize_mask: Annotated[bool, typer.Option(help="Resize a mask whose size differs from the image.")] = False,
-            output: Output = None, model: Model = None, sampler: Sampler = None,
+            output: Output = None, ext: OutputExt = None, model: Model = None, sampler: Sampler = None,
             sampling_steps: SamplingSteps = None, spacing: SpacingOpt = None, seed: Seed = None,
             num_samples: NumSamples = 1, device: DeviceOpt = "auto", precision: PrecisionOpt = "auto",
             batch_size: BatchSize = 4, overwrite: Overwrite = False, quiet: Quiet = False,
             recursive: Recursive = False, allow_huge: AllowHuge = False, resolution: Resolution = None,
             shard: Shard = None, force: Force = False) -> None:
     """Inpaint photos: only the masked pixels change; every other pixel stays identical."""
+    opts = RunOptions.from_cli(**{k: v for k, v in locals().items()
+                                  if k not in ("inputs", "mask", "box", "resize_mask")})
+    from ..imageio import ImageInputError, display_name, path_kind
+
     if (mask is None) == (not box):
         raise fail("give exactly one of --mask or --box", 2)
     boxes = [parse_box(b) for b in box or []]
-    if mask is not None and not mask.exists():
-        raise fail(f"mask not found: {mask}", 2)
-    opts = RunOptions.from_cli(**{k: v for k, v in locals().items()
-                                  if k not in ("inputs", "mask", "box", "resize_mask", "boxes")})
+    mask_path = Path(mask) if mask is not None else None
+    if mask_path is not None:
+        try:
+            kind = path_kind(mask_path) if mask else "missing"
+        except ImageInputError as e:
+            raise fail(f"--mask {e}", 2)
+        if kind == "missing":
+            raise fail(f"mask not found: {display_name(mask)}", 2)
+        if kind not in ("file", "folder"):
+            raise fail(f"--mask {display_name(mask)}: is {kind}, not a regular file or folder", 2)
+    opts.task_options = ({"box": " ".join(",".join(map(str, b)) for b in boxes)} if boxes else
+                         {"mask": display_name(mask), "resize_mask": str(resize_mask)})
 
-    def prepare(job, image):
-        from ..imageio import ImageInputError, load_mask
+    def prepare(job, size: tuple[int, int]):
+        from ..imageio import load_mask
 
-        size = image.size
         if boxes:
             return box_mask(boxes, *size)
-        path = mask
-        if mask.is_dir():
-            path = mask_in_folder(mask, job.rel)
+        path = mask_path
+        if mask_path.is_dir():
+            path = mask_in_folder(mask_path, job.rel)
             if path is None:
-                raise ImageInputError(mask, f"no mask for {job.rel} in this folder")
+                raise ImageInputError(mask_path, f"no mask for {job.rel} in this folder")
         return load_mask(path, size, resize=resize_mask, allow_huge=opts.allow_huge)
 
     def process(pipe, image, settings, generator, on_step, hole):

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from .runner import fail
 
+COLUMNS = ("name", "tasks", "resolution", "size", "source")
+
 
 def models(model: Annotated[Optional[str], typer.Argument(
-        help="A model name, file or Hub repo to describe (default: list all).", show_default=False)] = None) -> None:
+        help="A model name, file or Hub repo to describe (default: list all).", metavar="MODEL",
+        show_default=False)] = None) -> None:
     """List shipped models (each command's default marked), Hub models in the local cache and the classical
     methods of palette eval, or print a model's config as JSON."""
     from rich.console import Console
@@ -23,7 +27,6 @@ def models(model: Annotated[Optional[str], typer.Argument(
     from ..defaults import COMMAND_TASKS
     from ..hub import ModelNotFoundError, default_model, resolve_model, shipped_models
 
-    console = Console()
     if model in BASELINES:
         method = BASELINES[model]
         doc = {"model": model, "classical": True, "tasks": list(method.tasks), "description": method.description,
@@ -39,30 +42,46 @@ def models(model: Annotated[Optional[str], typer.Argument(
         doc = {"model": model_id, "file": str(path), "sha256_12": file_hash(path), **info.to_metadata()}
         typer.echo(json.dumps(doc, indent=2, sort_keys=True))
         return
-    table = Table(title="palette models")
-    for col in ("name", "tasks", "resolution", "size", "source"):
-        table.add_column(col)
     shipped = shipped_models()
     defaults = {command: default_model(command, shipped) for command in COMMAND_TASKS}
+    rows = []
     for name, path in shipped.items():
-        try:
-            info = read_info(path)
-            tasks, res = ", ".join(info.tasks), str(info.net.get("image_size", "?"))
-        except CheckpointError as e:
-            tasks, res = f"unreadable: {e}", "?"
         commands = [command for command, default in defaults.items() if default == name]
         label = name + (f" (default for {', '.join(commands)})" if commands else "")
-        table.add_row(escape(label), escape(tasks), res, f"{path.stat().st_size / 1e6:.1f} MB", "shipped")
-    for repo, files in _cached_hub_models():
-        for f in files:
-            table.add_row(escape(f"hf:{repo}/{f}"), "", "", "", "Hugging Face cache")
+        rows.append((label, *_describe(path, read_info, CheckpointError), "shipped"))
+    for repo, filename, path in _cached_hub_models():
+        rows.append((f"hf:{repo}/{filename}", *_describe(path, read_info, CheckpointError), "Hugging Face cache"))
     for name, method in BASELINES.items():
-        table.add_row(name, ", ".join(method.tasks), "any", "", "classical (palette eval --method)")
+        rows.append((name, ", ".join(method.tasks), "any", "", "classical (palette eval --method)"))
+    console = Console()
+    # Names are never cut: piped output is as wide as its longest row, a narrow terminal wraps them.
+    needed = sum(max(len(col), *(len(r[k]) for r in rows)) + 3 for k, col in enumerate(COLUMNS)) + 1 if rows else 0
+    if not console.is_terminal and needed > console.width:
+        console = Console(width=needed)
+    table = Table(title="palette models")
+    for col in COLUMNS:
+        table.add_column(col, overflow="fold")
+    for row in rows:
+        table.add_row(*(escape(cell) for cell in row))
     console.print(table)
 
 
-def _cached_hub_models() -> list[tuple[str, list[str]]]:
-    """Hub repos in the local cache holding .safetensors files (reads the cache only, no network)."""
+def _describe(path: Path, read_info, error: type[Exception]) -> tuple[str, str, str]:
+    """(tasks, resolution, size) of a model file, from its header; an unreadable one says why."""
+    try:
+        size = f"{path.stat().st_size / 1e6:.1f} MB"
+    except OSError:
+        size = "?"
+    try:
+        info = read_info(path)
+    except error as e:
+        return f"unreadable: {e}", "?", size
+    return ", ".join(info.tasks) or "—", str(info.net.get("image_size", "?")), size
+
+
+def _cached_hub_models() -> list[tuple[str, str, Path]]:
+    """(repo, file name, local file) of the .safetensors files of Hub repos in the local cache (reads the
+    cache only, no network), newest revision's file first where a file has several."""
     try:
         from huggingface_hub import scan_cache_dir
 
@@ -70,10 +89,13 @@ def _cached_hub_models() -> list[tuple[str, list[str]]]:
     except Exception:  # no cache folder yet, or an unreadable one: nothing to list
         return []
     out = []
-    for repo in info.repos:
+    for repo in sorted(info.repos, key=lambda r: r.repo_id):
         if repo.repo_type != "model":
             continue
-        files = sorted({f.file_name for rev in repo.revisions for f in rev.files if f.file_name.endswith(".safetensors")})
-        if files:
-            out.append((repo.repo_id, files))
+        files: dict[str, Path] = {}
+        for rev in sorted(repo.revisions, key=lambda r: r.last_modified, reverse=True):
+            for f in rev.files:
+                if f.file_name.endswith(".safetensors"):
+                    files.setdefault(f.file_name, Path(f.file_path))
+        out.extend((repo.repo_id, name, path) for name, path in sorted(files.items()))
     return out

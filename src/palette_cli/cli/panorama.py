@@ -7,9 +7,13 @@ from typing import Annotated
 
 import typer
 
-from .options import (AllowHuge, BatchSize, DeviceOpt, Force, Model, Output, PrecisionOpt, Quiet, Resolution, Sampler,
-                      Shard, SamplingSteps, Seed, SpacingOpt, Overwrite, RunOptions)
+from .help import in_range
+from .options import (AllowHuge, Force, BatchSize, DeviceOpt, Inputs, Model, NumSamples, Output, OutputExt, PrecisionOpt,
+                      Quiet, Recursive, Resolution, Sampler, SamplingSteps, Seed, Shard, SpacingOpt, Overwrite,
+                      RunOptions)
 from .runner import run_batch
+
+MAX_STEPS = 64
 
 
 class PanoramaDirection(str, Enum):
@@ -18,40 +22,50 @@ class PanoramaDirection(str, Enum):
     right = "right"
 
 
-def panorama(image: Annotated[str, typer.Argument(help="The photo to extend.", show_default=False)],
+def panorama(inputs: Inputs,
              steps: Annotated[int, typer.Option(
-                 "--steps", min=1, max=64, help="Extensions per side, each by half the image height.")] = 8,
+                 "--steps", metavar="N", callback=in_range(1, MAX_STEPS),
+                 help=f"Extensions per side, 1 to {MAX_STEPS}, each by half the image height.")] = 8,
              direction: Annotated[PanoramaDirection, typer.Option(help="Which side(s) to grow.")] = PanoramaDirection.both,
              frames: Annotated[bool, typer.Option(help="Also save every intermediate canvas (OUTPUT_frames/).")] = False,
-             output: Output = None, model: Model = None, sampler: Sampler = None,
+             output: Output = None, ext: OutputExt = None, model: Model = None, sampler: Sampler = None,
              sampling_steps: SamplingSteps = None, spacing: SpacingOpt = None, seed: Seed = None,
-             device: DeviceOpt = "auto", precision: PrecisionOpt = "auto", batch_size: BatchSize = 4,
-             overwrite: Overwrite = False, quiet: Quiet = False, allow_huge: AllowHuge = False,
-             resolution: Resolution = None, shard: Shard = None, force: Force = False) -> None:
-    """Make a panorama: a 256×256 photo with --steps 8 on both sides becomes 256×2304, as in the paper."""
+             num_samples: NumSamples = 1, device: DeviceOpt = "auto", precision: PrecisionOpt = "auto",
+             batch_size: BatchSize = 4, overwrite: Overwrite = False, quiet: Quiet = False,
+             recursive: Recursive = False, allow_huge: AllowHuge = False, resolution: Resolution = None,
+             shard: Shard = None, force: Force = False) -> None:
+    """Make panoramas: a 256×256 photo with --steps 8 on both sides becomes 256×2304, as in the paper."""
     opts = RunOptions.from_cli(**{k: v for k, v in locals().items()
-                                  if k not in ("image", "steps", "direction", "frames")})
+                                  if k not in ("inputs", "steps", "direction", "frames")})
+    opts.task_options = {"panorama_steps": str(steps), "direction": direction.value}
 
-    def process(pipe, img, settings, generator, on_step, _extra):
-        from ..imageio import check_canvas, save_image_atomic
+    def check(_job, size: tuple[int, int]) -> None:
+        from ..imageio import check_canvas
 
-        grown = steps * (1 if direction.value != "both" else 2) * max(1, img.height // 2)
-        check_canvas(img.width + grown, img.height, opts.allow_huge)
+        grown = steps * (1 if direction.value != "both" else 2) * max(1, size[1] // 2)
+        check_canvas(size[0] + grown, size[1], opts.allow_huge)
 
-        saved = []
+    def process(pipe, img, settings, generator, on_step, extra):
+        from ..windows import offset_progress
 
-        def on_frame(canvas):
+        check(None, img.size)
+        results = []
+        for n, out in enumerate(extra.outputs):  # -n: one panorama after the other, progress over them all
+            saved = []
+            results.append(pipe.panorama(img, steps, settings, generator, direction.value,
+                                         on_step=offset_progress(on_step, n, len(extra.outputs)),
+                                         on_frame=saved.append if frames else None))
             if frames:
-                saved.append(canvas)
+                save_frames(saved, out)
+        return results
 
-        result = pipe.panorama(img, steps, settings, generator, direction.value, on_step=on_step, on_frame=on_frame)
-        if frames:
-            from .runner import plan_jobs
+    run_batch("panorama", inputs, opts, "_panorama", process, prepare=lambda job, _size: job, check=check)
 
-            base = plan_jobs([image], opts, "_panorama")[0].outputs[0]
-            folder = base.with_name(base.stem + "_frames")
-            for k, frame in enumerate(saved):
-                save_image_atomic(frame, folder / f"{k:03d}.png", overwrite=True)
-        return [result]
 
-    run_batch("panorama", [image], opts, "_panorama", process)
+def save_frames(frames: list, output) -> None:
+    """The intermediate canvases of one panorama, as ``OUTPUT_frames/000.png``..."""
+    from ..imageio import save_image_atomic
+
+    folder = output.with_name(output.stem + "_frames")
+    for k, frame in enumerate(frames):
+        save_image_atomic(frame, folder / f"{k:03d}.png", overwrite=True)

@@ -15,10 +15,12 @@ change any result.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import sys
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
@@ -27,7 +29,6 @@ from typing import Callable
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from .options import RunOptions
 
@@ -65,7 +66,7 @@ def plan_jobs(inputs: list[str], opts: RunOptions, suffix: str, speak: bool = Tr
 
     try:
         pairs = expand_inputs(inputs, opts.recursive)
-        plan = plan_outputs(pairs, opts.output, suffix, None)
+        plan = plan_outputs(pairs, opts.output, suffix, opts.ext, folder=opts.output_folder)
     except ImageInputError as e:
         raise fail(str(e), 2, speak)
     jobs = []
@@ -98,6 +99,9 @@ def sampler_settings(opts: RunOptions):
 
 #: What a command does with one loaded image: ``(pipe, image, settings, generator, on_step, extra) -> images``.
 PerImage = Callable[..., list]
+#: ``check(job, (width, height))``: refuse a file's own settings (a box off the image, a mask of another size,
+#: a result too large) from its header's size, before the model loads; raises ImageInputError or ValueError.
+Check = Callable[[Job, tuple[int, int]], object]
 
 
 def describe_failure(source: Path, error: BaseException) -> str:
@@ -108,6 +112,8 @@ def describe_failure(source: Path, error: BaseException) -> str:
 
     if isinstance(error, (ImageInputError, OutputError)):
         return str(error)
+    if isinstance(error, OSError) and error.strerror:  # the file concerned and the reason, never '[Errno 28]'
+        return f"{display_name(error.filename) if error.filename else display_name(source)}: {error.strerror}"
     text = " ".join((str(error).splitlines() or [""])[0].split())
     if isinstance(error, (MemoryError, getattr(torch, "OutOfMemoryError", MemoryError))):
         text = "out of memory" + (f" ({text})" if text else "")
@@ -118,16 +124,50 @@ def describe_failure(source: Path, error: BaseException) -> str:
 
 
 def run_batch(task: str, inputs: list[str], opts: RunOptions, suffix: str, process: PerImage,
-              prepare: Callable[[Job, object], object] | None = None) -> None:
+              prepare: Callable[[Job, tuple[int, int]], object] | None = None, check: Check | None = None) -> None:
     """Run ``process(pipe, image, settings, generator, on_step, extra)`` for every input and save results.
 
-    ``prepare(job, image)`` may load per-file extras (e.g. a mask) before the model runs; it raises
-    ImageInputError for a bad one. ``process`` returns one PIL image per sample.
+    ``prepare(job, size)`` may load per-file extras (e.g. a mask) for an image of ``size``; it raises
+    ImageInputError for a bad one. It also serves as the ``check`` made before the model loads (from the
+    size in the file's header) unless another is given. ``process`` returns one PIL image per sample.
+    SIGTERM and SIGHUP stop the batch as Ctrl-C does: finished outputs kept, claims released.
     """
     try:
-        _run_batch(task, inputs, opts, suffix, process, prepare)
-    except KeyboardInterrupt:
-        interrupted()
+        with stop_on_signals():
+            _run_batch(task, inputs, opts, suffix, process, prepare, check or prepare)
+    except KeyboardInterrupt as stop:
+        interrupted(stop)
+
+
+class Stopped(KeyboardInterrupt):
+    """The process was asked to stop by a signal (SIGTERM, SIGHUP): handled as Ctrl-C is."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """Turn SIGTERM and SIGHUP into :class:`Stopped` for the duration (main thread only), so a batch that
+    is killed politely releases its claims and removes its temporaries on the way out."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, _frame: object) -> None:
+        raise Stopped(signum)
+
+    names = [n for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n)]
+    saved = {n: signal.signal(getattr(signal, n), stop) for n in names}
+    try:
+        yield
+    finally:
+        for n, handler in saved.items():
+            signal.signal(getattr(signal, n), handler)
 
 
 @dataclass
@@ -168,7 +208,7 @@ INFERENCE_TIMEOUT = timedelta(days=7)  # how long a rank that is done waits for 
 
 
 def _run_batch(task: str, inputs: list[str], opts: RunOptions, suffix: str, process: PerImage,
-               prepare: Callable[[Job, object], object] | None) -> None:
+               prepare: Callable[[Job, tuple[int, int]], object] | None, check: Check | None) -> None:
     from ..distributed import (broadcast_object, close, dist_from_env, gather_objects, init_distributed,
                                split_cpu_threads)
     from ..sharding import parse_shard
@@ -192,6 +232,13 @@ def _run_batch(task: str, inputs: list[str], opts: RunOptions, suffix: str, proc
             split_cpu_threads(d)
         opts = replace(opts, device=str(device))
     console = Console(stderr=True, quiet=opts.quiet or not d.main, highlight=False)
+    if not opts.recursive:
+        from ..imageio import subfolders_left_out
+
+        left_out = subfolders_left_out(inputs)
+        if left_out:
+            console.print(f"{left_out} sub-folder(s) holding images left out; -r (--recursive) takes them too.",
+                          markup=False)
     try:
         seed = broadcast_object(d, opts.seed if opts.seed is not None else secrets.randbelow(2**31))
         mine = share.of(jobs)
@@ -199,7 +246,7 @@ def _run_batch(task: str, inputs: list[str], opts: RunOptions, suffix: str, proc
             who = share.label() or f"{d.world} processes"
             console.print(f"{who}: {len(jobs)} input(s) split by pixel count into {share.count} parts; "
                           f"this process takes {len(mine)}.")
-        tally = _run_share(task, mine, opts, process, prepare, seed, console, tell_skipped=d.world == 1)
+        tally = _run_share(task, mine, opts, process, prepare, check, seed, console, tell_skipped=d.world == 1)
         tallies = gather_objects(d, tally)
     finally:
         close(d)
@@ -207,25 +254,36 @@ def _run_batch(task: str, inputs: list[str], opts: RunOptions, suffix: str, proc
         _report(tallies, share, seed, console)
 
 
-def _run_share(task: str, jobs: list[Job], opts: RunOptions, process: PerImage, prepare, seed: int,
-               console: Console, tell_skipped: bool) -> Tally:
-    """Run this process's jobs: skip finished outputs, check where outputs go, claim, sample, write."""
-    from ..imageio import display_name
-    from ..outputs import claim, output_problem
+def _run_share(task: str, jobs: list[Job], opts: RunOptions, process: PerImage, prepare, check: Check | None,
+               seed: int, console: Console, tell_skipped: bool) -> Tally:
+    """Run this process's jobs: skip finished outputs, check where outputs go and each file's settings,
+    claim, sample, write."""
+    from ..imageio import display_name, header_size
+    from ..outputs import OUTPUT_OVERHEAD, claim, output_problem
+    from .progress import BatchProgress
 
     tally = Tally(share=len(jobs))
     todo = [j for j in jobs if opts.overwrite or not all(o.exists() for o in j.outputs)]
     tally.skipped = len(jobs) - len(todo)
     if tally.skipped and tell_skipped:
-        console.print(f"{tally.skipped} of {len(jobs)} output(s) exist already; skipping them "
-                      "(use --overwrite to redo).")
+        done = [j for j in jobs if j not in todo]
+        console.print(f"{tally.skipped} of {len(jobs)} output(s) exist already; skipping them (use --overwrite to "
+                      f"redo).{settings_changes(done, requested_settings(task, opts))}", markup=False)
 
     def failed(job: Job, message: str) -> None:
         tally.failures.append((display_name(job.source), message))
         err_console.print(f"failed: {message}", markup=False, soft_wrap=True)
 
-    for job in list(todo):  # where outputs go is checked before any work: a bad -o fails now, not after sampling
-        problem = next((f"{display_name(o)}: {p}" for o in job.outputs if (p := output_problem(o))), None)
+    # Before any work: where outputs go, room on their disk, and the file's own settings against its size.
+    for job in list(todo):
+        size = header_size(job.source)
+        needed = len(job.outputs) * (3 * size[0] * size[1] + OUTPUT_OVERHEAD) if size else OUTPUT_OVERHEAD
+        problem = next((f"{display_name(o)}: {p}" for o in job.outputs if (p := output_problem(o, needed))), None)
+        if problem is None and check is not None and size is not None:
+            try:
+                check(job, size)
+            except ValueError as e:  # ImageInputError included
+                problem = describe_failure(job.source, e)
         if problem:
             failed(job, problem)
             todo.remove(job)
@@ -239,32 +297,92 @@ def _run_share(task: str, jobs: list[Job], opts: RunOptions, process: PerImage, 
         if opts.num_samples > 1 and pipe.process.is_deterministic(settings):
             raise fail(f"-n {opts.num_samples}: with these settings this model's sampler adds no randomness, so the "
                        "samples would be copies of one result; use -n 1, or more --sampling-steps for varied samples")
-        columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   TextColumn("eta"), TimeRemainingColumn()]
-        with Progress(*columns, console=console, disable=opts.quiet, transient=False) as progress:
-            files = progress.add_task("images", total=len(todo))
-            steps = progress.add_task("sampling", total=settings.steps, visible=False)
-
-            def on_step(i: int, n: int) -> None:
-                progress.update(steps, completed=i, total=n, visible=True)
-
+        with BatchProgress(console, len(todo), opts.quiet) as progress:
             for job in todo:
-                progress.update(steps, description=f"sampling {escape(display_name(job.rel))}", completed=0)
+                progress.start(display_name(job.rel))
                 try:
                     with claim(job.outputs[0]) as mine:
                         if not mine:
                             tally.busy += 1
+                            progress.finish(sampled=False)
                         elif not opts.overwrite and all(o.exists() for o in job.outputs):
                             tally.skipped += 1  # another run wrote it meanwhile
+                            progress.finish(sampled=False)
                         else:
-                            _run_job(job, task, opts, pipe, settings, seed, process, prepare, on_step)
+                            _run_job(job, task, opts, pipe, settings, seed, process, prepare, progress.step)
+                            progress.finish(sampled=True)
                 except Exception as e:  # one file's failure, whatever it is, must not end the batch
+                    progress.failed()
                     if debugging():
                         traceback.print_exception(e)
                     failed(job, describe_failure(job.source, e))
-                progress.advance(files)
     tally.written = len(jobs) - tally.skipped - tally.busy - len(tally.failures)
     return tally
+
+
+def requested_settings(task: str, opts: RunOptions) -> dict[str, str]:
+    """What this run asks for, under the keys outputs record them (:meth:`Pipeline.provenance`): the model
+    (by file hash where it is a local file), and every other setting the user gave; defaults of the
+    sampler that only the model knows are left out (it is not loaded yet)."""
+    wanted = {key: str(value) for key, value in (("seed", opts.seed), ("sampler", opts.sampler),
+                                                  ("sampling_steps", opts.sampling_steps), ("spacing", opts.spacing),
+                                                  ("resolution", opts.resolution)) if value is not None}
+    if opts.anneal is not None:
+        wanted["temperature"] = f"{opts.anneal:g}"
+    wanted.update(opts.task_options)
+    model, model_hash = model_identity(opts.model, task)
+    wanted["model"] = model
+    if model_hash:
+        wanted["model_hash"] = model_hash
+    return wanted
+
+
+def model_identity(spec: str | None, task: str) -> tuple[str, str | None]:
+    """(the model as outputs record it, the short hash of its file where it is on this machine), found
+    without loading or downloading anything."""
+    from ..checkpoint import file_hash
+    from ..hub import default_model, hub_ref_valid, parse_hub_ref, shipped_models
+
+    shipped = shipped_models()
+    spec = spec or default_model(task, shipped)
+    try:
+        if spec in shipped:
+            return spec, file_hash(shipped[spec])
+        path = Path(spec).expanduser()
+        if path.is_file():
+            return str(path), file_hash(path)
+    except (OSError, ValueError):
+        return spec, None
+    ref = parse_hub_ref(spec)
+    return (ref.display() if ref and hub_ref_valid(ref) else spec), None
+
+
+def settings_changes(jobs: list[Job], wanted: dict[str, str]) -> str:
+    """A sentence for the skip line when existing outputs were made with other settings than ``wanted``
+    (read from their metadata): how many, and what differs in the first of them; '' when none does."""
+    from ..imageio import ImageInputError, read_metadata
+
+    changed: list[list[str]] = []
+    for job in jobs:
+        try:
+            made = read_metadata(job.outputs[0])
+        except (ImageInputError, OSError):
+            continue  # no readable record: nothing to compare
+        differs = []
+        for key, value in wanted.items():
+            if key == "model" and "model_hash" in wanted and "model_hash" in made:
+                continue  # the file's hash decides
+            if key in made and made[key] != value:
+                shown = ("model", made.get("model", "?"), wanted["model"]) if key == "model_hash" else \
+                    (key, made[key], value)
+                differs.append(f"{shown[0]} {shown[1]}, now {shown[2]}")
+        if differs:
+            changed.append(differs)
+    if not changed:
+        return ""
+    were = "was" if len(changed) == 1 else "were"
+    return (f" {len(changed)} of them {were} made with other settings than this run asks for "
+            f"({'; '.join(changed[0])}{'; ...' if len(changed) > 1 else ''}); --overwrite remakes them.")
 
 
 def _report(tallies: list[Tally], share: Share, seed: int, console: Console) -> None:
@@ -288,24 +406,29 @@ def _run_job(job: Job, task: str, opts: RunOptions, pipe, settings, seed: int, p
     import torch
 
     from ..imageio import display_name, load_image, save_image_atomic
-    from ..outputs import check_free_space, remove_stale_temporaries
+    from ..outputs import OUTPUT_OVERHEAD, check_free_space, remove_stale_temporaries
     from ..sharding import file_seed
 
     for out in job.outputs:
         remove_stale_temporaries(out)
     image = load_image(job.source, allow_huge=opts.allow_huge)
-    check_free_space(job.outputs[0], len(job.outputs) * (3 * image.width * image.height + 2**16))
-    extra = prepare(job, image) if prepare else None
+    check_free_space(job.outputs[0], len(job.outputs) * (3 * image.width * image.height + OUTPUT_OVERHEAD))
+    extra = prepare(job, image.size) if prepare else None
     generator = torch.Generator().manual_seed(file_seed(seed, job.rel))
     results = process(pipe, image, settings, generator, on_step, extra)
     meta = pipe.provenance(task, settings, seed)
+    meta.update(opts.task_options)
     meta["seed_path"] = display_name(job.rel.as_posix())  # the file's seed comes from the seed and this path
     meta["source"] = display_name(job.source.name)
     for out, result in zip(job.outputs, results):
         save_image_atomic(result, out, metadata=meta, overwrite=True, icc_profile=image.info.get("icc_profile"))
 
 
-def interrupted() -> None:
-    """Ctrl-C: atomic writes leave no partial file; say so and exit like a shell would."""
-    err_console.print("Interrupted; finished outputs are kept, re-run to do the rest.")
-    sys.exit(130)
+def interrupted(stop: BaseException | None = None) -> None:
+    """Ctrl-C (or SIGTERM / SIGHUP): atomic writes leave no partial file; say so and exit like a shell would."""
+    import signal
+
+    signum = stop.signum if isinstance(stop, Stopped) else signal.SIGINT
+    what = "Interrupted" if signum == signal.SIGINT else f"Stopped by {signal.Signals(signum).name}"
+    err_console.print(f"{what}; finished outputs are kept, re-run to do the rest.")
+    sys.exit(128 + signum)

@@ -7,23 +7,26 @@ from typing import Annotated, Optional
 
 import typer
 
+from .help import PaletteGroup, command, in_range
+from .options import nonempty_path
 from .runner import err_console, fail
 
-app = typer.Typer(help="The paper's two-alternative forced-choice study (\"fool rate\"): a static page for "
+app = typer.Typer(cls=PaletteGroup, help="The paper's two-alternative forced-choice study (\"fool rate\"): a static page for "
                        "people to answer, and the scoring of their answers.", no_args_is_help=True)
 
 
-@app.command("make")
+@command(app, "make")
 def make(
     eval_dirs: Annotated[list[Path], typer.Argument(
-        help="Run folders of palette eval (or folders holding them).", show_default=False)],
+        metavar="RUN_FOLDERS", help="Run folders of palette eval (or folders holding them).", show_default=False)],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for index.html and its images.",
-                                      show_default=False)],
+                                      parser=nonempty_path, metavar="FOLDER", show_default=False)],
     seconds: Annotated[float, typer.Option(help="How long each pair is shown.")] = 3.0,
     method: Annotated[Optional[list[str]], typer.Option(
-        help="Only these methods (labels of the evaluation's rows; repeatable). Default: all.",
+        metavar="LABEL", help="Only these methods (labels of the evaluation's rows; repeatable). Default: all.",
         show_default=False)] = None,
-    photos: Annotated[Optional[int], typer.Option(min=1, help="Only the first N photos of each run.")] = None,
+    photos: Annotated[Optional[int], typer.Option(
+        metavar="N", callback=in_range(1), help="Only the first N photos of each run.")] = None,
     title: Annotated[str, typer.Option(help="The page's title.")] = "Which photo is from a camera?",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Write into a folder that is not empty.")] = False,
 ) -> None:
@@ -44,13 +47,14 @@ def make(
     typer.echo(f"page: {out / 'index.html'}")
 
 
-@app.command("score")
+@command(app, "score")
 def score(
-    answers: Annotated[list[Path], typer.Argument(help="Answers files downloaded from the study page.",
+    answers: Annotated[list[Path], typer.Argument(metavar="ANSWERS", help="Answers files downloaded from the study page.",
                                                   show_default=False)],
     study: Annotated[Optional[Path], typer.Option(
         help="The study folder (or its study.json): answers must be to its trials.")] = None,
-    out: Annotated[Path, typer.Option("--out", "-o", help="JSON file for the fool rates.")] = Path("fool_rates.json"),
+    out: Annotated[Path, typer.Option("--out", "-o", parser=nonempty_path, metavar="FILE",
+                                      help="JSON file for the fool rates.")] = Path("fool_rates.json"),
 ) -> None:
     """Merge participants' answers: the fool rate per task and method with a 95% confidence interval.
     Malformed or mismatched files are refused, one line each, and the exit code is then non-zero."""

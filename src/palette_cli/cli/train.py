@@ -7,31 +7,46 @@ from typing import Annotated, Optional
 
 import typer
 
+from .options import nonempty_path
 from .runner import fail
 
 
 def train(
     config: Annotated[Path, typer.Argument(help="Training config (.toml, .json, or .yaml with PyYAML).",
-                                           show_default=False)],
+                                           metavar="CONFIG", parser=nonempty_path, show_default=False)],
     set_: Annotated[Optional[list[str]], typer.Option(
-        "--set", help="Override a config value: --set optim.lr=1e-4 --set data.size=128 (repeatable).")] = None,
+        "--set", metavar="KEY=VALUE", help="Override a config value: --set optim.lr=1e-4 --set data.size=128 (repeatable).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the newest checkpoint in the run folder.")] = False,
     out: Annotated[Optional[Path], typer.Option(
-        "--out", "-o", help="Run folder (default: runs/<config name>).")] = None,
+        "--out", "-o", metavar="FOLDER", parser=nonempty_path, help="Run folder (default: runs/<config name>).")]
+    = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Plain log lines instead of a progress bar (for log files).")] = False,
 ) -> None:
     """Train a Palette model; checkpoints, metrics.jsonl and validation grids go to the run folder."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.showwarning = _warning_line
+        _train(config, set_ or [], resume, out, quiet)
+
+
+def _train(config: Path, set_: list[str], resume: bool, out: Path | None, quiet: bool) -> None:
     import os
 
+    from ..imageio import OutputError, display_name
+    from ..outputs import folder_problem
     from ..training import ConfigError, Trainer, load_config
 
     try:
-        cfg = load_config(config, set_ or [])
+        cfg = load_config(config, set_)
         run_dir = out or Path("runs") / config.stem
+        problem = folder_problem(run_dir)
+        if problem:
+            raise ConfigError(f"run folder {display_name(run_dir)}: {problem}")
         if not resume and any((run_dir / "checkpoints").glob("step-*.pt")):
             raise ConfigError(f"{run_dir} already holds checkpoints; pass --resume to continue or --out elsewhere")
         trainer = Trainer(cfg, run_dir, resume=resume)
-    except ConfigError as e:
+    except (ConfigError, OutputError) as e:
         raise fail(str(e))
 
     import signal
@@ -41,6 +56,13 @@ def train(
         _run_quiet(trainer)
         return
     _run_with_progress(trainer, cfg.steps)
+
+
+def _warning_line(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings of a training run (an unreadable image skipped...) as one line each, not Python's two."""
+    from .runner import err_console
+
+    err_console.print(f"warning: {message}", markup=False, soft_wrap=True)
 
 
 def _run_quiet(trainer) -> None:

@@ -18,6 +18,7 @@ from .options import (
     Model,
     NumSamples,
     Output,
+    OutputExt,
     Overwrite,
     PrecisionOpt,
     Quiet,
@@ -74,25 +75,35 @@ def check_work(width: int, height: int, extensions: list[tuple[str, int]], allow
 def uncrop(inputs: Inputs,
            direction: Annotated[Direction, typer.Option("--direction", "-d", help="Side(s) to extend.")] = Direction.right,
            amount: Annotated[str, typer.Option(
+               metavar="FRACTION|PIXELS",
                help="How far: a fraction of the image's width/height (0.5) or pixels (128).")] = "0.5",
-           output: Output = None, model: Model = None, sampler: Sampler = None,
+           output: Output = None, ext: OutputExt = None, model: Model = None, sampler: Sampler = None,
            sampling_steps: SamplingSteps = None, spacing: SpacingOpt = None, seed: Seed = None,
            num_samples: NumSamples = 1, device: DeviceOpt = "auto", precision: PrecisionOpt = "auto",
            batch_size: BatchSize = 4, overwrite: Overwrite = False, quiet: Quiet = False,
            recursive: Recursive = False, allow_huge: AllowHuge = False, resolution: Resolution = None,
            shard: Shard = None, force: Force = False) -> None:
     """Uncrop photos: grow the canvas; the original pixels stay identical. Long extensions take several passes."""
+    opts = RunOptions.from_cli(**{k: v for k, v in locals().items() if k not in ("inputs", "direction", "amount")})
     value = parse_amount(amount)
-    opts = RunOptions.from_cli(**{k: v for k, v in locals().items() if k not in ("inputs", "direction", "amount", "value")})
     sides = ["left", "right", "top", "bottom"] if direction.value == "all" else [direction.value]
+    opts.task_options = {"direction": direction.value, "amount": amount.strip().lower()}
+
+    def extensions(size: tuple[int, int]) -> list[tuple[str, int]]:
+        return [(side, amount_pixels(value, size[0] if side in ("left", "right") else size[1])) for side in sides]
+
+    def check(_job, size: tuple[int, int]) -> None:
+        check_work(*size, extensions(size), opts.allow_huge)
 
     def process(pipe, image, settings, generator, on_step, _extra):
-        results = [image] * opts.num_samples
-        amounts = [amount_pixels(value, image.width if side in ("left", "right") else image.height) for side in sides]
-        check_work(image.width, image.height, list(zip(sides, amounts)), opts.allow_huge)
-        for k, (side, px) in enumerate(zip(sides, amounts)):
-            step_cb = (lambda i, n, k=k: on_step(k * n + i, len(sides) * n)) if on_step else None
-            results = [pipe.extend(r, side, px, settings, generator, 1, on_step=step_cb)[0] for r in results]
+        from ..windows import offset_progress
+
+        check(None, image.size)
+        results, n = [image] * opts.num_samples, opts.num_samples
+        for k, (side, px) in enumerate(extensions(image.size)):  # progress counts every side of every sample
+            results = [pipe.extend(r, side, px, settings, generator, 1,
+                                   on_step=offset_progress(on_step, k * n + i, len(sides) * n))[0]
+                       for i, r in enumerate(results)]
         return results
 
-    run_batch("uncrop", inputs, opts, "_uncropped", process)
+    run_batch("uncrop", inputs, opts, "_uncropped", process, check=check)

@@ -121,6 +121,9 @@ def pair_outputs(outputs: PathSpec, references: References, *, suffix: str | Non
 def read_labels(labels: Mapping[str, int] | PathSpec, pairs: list[Pair]) -> np.ndarray:
     """Class indices for the pairs from a mapping (or JSON file) keyed by relative path or stem."""
     if not isinstance(labels, Mapping):
+        from ..imageio import check_regular_file
+
+        check_regular_file(labels, EvaluationError, "labels file")
         try:
             labels = json.loads(Path(labels).read_text(encoding="utf-8"))
         except (OSError, ValueError) as e:

@@ -267,8 +267,16 @@ def _network_scores(scores: _Scores, name: str, run: _NetRun, labels: np.ndarray
                 f"Fréchet distance of {net.title} pooled features, outputs vs originals (lower is better){tag}",
                 net.comparable)
             kid, kid_std = kernel_distance(out_pooled, ref_pooled, subsets=kid_subsets, subset_size=kid_subset_size)
+            whole = n <= kid_subset_size  # every subset would be all n inputs: one value, no spread to give
             put(f"kid_{name}", kid, f"kernel distance (unbiased MMD², cubic polynomial kernel) of {net.title} "
-                f"features, outputs vs originals (lower is better){tag}", net.comparable, kid_std)
+                f"features, outputs vs originals (lower is better){tag}", net.comparable, None if whole else kid_std)
+            if whole:
+                scores.notes.append(f"kid_{name}: computed once over all {n} inputs (no more than the subset size "
+                                    f"{kid_subset_size}), so it has no ± spread")
+            if kid < 0:
+                scores.notes.append(f"kid_{name} below 0: KID is an unbiased estimate, which goes below 0 when the "
+                                    "outputs and the originals cannot be told apart at this number of images; read "
+                                    "a value below 0 as 0")
             if n < net.feature_dim:
                 scores.notes.append(f"fid_{name}: {n} images for {net.feature_dim}-d features; the covariance is "
                                     "singular and FID is strongly biased upwards at this size (compare only runs "

@@ -86,10 +86,17 @@ def effnet_lite_weights(kind: str) -> Path:
 def resolve_weights(spec: str | os.PathLike[str]) -> Path:
     """A local file, or ``hf:USER/REPO/FILE[@REV]`` fetched from the Hugging Face Hub (or its cache)."""
     from ..hub import ModelNotFoundError, download, parse_hub_ref
+    from ..imageio import ImageInputError, path_kind
 
     path = Path(spec).expanduser()
-    if path.is_file():
+    try:
+        kind = path_kind(path)
+    except ImageInputError as e:
+        raise FeatureWeightsError(str(e)) from None
+    if kind == "file":
         return path
+    if kind != "missing":
+        raise FeatureWeightsError(f"{spec}: is {kind}, not a weights file")
     text = str(spec)
     ref = parse_hub_ref(text) if text.startswith("hf:") else None
     if ref is None:
@@ -102,6 +109,8 @@ def resolve_weights(spec: str | os.PathLike[str]) -> Path:
 
 def read_state_dict(path: str | os.PathLike[str]) -> dict[str, Tensor]:
     """Tensors of a ``.safetensors`` or ``.pth`` file (a ``{"state_dict": …}`` wrapper is unwrapped)."""
+    from ..pickles import PickleLoadError, load_plain
+
     path = Path(path)
     try:
         if path.suffix == ".safetensors":
@@ -109,7 +118,9 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, Tensor]:
 
             state = load_file(str(path))
         else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            state = load_plain(path)
+    except PickleLoadError as e:
+        raise FeatureWeightsError(str(e)) from None
     except Exception as e:  # noqa: BLE001 - any unreadable file becomes one line
         raise FeatureWeightsError(f"{path}: not a readable weights file ({str(e).splitlines()[0]})") from None
     if isinstance(state, dict) and set(state) == {"state_dict"}:

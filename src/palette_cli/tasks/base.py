@@ -48,8 +48,11 @@ class PipelineLike(Protocol):
     resolution: int
     divisor: int
     device: torch.device
+    batch_size: int
 
     def net_fn(self, y: Tensor, level: Tensor, cond: Tensor) -> Tensor: ...
+
+    def model_calls(self, settings: "SamplerSettings") -> int: ...
 
     def sample(self, cond: Tensor, settings: "SamplerSettings", generator: torch.Generator, *,
                known: Tensor | None = None, mask: Tensor | None = None, start: Tensor | None = None,

@@ -107,8 +107,9 @@ def restore_photo(pipe: PipelineLike, image: Image.Image, settings: "SamplerSett
     # Tiles are clipped to the canvas on each axis on its own, so a photo 3 pixels high is covered by a
     # few 16 x 256 tiles, not by thousands of tiny ones; sizes stay multiples of the JPEG grid.
     size = tuple(max(grid, min(tile, n) - min(tile, n) % grid) for n in (padded_h, padded_w))
-    net = tiled_net(pipe.net_fn, cond, size, overlap, align=JPEG_GRID)
-    out = pipe.sample(cond, settings, generator, net=net, on_step=on_step)
+    net = tiled_net(pipe.net_fn, cond, size, overlap, align=JPEG_GRID, chunk=pipe.batch_size,
+                    calls=pipe.model_calls(settings), on_step=on_step)  # progress by chunks of tiles
+    out = pipe.sample(cond, settings, generator, net=net)
     if lock_colour:
         out = lock_low_frequencies(out, cond.cpu())
     return [tensor_to_pil(o[:, :h, :w]) for o in out]

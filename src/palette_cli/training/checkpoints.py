@@ -53,10 +53,12 @@ def latest_checkpoint(run_dir_or_file: str | Path) -> Path:
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Read a training checkpoint (weights_only: no arbitrary code runs)."""
+    from ..pickles import PickleLoadError, load_plain
+
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise ConfigError(f"{path}: cannot read training checkpoint ({str(e).splitlines()[0]})") from None
+        ckpt = load_plain(path, "training checkpoint")
+    except PickleLoadError as e:
+        raise ConfigError(str(e)) from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != "palette-cli-train":
         raise ConfigError(f"{path}: not a palette-cli training checkpoint")
     if ckpt.get("version", 0) > CHECKPOINT_VERSION:

@@ -190,29 +190,41 @@ def apply_override(raw: dict[str, Any], assignment: str) -> None:
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """TOML, JSON, or YAML (if PyYAML is installed) → a raw dict."""
+    from ..imageio import check_regular_file, os_reason
+
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
-    text = path.read_text()
+    check_regular_file(path, ConfigError, "config file")
     suffix = path.suffix.lower()
+    if suffix not in (".toml", ".json", ".yaml", ".yml"):
+        raise ConfigError(f"{path}: config files must be .toml, .json, .yaml or .yml")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read config ({os_reason(e)})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: cannot parse config (not UTF-8 text)") from None
     try:
         if suffix == ".toml":
             import tomllib
 
-            return tomllib.loads(text)
-        if suffix == ".json":
-            return json.loads(text)
-        if suffix in (".yaml", ".yml"):
+            raw = tomllib.loads(text)
+        elif suffix == ".json":
+            raw = json.loads(text)
+        else:
             try:
                 import yaml
             except ImportError:
                 raise ConfigError(f"{path}: YAML configs need PyYAML (pip install pyyaml)") from None
-            return yaml.safe_load(text) or {}
+            raw = yaml.safe_load(text)
+            raw = {} if raw is None else raw
     except ConfigError:
         raise
     except Exception as e:  # parse errors of any of the three formats
-        raise ConfigError(f"{path}: cannot parse config ({str(e).splitlines()[0]})") from None
-    raise ConfigError(f"{path}: config files must be .toml, .json, .yaml or .yml")
+        raise ConfigError(f"{path}: cannot parse config ({(str(e).splitlines() or [type(e).__name__])[0]})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a config holds a table of settings (key = value), not a "
+                          f"{type(raw).__name__}")
+    return raw
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = (),

@@ -23,7 +23,7 @@ def rank_seed(seed: int, *parts: int) -> int:
 
 def build_dataset(config: TrainConfig, source: Any, mode: str, seed: int):
     """The config's task over the images of ``source`` (an :class:`~palette_cli.data.ImageDataset`)."""
-    from ..data import ImageDataset
+    from ..data import ImageDataset, UnreadableDataError
     from ..tasks import parse_task_spec
 
     try:
@@ -31,11 +31,13 @@ def build_dataset(config: TrainConfig, source: Any, mode: str, seed: int):
     except (KeyError, ValueError) as e:
         raise ConfigError(f"task: {e}") from None
     try:
-        return ImageDataset(source, task, config.data.size, mode=mode, seed=seed, **config.data.options)
-    except FileNotFoundError as e:
+        dataset = ImageDataset(source, task, config.data.size, mode=mode, seed=seed, **config.data.options)
+        dataset.check_readable()
+    except (FileNotFoundError, UnreadableDataError) as e:
         raise ConfigError(f"data: {e}") from None
     except TypeError as e:
         raise ConfigError(f"data.options: {e}") from None
+    return dataset
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
