@@ -7,11 +7,16 @@ OUT=docs/images
 mkdir -p "$OUT"
 P="palette"
 $P colorize examples/grace_hopper_gray.jpg -o "$OUT/grace_hopper_colorized.png" --seed 0 --overwrite --quiet
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+python -c "from PIL import Image; Image.open('examples/chelsea.png').convert('L').save('$TMP/chelsea_gray.png')"
+$P colorize "$TMP/chelsea_gray.png" -n 3 -o "$TMP/colorized" --seed 0 --overwrite --quiet
 $P inpaint examples/chelsea.png --mask examples/chelsea_mask.png -o "$OUT/chelsea_inpainted.png" --seed 0 --overwrite --quiet
 $P uncrop examples/astronaut_256.png --direction right -o "$OUT/astronaut_uncropped.png" --seed 0 --overwrite --quiet
 $P restore examples/coffee_q10.jpg -o "$OUT/coffee_restored.png" --seed 0 --overwrite --quiet
 $P panorama examples/astronaut_256.png --steps 2 -o "$OUT/astronaut_panorama.png" --seed 0 --overwrite --quiet
-python - <<'PY'
+TMP="$TMP" python - <<'PY'
+import os
 from PIL import Image, ImageDraw
 
 def pair(before, after, out, label_a="input", label_b="output"):
@@ -33,6 +38,20 @@ def masked(image, mask):
 O = "docs/images"
 masked("examples/chelsea.png", "examples/chelsea_mask.png").save(f"{O}/chelsea_masked.png")
 pair("examples/grace_hopper_gray.jpg", f"{O}/grace_hopper_colorized.png", f"{O}/colorize.png")
+
+def row(paths, out, labels):
+    ims = [Image.open(p).convert("RGB") for p in paths]
+    h = 192
+    ims = [im.resize((round(im.width * h / im.height), h), Image.Resampling.LANCZOS) for im in ims]
+    canvas = Image.new("RGB", (sum(im.width for im in ims) + 8 * (len(ims) - 1), h + 20), "white")
+    d, x = ImageDraw.Draw(canvas), 0
+    for im, label in zip(ims, labels):
+        canvas.paste(im, (x, 20)); d.text((x + 4, 4), label, fill="black"); x += im.width + 8
+    canvas.save(out, quality=90)
+
+T = os.environ["TMP"]
+row([f"{T}/chelsea_gray.png"] + [f"{T}/colorized/chelsea_gray_colorized_s{k}.png" for k in range(3)],
+    f"{O}/colorize_samples.jpg", ["input", "-n 3: sample 0 (most likely)", "sample 1", "sample 2"])
 pair(f"{O}/chelsea_masked.png", f"{O}/chelsea_inpainted.png", f"{O}/inpaint.png", "input + mask (white)")
 pair("examples/astronaut_256.png", f"{O}/astronaut_uncropped.png", f"{O}/uncrop.png")
 pair("examples/coffee_q10.jpg", f"{O}/coffee_restored.png", f"{O}/restore.png", "JPEG quality 10")

@@ -115,7 +115,7 @@ def test_model_file_round_trip(tmp_path):
     with torch.no_grad():
         assert torch.allclose(loaded(x, torch.ones(1), x), net(x, torch.ones(1), x), atol=1e-5)
     rebuilt = process_from_metadata(info.extra)
-    assert isinstance(rebuilt, ChromaBridgeProcess) and rebuilt.p_start == 1.0 and rebuilt.draw_cells == 4
+    assert isinstance(rebuilt, ChromaBridgeProcess) and rebuilt.p_start == 1.0 and rebuilt.draw_cells == 2
 
 
 # --------------------------------------------------------------------------- coherent draws

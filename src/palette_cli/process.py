@@ -374,8 +374,8 @@ class ChromaBridgeProcess(BridgeProcess):
     tasks = ("colorize",)
 
     def __init__(self, sigma: float = 0.25, p_start: float = 0.5, bins: int = 17, extent: float = 0.8,
-                 temperature: float = 0.38, rebalance: float = 0.0, draw_strength: float = 1.0,
-                 draw_cells: int = 4, guide_radius: int = 0):
+                 temperature: float = 0.38, rebalance: float = 0.0, draw_strength: float = 0.5,
+                 draw_cells: int = 2, guide_radius: int = 0):
         super().__init__(sigma, p_start)
         if not (math.isfinite(draw_strength) and 0 <= draw_strength <= 4):
             raise ValueError(f"chroma draw_strength must be in [0, 4], got {draw_strength!r}")
@@ -561,8 +561,8 @@ def process_from_metadata(extra: dict[str, Any], training: dict[str, Any] | None
                                        extent=float(spec.get("chroma_extent", 0.8)),
                                        temperature=float(spec.get("temperature", 0.38)),
                                        rebalance=float(spec.get("rebalance", 0.0)),
-                                       draw_strength=float(spec.get("draw_strength", 1.0)),
-                                       draw_cells=_whole(spec.get("draw_cells", 4), "draw_cells"),
+                                       draw_strength=float(spec.get("draw_strength", 0.5)),
+                                       draw_cells=_whole(spec.get("draw_cells", 2), "draw_cells"),
                                        guide_radius=_whole(spec.get("guide_radius", 0), "guide_radius"))
         return BridgeProcess(sigma=float(spec.get("sigma", 0.1)), p_start=float(spec.get("p_start", 0.25)))
     if objective != "diffusion":
