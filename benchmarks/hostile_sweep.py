@@ -189,7 +189,7 @@ def simulated_disks(w: World):
         return
     from palette_cli import imageio, outputs
 
-    real_usage, real_access, real_write = outputs.shutil.disk_usage, outputs.os.access, imageio.atomic_write
+    real_usage, real_access, real_write = outputs.shutil.disk_usage, outputs.os.access, imageio.writing.atomic_write
     real_statvfs = outputs.os.statvfs
 
     def under(path, top: Path) -> bool:
@@ -208,11 +208,11 @@ def simulated_disks(w: World):
     outputs.shutil.disk_usage = usage
     outputs.os.access = lambda p, mode, **k: False if under(p, w.ro) else real_access(p, mode, **k)
     outputs.os.statvfs = lambda p: type("S", (), {"f_flag": os.ST_RDONLY})() if under(p, w.ro) else real_statvfs(p)
-    imageio.atomic_write = write
+    imageio.writing.atomic_write = write
     try:
         yield
     finally:
-        outputs.shutil.disk_usage, outputs.os.access, imageio.atomic_write = real_usage, real_access, real_write
+        outputs.shutil.disk_usage, outputs.os.access, imageio.writing.atomic_write = real_usage, real_access, real_write
         outputs.os.statvfs = real_statvfs
 
 

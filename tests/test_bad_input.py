@@ -452,7 +452,7 @@ def _png_header_only(width: int, height: int) -> bytes:
 def test_allow_huge_refuses_an_image_that_cannot_fit_in_memory(tmp_path, monkeypatch):
     path = tmp_path / "bomb.png"
     path.write_bytes(_png_header_only(40000, 40000))
-    monkeypatch.setattr(imageio, "available_memory", lambda: 8 * 2**30)
+    monkeypatch.setattr(imageio.reading, "available_memory", lambda: 8 * 2**30)
     with pytest.raises(ImageInputError) as e:
         load_image(path, allow_huge=True)
     text = str(e.value)
@@ -468,21 +468,21 @@ def test_allow_huge_refuses_an_image_that_cannot_fit_in_memory(tmp_path, monkeyp
 def test_available_memory_is_read(monkeypatch):
     """MemAvailable from /proc/meminfo; where that cannot be read, the system's page counts; else None."""
     meminfo = "MemTotal:       16318472 kB\nMemFree:         1201132 kB\nMemAvailable:    9013480 kB\n"
-    monkeypatch.setattr(imageio, "open", lambda *a, **k: io.StringIO(meminfo), raising=False)
+    monkeypatch.setattr(imageio.reading, "open", lambda *a, **k: io.StringIO(meminfo), raising=False)
     assert imageio.available_memory() == 9013480 * 1024
 
     def unreadable(*a, **k):
         raise OSError("no /proc here")
 
     pages = {"SC_AVPHYS_PAGES": 1000, "SC_PAGE_SIZE": 4096}
-    monkeypatch.setattr(imageio, "open", unreadable, raising=False)
-    monkeypatch.setattr(imageio.os, "sysconf", lambda name: pages[name])
+    monkeypatch.setattr(imageio.reading, "open", unreadable, raising=False)
+    monkeypatch.setattr(imageio.reading.os, "sysconf", lambda name: pages[name])
     assert imageio.available_memory() == 1000 * 4096
 
     def no_sysconf(name):
         raise ValueError(name)
 
-    monkeypatch.setattr(imageio.os, "sysconf", no_sysconf)
+    monkeypatch.setattr(imageio.reading.os, "sysconf", no_sysconf)
     assert imageio.available_memory() is None
 
 

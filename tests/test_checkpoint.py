@@ -110,7 +110,7 @@ def test_save_is_atomic_and_hash_stable(tmp_path, monkeypatch):
     h = file_hash(path)
     assert len(h) == 12 and h == file_hash(path)
     assert read_info(path).net == cfg.to_dict()
-    import palette_cli.imageio as io_module  # the one atomic writer
+    import palette_cli.imageio.writing as io_module  # the one atomic writer
 
     def boom(*a, **k):
         raise KeyboardInterrupt

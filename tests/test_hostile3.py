@@ -201,17 +201,17 @@ def test_a_run_whose_write_fails_releases_its_claim_and_the_rerun_writes(photo, 
                                                                          monkeypatch):
     from palette_cli import imageio
 
-    real = imageio.atomic_write
+    real = imageio.writing.atomic_write
 
     def disk_full(path, write):
         raise imageio.OutputError(path, "cannot write (No space left on device)")
 
-    monkeypatch.setattr(imageio, "atomic_write", disk_full)
+    monkeypatch.setattr(imageio.writing, "atomic_write", disk_full)
     out = tmp_path / "out"
     r = run("colorize", photo, "-o", out, "--model", tiny_model_file, *FAST)
     assert r.exit_code == 1 and "a_colorized.png: cannot write (No space left" in one_clean_line(r.output, "failed:")
     assert hidden_files(out) == []
-    monkeypatch.setattr(imageio, "atomic_write", real)
+    monkeypatch.setattr(imageio.writing, "atomic_write", real)
     r = run("colorize", photo, "-o", out, "--model", tiny_model_file, *[a for a in FAST if a != "--quiet"])
     assert r.exit_code == 0 and "1 written" in r.output and "another run" not in r.output
     assert sorted(os.listdir(out)) == ["a_colorized.png"]

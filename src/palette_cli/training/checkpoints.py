@@ -21,7 +21,7 @@ CHECKPOINT_VERSION = 2  # 2: "position" counts samples (1 counted micro-batches)
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
     """``torch.save`` through the project's atomic writer: a killed run never leaves half a checkpoint."""
-    from ..imageio import atomic_write
+    from ..imageio.writing import atomic_write  # looked up where tests patch it
 
     atomic_write(path, lambda f: torch.save(obj, f))
 

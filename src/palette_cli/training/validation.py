@@ -41,7 +41,7 @@ def image_grid(rows: list[Tensor], pad: int = 2) -> Tensor:
 def atomic_save_png(img01: Tensor, path: Path) -> None:
     from PIL import Image
 
-    from ..imageio import atomic_write
+    from ..imageio.writing import atomic_write  # looked up where tests patch it
 
     arr = (img01.permute(1, 2, 0).numpy() * 255).round().clip(0, 255).astype("uint8")
     atomic_write(path, lambda f: Image.fromarray(arr).save(f, format="PNG"))
