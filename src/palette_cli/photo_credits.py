@@ -77,10 +77,12 @@ PALAPELI = CreditedSource("palapeli-data", "usr/share/palapeli/collection", "pal
     )))
 
 # (path under gcompris/src/activities/ in the bundle ACTIVITY.rcc, label, kind, licence, author, source), one
-# tab-separated line each in the package data file photo_credits.tsv
+# tab-separated line each in the package data file photo_credits.tsv; an empty last field may lose its tab
+_FIELDS = 6
 _GCOMPRIS_TABLE: tuple[tuple[str, ...], ...] = tuple(
-    tuple(line.split("\t")) for line in files("palette_cli").joinpath("photo_credits.tsv")
-    .read_text(encoding="utf-8").splitlines() if line and not line.startswith("#"))
+    tuple((line.split("\t") + [""] * _FIELDS)[:_FIELDS])
+    for line in files("palette_cli").joinpath("photo_credits.tsv").read_text(encoding="utf-8").splitlines()
+    if line.strip() and not line.startswith("#"))
 
 
 GCOMPRIS = CreditedSource("gcompris-qt-data", "usr/share/gcompris-qt/rcc", "gcompris", tuple(
