@@ -449,7 +449,7 @@ class ChromaBridgeProcess(BridgeProcess):
         return self.draw_strength == 0 and super().is_deterministic(settings)
 
     def sample(self, net, cond, start, settings, generator, *, impose=None, on_step=None, samples_of_one=False):
-        """One step: the network's colour distribution at the start, decoded per sample. Each sample is a
+        """One step: the network's colour distribution at the start, decoded per sample. Each sample is the
         annealed mean, except with ``samples_of_one``, where all but the first are spatially coherent draws
         (:func:`~palette_cli.chroma.coherent_gumbel` noise on the logits, times ``draw_strength``, over a
         ``draw_cells``² lattice). More steps (models trained at every t) run the bridge sampler instead."""
@@ -460,11 +460,12 @@ class ChromaBridgeProcess(BridgeProcess):
         if impose is not None:
             x = impose(x, 1.0)
         logits = net(x, torch.ones(x.shape[0], device=x.device), cond).float()
-        noise = coherent_gumbel(tuple(logits.shape), generator, self.draw_cells, logits.device)
-        keep = torch.zeros(logits.shape[0], 1, 1, 1, device=logits.device)
-        if samples_of_one:
-            keep[1:] = 1
-        chroma = self.grid.decode(logits, self._temperature(settings), noise * keep * self.draw_strength)
+        noise = None
+        if samples_of_one and logits.shape[0] > 1:  # the first sample stays the annealed mean
+            noise = coherent_gumbel(tuple(logits.shape), generator, self.draw_cells, logits.device)
+            noise[0] = 0
+            noise = noise * self.draw_strength
+        chroma = self.grid.decode(logits, self._temperature(settings), noise)
         out = self._on_luma(chroma, cond)
         if impose is not None:
             out = impose(out, 0.0)

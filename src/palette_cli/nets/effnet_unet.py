@@ -189,7 +189,6 @@ class EffNetUNet(nn.Module):
         else:
             with torch.no_grad():
                 taps, pooled = self._encode(cond)
-            taps, pooled = [t.detach() for t in taps], pooled.detach()
         g = self.global_mlp(pooled.float().to(next(self.global_mlp.parameters()).dtype))
         x = taps[4]
         x = torch.cat([x, g[:, :, None, None].to(x.dtype).expand(-1, -1, *x.shape[-2:])], dim=1)
