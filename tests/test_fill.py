@@ -1,6 +1,7 @@
 """Classical fills: where a bridge model starts inpainting (reflections of the hole's border, smooth where
 none reaches) and uncropping (mirror)."""
 
+import pytest
 import torch
 
 from palette_cli.tasks import get_task
@@ -85,3 +86,21 @@ def test_tasks_give_bridge_starts():
     assert torch.equal(ex.start, mirror_fill(img, ex.mask))
     ex = get_task("jpeg").make_example(img, gen)
     assert ex.start is None and torch.equal(ex.as_dict()["start"], ex.cond)
+
+
+def test_restart_fills_gives_fill_examples_the_smooth_start_only():
+    from palette_cli.tasks.fill import fill_start, restart_fills
+
+    g = torch.Generator().manual_seed(0)
+    target = torch.rand(3, 3, 16, 16, generator=g) * 2 - 1
+    mask = torch.ones(3, 1, 16, 16)
+    mask[0, :, 4:12, 4:12] = 0  # example 0 is a fill (a known centre, unknown around it); 1 and 2 are not
+    start = torch.rand(3, 3, 16, 16, generator=g)
+    batch = {"cond": start, "target": target, "mask": mask, "start": start}
+    assert restart_fills(batch, "mirror") is batch
+    out = restart_fills(batch, "smooth")
+    assert torch.equal(out["start"][1:], start[1:])
+    assert torch.allclose(out["start"][0], smooth_fill(target[0], mask[0]))
+    assert torch.equal(out["start"][0][:, 4:12, 4:12], target[0][:, 4:12, 4:12])
+    with pytest.raises(ValueError, match="unknown fill start"):
+        fill_start("reflect", target, mask)

@@ -187,3 +187,48 @@ def test_one_step_bridge_fill_keeps_the_start_detail_on_the_model_local_means(tm
     assert torch.allclose((one - start)[inner], torch.full_like(start[inner], 0.1), atol=1e-4)
     assert pipe.process.keeps_start_detail(SamplerSettings())
     assert not pipe.process.keeps_start_detail(SamplerSettings(steps=4))
+
+
+def test_generating_bridge_settings_round_trip_and_old_files_read_as_before():
+    """A smooth-start bridge records its start and default steps; a first-generation file (no start, no
+    steps) reads as the mirror start with one step, and its metadata is written exactly as before."""
+    gen = BridgeProcess(sigma=1.0, p_start=0.1, start="smooth", steps=8)
+    back = process_from_metadata(gen.metadata())
+    assert (back.fill_start, back.steps, back.sigma, back.p_start) == ("smooth", 8, 1.0, 0.1)
+    assert back.resolve(SamplerSettings()).steps == 8
+    assert not back.is_deterministic(SamplerSettings()) and back.is_deterministic(SamplerSettings(steps=1))
+    assert not back.keeps_start_detail(SamplerSettings(steps=1))  # a smooth start has no detail to keep
+    old = process_from_metadata({"objective": "bridge", "process": {"sigma": 0.3, "p_start": 0.25}})
+    assert (old.fill_start, old.steps) == ("mirror", 1)
+    assert old.metadata()["process"] == {"kind": "bridge", "sigma": 0.3, "p_start": 0.25}
+    assert process_from_metadata({"objective": "bridge", "process": {"steps": 4.0}}).steps == 4
+    for bad, match in (({"start": "reflect"}, "start must be one of"), ({"steps": 2.5}, "whole number"),
+                       ({"steps": 0}, "steps must be")):
+        with pytest.raises(ValueError, match=match):
+            process_from_metadata({"objective": "bridge", "process": bad})
+
+
+def test_smooth_start_fill_makes_its_detail_and_samples_differ(tmp_path):
+    """A smooth-start bridge model starts a hole from the push-pull fill (no reflected detail): untrained, one
+    step returns that fill exactly; several steps with fresh noise give each sample its own content."""
+    from palette_cli.nets import UNet, preset
+    from palette_cli.tasks.fill import mirror_fill, smooth_fill
+
+    torch.manual_seed(0)
+    cfg = preset("tiny").replace(gamma_embedding="time")
+    path = tmp_path / "gen.safetensors"
+    process = BridgeProcess(sigma=1.0, p_start=0.1, start="smooth", steps=4)
+    save_model(path, ModelInfo(net=cfg.to_dict(), tasks=["inpaint", "uncrop"], extra=process.metadata()),
+               UNet(cfg).state_dict())
+    pipe = Pipeline.from_file(path, device="cpu", precision="fp32", resolution=64)
+    g = torch.Generator().manual_seed(0)
+    canvas = torch.rand(1, 3, 64, 64, generator=g) * 1.6 - 0.8
+    mask = torch.zeros(1, 1, 64, 64)
+    mask[..., :, 32:] = 1  # uncrop the right half
+    one = pipe.fill_window(canvas.clone(), mask, (0, 0, 64, 64), SamplerSettings(steps=1), g)
+    assert torch.allclose(one, smooth_fill(canvas, mask), atol=1e-6)
+    assert not torch.allclose(one, mirror_fill(canvas, mask), atol=0.1)
+    two = pipe.fill_window(canvas.expand(2, -1, -1, -1).clone(), mask, (0, 0, 64, 64), SamplerSettings(), g)
+    hole = mask.bool().expand(2, 3, -1, -1)
+    assert torch.equal(two[~hole], canvas.expand(2, -1, -1, -1)[~hole])  # known pixels untouched
+    assert (two[0] - two[1])[hole[0]].abs().mean() > 0.1

@@ -26,7 +26,7 @@ from .hub import ModelTaskError, task_of, task_refusal
 from .process import NetFn, SamplerSettings, process_from_metadata, sample_known
 from .tasks.base import noise_fill
 from .tasks.colorize import colorize_photo
-from .tasks.fill import mirror_fill
+from .tasks.fill import fill_start
 from .tasks.inpaint import inpaint_photo
 from .tasks.jpeg import restore_photo
 from .tasks.uncrop import extend_photo, panorama_photo
@@ -135,7 +135,7 @@ class Pipeline:
         m_small = mask_resize(win_mask, size).expand(canvas.shape[0], -1, -1, -1)
         known = resize(win, size)
         cond = noise_fill(known, m_small, generator)
-        start = mirror_fill(known, m_small)
+        start = fill_start(self.process.fill_start, known, m_small)
         out = self.sample(cond, settings, generator, known=known, mask=m_small, on_step=on_step, start=start)
         filled = resize(out, (x1 - x0, y1 - y0)).clamp(-1, 1)
         canvas[..., y0:y1, x0:x1] = torch.where(win_mask.bool(), filled, win)

@@ -97,6 +97,8 @@ class Process:
     kind: str = ""
     #: The tasks this kind of process can run at all; None: any image-to-image task.
     tasks: tuple[str, ...] | None = None
+    #: Where a fill (inpainting, uncropping) starts: a name in :data:`palette_cli.tasks.fill.FILL_STARTS`.
+    fill_start: str = "mirror"
 
     # -- description
     def metadata(self) -> dict[str, Any]:
@@ -271,22 +273,34 @@ class BridgeProcess(Process):
 
     kind = "bridge"
 
-    def __init__(self, sigma: float = 0.1, p_start: float = 0.25):
+    #: The starts a fill may take: ``mirror`` (the known part reflected into the unknown one: the model
+    #: refines a copy) or ``smooth`` (local mean colours only: the model must make every detail).
+    FILL_STARTS = ("mirror", "smooth")
+
+    def __init__(self, sigma: float = 0.1, p_start: float = 0.25, start: str = "mirror", steps: int = 1):
         if not (math.isfinite(sigma) and sigma >= 0):
             raise ValueError(f"bridge sigma must be a finite number >= 0, got {sigma!r}")
         if not 0 <= p_start <= 1:
             raise ValueError(f"bridge p_start must be in [0, 1], got {p_start!r}")
+        if start not in self.FILL_STARTS:
+            raise ValueError(f"bridge start must be one of {', '.join(self.FILL_STARTS)}, got {start!r}")
+        if isinstance(steps, bool) or not float(steps).is_integer() or steps < 1:
+            raise ValueError(f"bridge steps must be a whole number >= 1, got {steps!r}")
         self.sigma, self.p_start = float(sigma), float(p_start)
+        self.fill_start, self.steps = start, int(steps)
 
     def metadata(self) -> dict[str, Any]:
-        return {"objective": "bridge", "prediction": "residual",
-                "process": {"kind": "bridge", "sigma": self.sigma, "p_start": self.p_start}}
+        spec: dict[str, Any] = {"kind": "bridge", "sigma": self.sigma, "p_start": self.p_start}
+        if self.fill_start != "mirror" or self.steps != 1:  # files of the first bridge models stay as they were
+            spec.update(start=self.fill_start, steps=self.steps)
+        return {"objective": "bridge", "prediction": "residual", "process": spec}
 
     def samplers(self) -> tuple[str, ...]:
         return ("bridge",)
 
     def default_steps(self, sampler: str) -> int:
-        return 1
+        """The model's own default (chosen by measurement when it was exported; 1 for the first models)."""
+        return self.steps
 
     def describe(self, settings):
         s = self.resolve(settings)
@@ -312,8 +326,8 @@ class BridgeProcess(Process):
         """Yes for one step. That step is the conditional mean E[photo | start]: the right local colours,
         but the reflected texture of the start averaged away where the model is unsure. Chosen on training
         photos, where it lowered the perceptual distance of centre holes, free-form holes and uncropping
-        (docs/RESULTS.md, Study 6)."""
-        return self.resolve(settings).steps == 1
+        (docs/RESULTS.md, Study 6). Never for a smooth start: it has no detail, the model makes it."""
+        return self.fill_start == "mirror" and self.resolve(settings).steps == 1
 
     def noisy(self, y0: Tensor, start: Tensor, t: Tensor, noise: Tensor) -> Tensor:
         """``x_t`` for clean images ``y0``, starting images ``start`` and times ``t`` of shape (B,)."""
@@ -515,7 +529,7 @@ def _whole(value: Any, name: str) -> int:
     """An integer setting that a file or config may write as 4 or 4.0, never 4.5."""
     number = float(value)
     if not number.is_integer():
-        raise ValueError(f"chroma {name} must be a whole number, got {value!r}")
+        raise ValueError(f"process setting {name} must be a whole number, got {value!r}")
     return int(number)
 
 DETAIL_SIZE = 8  # the blur (at the working resolution) that splits a fill's local means from its detail
@@ -565,7 +579,8 @@ def process_from_metadata(extra: dict[str, Any], training: dict[str, Any] | None
                                        draw_strength=float(spec.get("draw_strength", 0.5)),
                                        draw_cells=_whole(spec.get("draw_cells", 2), "draw_cells"),
                                        guide_radius=_whole(spec.get("guide_radius", 0), "guide_radius"))
-        return BridgeProcess(sigma=float(spec.get("sigma", 0.1)), p_start=float(spec.get("p_start", 0.25)))
+        return BridgeProcess(sigma=float(spec.get("sigma", 0.1)), p_start=float(spec.get("p_start", 0.25)),
+                             start=str(spec.get("start", "mirror")), steps=_whole(spec.get("steps", 1), "steps"))
     if objective != "diffusion":
         raise ValueError(f"the model's objective {objective!r} is not one this version can sample")
     prediction = str(extra.get("prediction") or training.get("prediction") or "eps")

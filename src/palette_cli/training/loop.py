@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from ..schedule import ScheduleConfig
+from ..tasks.fill import restart_fills
 from ..threads import ThreadGovernor
 from .checkpoints import (
     CHECKPOINT_VERSION,
@@ -264,6 +265,7 @@ class Trainer:
             torch.manual_seed(seed)  # dropout and anything else drawing from the global generator
             gen = torch.Generator().manual_seed(seed)
             batch = {k: v.to(self.device, non_blocking=True) for k, v in next(self.loader).items()}
+            batch = restart_fills(batch, self.process.fill_start)
             if c.channels_last:
                 batch = {k: v.contiguous(memory_format=torch.channels_last) for k, v in batch.items()}
             last = micro == c.grad_accum - 1
@@ -348,7 +350,8 @@ class Trainer:
                          for k, t in enumerate(subtasks) for i in indices]
             else:
                 items = [ds[i] for i in indices]
-            self._val_batch = {k: torch.stack([x[k] for x in items]) for k in items[0]}
+            self._val_batch = restart_fills({k: torch.stack([x[k] for x in items]) for k in items[0]},
+                                            self.process.fill_start)
         return self._val_batch
 
     @torch.no_grad()
