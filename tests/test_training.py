@@ -14,7 +14,8 @@ import pytest
 import torch
 from PIL import Image
 
-from palette_cli.process import DiffusionProcess
+from palette_cli.gaussian import EpsDiffusion, VDiffusion
+from palette_cli.process_registry import PROCESSES
 from palette_cli.training import (
     ConfigError,
     TrainConfig,
@@ -121,7 +122,7 @@ def test_known_pixels_are_clean_in_the_diffusion_input():
     mask = torch.zeros(2, 1, 4, 4)
     mask[..., :2] = 1
     batch = {"cond": target.clone(), "target": target, "mask": mask}
-    loss = DiffusionProcess("eps", TrainConfig().schedule_config()).loss(net, batch, torch.Generator().manual_seed(0))
+    loss = EpsDiffusion(TrainConfig().schedule_config()).loss(net, batch, torch.Generator().manual_seed(0))
     assert torch.equal(seen["y"][..., 2:], target[..., 2:])
     assert not torch.allclose(seen["y"][..., :2], target[..., :2])
     assert loss.item() == pytest.approx(1.0, abs=0.5)  # zero prediction: mean ε² over the masked half
@@ -374,7 +375,7 @@ def test_training_loss_is_zero_for_the_exact_prediction_only(prediction):
 
     schedule = PAPER_TRAIN
     other = "v" if prediction == "eps" else "eps"
-    process = DiffusionProcess(prediction, schedule)
+    process = PROCESSES["diffusion", prediction](schedule)
     own = process.loss(oracle(prediction), batch, torch.Generator().manual_seed(1))
     wrong = process.loss(oracle(other), batch, torch.Generator().manual_seed(1))
     assert float(own) < 1e-6
@@ -389,7 +390,7 @@ def test_v_process_recovers_the_clean_image_from_the_true_v():
     gamma = torch.tensor([1e-4, 0.01, 0.3, 0.7, 0.9999])
     y = q_sample(y0, gamma, eps)
     v = v_target(y0, gamma, eps)
-    denoise = DiffusionProcess("v").denoiser(lambda _y, _g, _c: v, torch.zeros_like(y))
+    denoise = VDiffusion().denoiser(lambda _y, _g, _c: v, torch.zeros_like(y))
     assert torch.allclose(denoise(y, gamma), y0, atol=1e-5)
 
 
@@ -445,7 +446,8 @@ def test_validation_shows_what_palette_inpaint_produces():
     from palette_cli.imageio import pil_to_tensor, tensor_to_pil
     from palette_cli.nets import UNet, preset
     from palette_cli.pipeline import Pipeline
-    from palette_cli.process import BridgeProcess, SamplerSettings
+    from palette_cli.bridge import BridgeProcess
+    from palette_cli.process import SamplerSettings
     from palette_cli.tasks.base import noise_fill
     from palette_cli.tasks.fill import mirror_fill
 

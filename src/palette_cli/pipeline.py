@@ -23,7 +23,8 @@ from torch import Tensor
 from .checkpoint import ModelInfo, file_hash, load_model, read_info
 from .devices import resolve_device
 from .hub import ModelTaskError, task_of, task_refusal
-from .process import NetFn, SamplerSettings, process_from_metadata, sample_known
+from .process import NetFn, SamplerSettings, sample_known
+from .process_registry import process_from_metadata
 from .tasks.base import noise_fill
 from .tasks.colorize import colorize_photo
 from .tasks.fill import fill_start
@@ -76,7 +77,7 @@ class Pipeline:
         self.batch_size = max(1, batch_size)
         # What the network's output means, how sampling starts and which levels it visits: the model file says.
         self.process = process_from_metadata(info.extra, info.training, info.schedule)
-        self.objective = self.process.metadata()["objective"]
+        self.objective = self.process.objective
         self.force = force
 
     @classmethod

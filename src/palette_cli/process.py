@@ -1,52 +1,34 @@
-"""What a network predicts and how its output becomes an image: one object per kind of process.
+"""What a network predicts and how its output becomes an image: the interface every process implements.
 
-A process owns, for its kind, everything that depends on what the network's output means:
+A process is one class that owns, for its kind, everything that depends on what the network's output
+means (as diffusers' ``ConfigMixin`` classes and k-diffusion's config ``type`` own theirs):
 
-- the training target and its loss (:meth:`Process.loss`),
-- the clean-image estimate from a network output (:meth:`Process.denoiser`),
-- the state sampling starts from (:meth:`Process.initial_state`),
-- the levels a sampler setting visits (:meth:`Process.levels`) and the sampling loop itself.
+- what a model file records of it: ``objective`` and ``prediction`` (its key in
+  :data:`~palette_cli.process_registry.PROCESSES`) and its settings table (``settings``: the schema,
+  :meth:`Process.from_spec` to read it with the constructor's defaults, :meth:`Process.metadata` to write it);
+- what it asks of a network config (:meth:`Process.check_network`) and of a training config
+  (:meth:`Process.check_training`: the losses it trains with, the tasks it can run at all), and the
+  settings an export may choose after training (``decoding_keys``);
+- the training target and its loss (:meth:`Process.loss`);
+- the clean-image estimate from a network output (:meth:`Process.denoiser`), the state sampling starts
+  from (:meth:`Process.initial_state`), the levels a sampler setting visits (:meth:`Process.levels`) and
+  the sampling loop itself; whether a setting is deterministic and whether a fill keeps its start's detail.
 
-Kinds:
-
-- ``eps``: Palette's diffusion: ``y_t = √γ·y0 + √(1−γ)·ε``, the network predicts ε. Starts from noise.
-- ``v``: the same diffusion, the network predicts ``v = √γ·ε − √(1−γ)·y0``.
-- ``regression``: one pass from ``(0, γ = 1, cond)`` to the target; no sampler, no randomness.
-- ``bridge``: a Brownian bridge from the degraded image to the clean one (InDI / I2SB style):
-  ``x_t = (1−t)·y0 + t·d + σ·√(t(1−t))·ε`` for t in [0, 1], where d is the task's starting image (the
-  JPEG, the gray photo, a classical fill). The network sees ``(x_t, t, cond)`` and its output is a
-  residual on ``x_t``: ``ŷ0 = x_t + net(...)``. Sampling starts at t = 1, i.e. *at the degraded image*;
-  one step is the regression baseline, more steps add the diversity the noise σ allows.
-- ``bridge`` with ``prediction = "chroma-bins"`` (:class:`ChromaBridgeProcess`): the same bridge from the
-  gray photo, but the network classifies each p×p block's colour into a grid of chroma bins; the clean
-  estimate is the input's luma with the distribution's annealed-mean chroma (colorization only).
-
-A model file records its process in ``extra`` (``objective``, ``prediction``, ``process``); files from
-before processes existed read as ``eps`` (or what their ``objective``/``prediction`` say), with the
-schedule the file records.
+The processes: :mod:`palette_cli.gaussian` (ε and v diffusion, the regression baseline) and
+:mod:`palette_cli.bridge` (the Brownian bridge and its chroma-bin colorizer); the registry that rebuilds
+one from a model file: :mod:`palette_cli.process_registry`. :func:`sample_known` is the one sampling path
+with known pixels, taken by the pipeline and by training validation alike.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, replace
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from . import sampling
-from .chroma import ChromaGrid, coherent_gumbel, joint_bilateral_upsample, rgb_to_ycc, ycc_to_rgb
-from .schedule import (
-    PAPER_TRAIN,
-    ScheduleConfig,
-    inference_gammas,
-    q_sample,
-    sample_training_gamma,
-    v_target,
-    x0_from_eps,
-)
 
 #: ``net(y, level, cond) -> output``: the network with its condition and precision settings bound.
 NetFn = Callable[[Tensor, Tensor, Tensor], Tensor]
@@ -54,6 +36,11 @@ NetFn = Callable[[Tensor, Tensor, Tensor], Tensor]
 X0Denoiser = sampling.Denoiser
 StepCallback = Callable[[int, int], None]
 Impose = Callable[[Tensor, float], Tensor]
+#: ``read(value, name) -> value``: how one setting of a process table is read (one-line ``ValueError``).
+Reader = Callable[[Any, str], Any]
+
+#: What each training loss is, for messages.
+LOSS_NAMES = {"l2": "squared error", "l1": "absolute error", "ce": "cross-entropy"}
 
 
 def masked_loss(pred: Tensor, target: Tensor, mask: Tensor, kind: str = "l2") -> Tensor:
@@ -64,17 +51,36 @@ def masked_loss(pred: Tensor, target: Tensor, mask: Tensor, kind: str = "l2") ->
     return (err * mask).sum() / mask.sum().clamp(min=1.0)
 
 
-def _no_temperature(settings: SamplerSettings) -> None:
-    if settings.temperature is not None:
-        raise ValueError("this model does not decode a colour distribution: an annealing temperature "
-                         "(--anneal) applies to chroma-bin colorization models only")
+def number(value: Any, name: str) -> float:
+    """A numeric setting."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"process setting {name} must be a number, got {value!r}") from None
 
 
-def _bcast(x: Tensor, like: Tensor) -> Tensor:
+def whole(value: Any, name: str) -> int:
+    """An integer setting that a file or config may write as 4 or 4.0, never 4.5."""
+    number_ = number(value, name)
+    if not number_.is_integer():
+        raise ValueError(f"process setting {name} must be a whole number, got {value!r}")
+    return int(number_)
+
+
+def text(value: Any, name: str) -> str:
+    """A named choice."""
+    if not isinstance(value, str):
+        raise ValueError(f"process setting {name} must be a name, got {value!r}")
+    return value
+
+
+def bcast(x: Tensor, like: Tensor) -> Tensor:
+    """Per-sample values (B,) shaped to broadcast over ``like`` (B, ...)."""
     return x.to(like.dtype).reshape(-1, *([1] * (like.dim() - 1)))
 
 
-def _run(net: NetFn, y: Tensor, level: Tensor, cond: Tensor, autocast: bool) -> Tensor:
+def run_net(net: NetFn, y: Tensor, level: Tensor, cond: Tensor, autocast: bool) -> Tensor:
+    """The network's output in float32, under bf16 autocast when asked (training)."""
     with torch.autocast(y.device.type, dtype=torch.bfloat16, enabled=autocast):
         return net(y, level, cond).float()
 
@@ -92,19 +98,98 @@ class SamplerSettings:
 
 
 class Process:
-    """The shared interface; see the module docstring."""
+    """The shared interface and its defaults; see the module docstring."""
 
-    kind: str = ""
+    #: What a model file records as ``objective`` and ``prediction``: the process's registry key.
+    objective: ClassVar[str] = ""
+    prediction: ClassVar[str] = ""
+    #: Predictions that older files and training configs record for this process (the training config's
+    #: former default ``eps`` under every objective); read as this process, never written.
+    legacy_predictions: ClassVar[tuple[str, ...]] = ()
+    #: Its name in messages.
+    kind: ClassVar[str] = ""
+    #: The settings table: its key in files and configs → (constructor argument and attribute, reader).
+    #: Defaults are the constructor's; a file or config may leave any setting out.
+    settings: ClassVar[dict[str, tuple[str, Reader]]] = {}
     #: The tasks this kind of process can run at all; None: any image-to-image task.
-    tasks: tuple[str, ...] | None = None
+    tasks: ClassVar[tuple[str, ...] | None] = None
+    #: The training losses it accepts (``loss`` of a training config).
+    losses: ClassVar[tuple[str, ...]] = ("l2", "l1")
+    #: Settings an export may choose after training (``palette export --decode KEY=VALUE``).
+    decoding_keys: ClassVar[tuple[str, ...]] = ()
+    #: Whether training and sampling call the network at one level only (a network without a level
+    #: input can serve it).
+    one_level: bool = False
     #: Where a fill (inpainting, uncropping) starts: a name in :data:`palette_cli.tasks.fill.FILL_STARTS`.
     fill_start: str = "mirror"
 
-    # -- description
-    def metadata(self) -> dict[str, Any]:
-        """What a model file records in ``extra`` so that :func:`process_from_metadata` rebuilds this process."""
-        return {"objective": "diffusion", "prediction": self.kind}
+    # -- what a file records
+    @classmethod
+    def read_spec(cls, spec: Mapping[str, Any] | None, *, strict: bool = False) -> dict[str, Any]:
+        """The constructor arguments a settings table gives (missing settings keep their defaults).
+        ``strict`` (training configs) refuses a setting this process does not have."""
+        spec = {} if spec is None else spec
+        if not isinstance(spec, Mapping):
+            raise ValueError("the process settings must be a table")
+        unknown = sorted(set(spec) - set(cls.settings) - {"kind"})
+        if strict and unknown:
+            known = f"known: {', '.join(cls.settings)}" if cls.settings else "it has none"
+            raise ValueError(f"unknown setting(s) {', '.join(unknown)} of the {cls.kind} process ({known})")
+        return {arg: read(spec[key], key) for key, (arg, read) in cls.settings.items() if key in spec}
 
+    @classmethod
+    def from_spec(cls, spec: Mapping[str, Any] | None = None, schedule: Any = None, *,
+                  strict: bool = False) -> "Process":
+        """This process with a settings table's values; ``schedule`` matters to diffusion only."""
+        return cls(**cls.read_spec(spec, strict=strict))
+
+    def metadata(self) -> dict[str, Any]:
+        """What a model file records in ``extra`` so that the registry rebuilds this process."""
+        meta: dict[str, Any] = {"objective": self.objective, "prediction": self.prediction}
+        if self.settings:
+            meta["process"] = {"kind": self.objective,
+                               **{key: getattr(self, arg) for key, (arg, _) in self.settings.items()}}
+        return meta
+
+    @classmethod
+    def check_decoding(cls, decoding: Mapping[str, Any]) -> None:
+        """Refuse (one line) export settings that this process does not choose after training."""
+        if decoding and not cls.decoding_keys:
+            raise ValueError(f"decoding settings (--anneal, --decode) apply to chroma-bin colorizers, not to a "
+                             f"{cls.kind} model")
+        unknown = sorted(set(decoding) - set(cls.decoding_keys))
+        if unknown:
+            raise ValueError(f"unknown decoding setting(s) {', '.join(unknown)}; known: {', '.join(cls.decoding_keys)}")
+
+    # -- what it asks of a network and of training
+    def check_network(self, net: Any) -> None:
+        """Refuse (``ValueError``, one line) a network config that cannot serve this process: one without a
+        level input where the process calls it at several levels, or an output head of the wrong kind."""
+        if not getattr(net, "uses_level", True) and not self.one_level:
+            raise ValueError(f"the {net.arch} network takes no level, and the {self.kind} process calls it at "
+                             "several: choose a network with a level input")
+        self.check_head(net)
+
+    def output_classes(self) -> tuple[int, str]:
+        """How many logits per block the network gives (0: it outputs pixels), and why."""
+        return 0, "its network outputs pixels"
+
+    def check_head(self, net: Any) -> None:
+        classes, why = self.output_classes()
+        if getattr(net, "num_classes", 0) != classes:
+            raise ValueError(f"num_classes must be {classes} for the {self.kind} process ({why})")
+
+    def check_training(self, tasks: Sequence[str], loss: str) -> None:
+        """Refuse (``ValueError``, one line) a loss this process does not train with, or a task it cannot run."""
+        if loss not in self.losses:
+            allowed = " or ".join(f'"{name}" ({LOSS_NAMES.get(name, name)})' for name in self.losses)
+            raise ValueError(f"the {self.kind} process trains with loss = {allowed}, not {loss!r}")
+        other = [t for t in tasks if self.tasks is not None and t not in self.tasks]
+        if other:
+            raise ValueError(f"the {self.kind} process runs {', '.join(self.tasks or ())} only, not "
+                             f"{', '.join(other)}: set task = \"{'+'.join(self.tasks or ())}\"")
+
+    # -- description of a sampler setting
     def samplers(self) -> tuple[str, ...]:
         """The sampler names this process can run (the first is its default)."""
         from .defaults import DEFAULT_SAMPLER
@@ -114,6 +199,12 @@ class Process:
     def default_steps(self, sampler: str) -> int:
         return sampling.DEFAULT_STEPS[sampler]
 
+    def check_temperature(self, settings: SamplerSettings) -> None:
+        """Refuse an annealing temperature: only a process that decodes a distribution takes one."""
+        if settings.temperature is not None:
+            raise ValueError("this model does not decode a colour distribution: an annealing temperature "
+                             "(--anneal) applies to chroma-bin colorization models only")
+
     def resolve(self, settings: SamplerSettings) -> SamplerSettings:
         """Fill in the defaults of a sampler setting and check it; ``ValueError`` names what is wrong."""
         sampler = settings.sampler or self.samplers()[0]
@@ -122,7 +213,7 @@ class Process:
         steps = settings.steps or self.default_steps(sampler)
         if steps < 1:
             raise ValueError("steps must be at least 1")
-        _no_temperature(settings)
+        self.check_temperature(settings)
         return SamplerSettings(sampler, steps, settings.spacing, settings.eta)
 
     def describe(self, settings: SamplerSettings) -> dict[str, str]:
@@ -137,6 +228,10 @@ class Process:
     def keeps_start_detail(self, settings: SamplerSettings) -> bool:
         """Whether a fill (an example with known pixels) takes its start's detail on the sampled local
         means (:func:`sample_known`); no by default."""
+        return False
+
+    def is_deterministic(self, settings: SamplerSettings) -> bool:
+        """Whether every sample of one input is the same under ``settings`` (then ``-n`` would give copies)."""
         return False
 
     # -- training
@@ -160,377 +255,10 @@ class Process:
         """Sample targets for a (B,C,h,w) condition; ``start`` is the task's starting image (bridge) and
         ``impose`` re-imposes known pixels after every step. ``samples_of_one``: the batch holds several
         samples of one input (``-n``); a process with a point estimate (the chroma process's annealed
-        mean) gives it as the first and draws the others, and gives it for every item otherwise. Returns values clamped to [-1, 1]."""
+        mean) gives it as the first and draws the others, and gives it for every item otherwise. Returns
+        values clamped to [-1, 1]."""
         raise NotImplementedError
 
-    def is_deterministic(self, settings: SamplerSettings) -> bool:
-        """Whether every sample of one input is the same under ``settings`` (then ``-n`` would give copies)."""
-        return False
-
-
-class DiffusionProcess(Process):
-    """Palette's Gaussian diffusion over γ (ε or v prediction) with the γ samplers of :mod:`sampling`."""
-
-    def __init__(self, kind: str = "eps", schedule: ScheduleConfig = PAPER_TRAIN):
-        if kind not in ("eps", "v"):
-            raise ValueError(f"unknown prediction {kind!r}")
-        self.kind, self.schedule = kind, schedule
-
-    def loss(self, net, batch, generator, *, loss="l2", autocast=False):
-        """Palette's loss: ``y_t = mask·q_sample(y0, γ, ε) + (1−mask)·y0``, ``‖net − ε‖`` (or v) on the
-        masked pixels, γ drawn from the training schedule."""
-        cond, target, mask = batch["cond"], batch["target"], batch["mask"]
-        device = target.device
-        gamma = sample_training_gamma(self.schedule, target.shape[0], generator).float().to(device)
-        noise = torch.randn(target.shape, generator=generator, dtype=target.dtype).to(device)
-        y_in = mask * q_sample(target, gamma, noise) + (1 - mask) * target
-        goal = noise if self.kind == "eps" else v_target(target, gamma, noise)
-        return masked_loss(_run(net, y_in, gamma, cond, autocast), goal, mask, loss)
-
-    def levels(self, settings):
-        s = self.resolve(settings)
-        return inference_gammas(s.steps, s.spacing or sampling.DEFAULT_SPACING[s.sampler], train=self.schedule)
-
-    def initial_state(self, cond, start, generator):
-        return sampling.initial_noise(tuple(start.shape), generator, cond.device)
-
-    def denoiser(self, net, cond):
-        def denoise(y: Tensor, gamma: Tensor) -> Tensor:
-            out = net(y, gamma, cond)
-            g = _bcast(gamma, y)
-            if self.kind == "v":  # x0 = √γ·y_t − √(1−γ)·v
-                return g.sqrt() * y - (1 - g).sqrt() * out
-            return x0_from_eps(y, g, out)
-        return denoise
-
-    def sample(self, net, cond, start, settings, generator, *, impose=None, on_step=None, samples_of_one=False):
-        s = self.resolve(settings)
-        cb = (lambda i, n, _y, _x0: on_step(i + 1, n)) if on_step else None
-        y = self.initial_state(cond, start, generator)
-        out = sampling.get_sampler(s.sampler)(
-            self.denoiser(net, cond), y, self.levels(s), generator=generator, callback=cb, impose=impose,
-            clip_denoised=1.0, **({"eta": s.eta or 0.0} if s.sampler == "ddim" else {}))
-        return out.clamp(-1, 1)
-
-
-class RegressionProcess(Process):
-    """The paper's regression baseline: ``net(0, γ = 1, cond)`` is the target."""
-
-    kind = "regression"
-
-    def metadata(self) -> dict[str, Any]:
-        return {"objective": "regression", "prediction": "x0"}
-
-    def samplers(self) -> tuple[str, ...]:
-        return ("regression",)
-
-    def default_steps(self, sampler: str) -> int:
-        return 1
-
-    def describe(self, settings):
-        return {"sampler": "regression (one pass)"}
-
-    def model_calls(self, settings):
-        return 1
-
-    def resolve(self, settings):
-        return SamplerSettings("regression", 1)
-
-    def is_deterministic(self, settings):
-        return True
-
-    def loss(self, net, batch, generator, *, loss="l2", autocast=False):
-        cond, target, mask = batch["cond"], batch["target"], batch["mask"]
-        ones = torch.ones(target.shape[0], device=target.device)
-        return masked_loss(_run(net, torch.zeros_like(target), ones, cond, autocast), target, mask, loss)
-
-    def levels(self, settings):
-        return torch.ones(1, dtype=torch.float64)
-
-    def initial_state(self, cond, start, generator):
-        return torch.zeros_like(start)
-
-    def denoiser(self, net, cond):
-        return lambda y, level: net(torch.zeros_like(y), torch.ones_like(level), cond)
-
-    def sample(self, net, cond, start, settings, generator, *, impose=None, on_step=None, samples_of_one=False):
-        out = self.denoiser(net, cond)(self.initial_state(cond, start, generator),
-                                       torch.ones(cond.shape[0], device=cond.device))
-        if impose is not None:
-            out = impose(out, 1.0)
-        if on_step:
-            on_step(1, 1)
-        return out.clamp(-1, 1)
-
-
-class BridgeProcess(Process):
-    """A Brownian bridge from the task's starting image d (t = 1) to the clean image (t = 0).
-
-    ``x_t = (1−t)·y0 + t·d + σ·√(t(1−t))·ε``; the network output is a residual on x_t (zero-initialised
-    last layer: an untrained network returns its input). Training draws t uniformly in (0, 1], with
-    probability ``p_start`` exactly 1 (the first sampling step, which decides most of the result).
-    """
-
-    kind = "bridge"
-
-    #: The starts a fill may take: ``mirror`` (the known part reflected into the unknown one: the model
-    #: refines a copy) or ``smooth`` (local mean colours only: the model must make every detail).
-    FILL_STARTS = ("mirror", "smooth")
-
-    def __init__(self, sigma: float = 0.1, p_start: float = 0.25, start: str = "mirror", steps: int = 1):
-        if not (math.isfinite(sigma) and sigma >= 0):
-            raise ValueError(f"bridge sigma must be a finite number >= 0, got {sigma!r}")
-        if not 0 <= p_start <= 1:
-            raise ValueError(f"bridge p_start must be in [0, 1], got {p_start!r}")
-        if start not in self.FILL_STARTS:
-            raise ValueError(f"bridge start must be one of {', '.join(self.FILL_STARTS)}, got {start!r}")
-        if isinstance(steps, bool) or not float(steps).is_integer() or steps < 1:
-            raise ValueError(f"bridge steps must be a whole number >= 1, got {steps!r}")
-        self.sigma, self.p_start = float(sigma), float(p_start)
-        self.fill_start, self.steps = start, int(steps)
-
-    def metadata(self) -> dict[str, Any]:
-        spec: dict[str, Any] = {"kind": "bridge", "sigma": self.sigma, "p_start": self.p_start}
-        if self.fill_start != "mirror" or self.steps != 1:  # files of the first bridge models stay as they were
-            spec.update(start=self.fill_start, steps=self.steps)
-        return {"objective": "bridge", "prediction": "residual", "process": spec}
-
-    def samplers(self) -> tuple[str, ...]:
-        return ("bridge",)
-
-    def default_steps(self, sampler: str) -> int:
-        """The model's own default (chosen by measurement when it was exported; 1 for the first models)."""
-        return self.steps
-
-    def describe(self, settings):
-        s = self.resolve(settings)
-        return {"sampler": "bridge", "sampling_steps": str(s.steps), "spacing": "uniform",
-                "bridge_sigma": f"{self.sigma:g}"}
-
-    def resolve(self, settings):
-        sampler = settings.sampler or "bridge"
-        if sampler not in self.samplers():
-            raise ValueError(f"this model samples with {', '.join(self.samplers())}, not {sampler!r}")
-        steps = settings.steps or self.default_steps(sampler)
-        if steps < 1:
-            raise ValueError("steps must be at least 1")
-        _no_temperature(settings)
-        return SamplerSettings(sampler, steps, "uniform", settings.eta)
-
-    def is_deterministic(self, settings):
-        """One step returns the network's estimate at the start; more steps add noise σ (scaled by η)."""
-        s = self.resolve(settings)
-        return s.steps == 1 or self.sigma == 0 or (s.eta is not None and s.eta == 0)
-
-    def keeps_start_detail(self, settings: SamplerSettings) -> bool:
-        """Yes for one step. That step is the conditional mean E[photo | start]: the right local colours,
-        but the reflected texture of the start averaged away where the model is unsure. Chosen on training
-        photos, where it lowered the perceptual distance of centre holes, free-form holes and uncropping
-        (docs/RESULTS.md, Study 6). Never for a smooth start: it has no detail, the model makes it."""
-        return self.fill_start == "mirror" and self.resolve(settings).steps == 1
-
-    def noisy(self, y0: Tensor, start: Tensor, t: Tensor, noise: Tensor) -> Tensor:
-        """``x_t`` for clean images ``y0``, starting images ``start`` and times ``t`` of shape (B,)."""
-        tt = _bcast(t, y0)
-        return (1 - tt) * y0 + tt * start + self.sigma * (tt * (1 - tt)).clamp(min=0).sqrt() * noise
-
-    def draw_times(self, batch: int, generator: torch.Generator) -> Tensor:
-        """t in (0, 1]: uniform, or exactly 1 with probability ``p_start`` (float32, shape (B,))."""
-        u = 1 - torch.rand(batch, generator=generator, dtype=torch.float64)  # (0, 1]
-        at_start = torch.rand(batch, generator=generator, dtype=torch.float64) < self.p_start
-        return torch.where(at_start, torch.ones_like(u), u).float()
-
-    def training_state(self, batch: dict[str, Tensor], generator: torch.Generator) -> tuple[Tensor, Tensor]:
-        """A random time t (B,) and the state x_t of a training batch (known pixels kept clean)."""
-        cond, target, mask = batch["cond"], batch["target"], batch["mask"]
-        start = batch.get("start", cond)
-        t = self.draw_times(target.shape[0], generator).to(target.device)
-        noise = torch.randn(target.shape, generator=generator, dtype=target.dtype).to(target.device)
-        return t, mask * self.noisy(target, start, t, noise) + (1 - mask) * target
-
-    def loss(self, net, batch, generator, *, loss="l2", autocast=False):
-        t, x_t = self.training_state(batch, generator)
-        pred = x_t + _run(net, x_t, t, batch["cond"], autocast)
-        return masked_loss(pred, batch["target"], batch["mask"], loss)
-
-    def levels(self, settings):
-        """Times from 1 (the starting image) down to 0 (clean), evenly spaced: ``steps`` model calls."""
-        steps = self.resolve(settings).steps
-        return torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64)
-
-    def initial_state(self, cond, start, generator):
-        return start.to(cond.device).clone()
-
-    def denoiser(self, net, cond, settings: SamplerSettings | None = None):
-        return lambda x, t: x + net(x, t, cond)
-
-    def sample(self, net, cond, start, settings, generator, *, impose=None, on_step=None, samples_of_one=False):
-        return sample_bridge(self.denoiser(net, cond, settings), self.initial_state(cond, start, generator),
-                             start.to(cond.device), self.levels(settings), self.sigma, generator=generator,
-                             impose=impose, on_step=on_step,
-                             eta=1.0 if settings.eta is None else float(settings.eta))
-
-
-class ChromaBridgeProcess(BridgeProcess):
-    """The gray→colour bridge with a classifying network (``prediction = "chroma-bins"``).
-
-    The network (``num_classes`` = bins²) gives logits over a :class:`~palette_cli.chroma.ChromaGrid` per
-    p×p block of x_t. Training minimises the soft cross-entropy against the clean image's block-mean
-    chroma; the clean estimate is the condition's luma (exact) with the annealed-mean chroma at
-    ``temperature``, upsampled bilinearly. An L1/L2 regressor predicts a median/mean colour, muted where
-    an object could have several; the annealed mean keeps the likeliest colours' saturation.
-    ``rebalance`` (0: none, 0.5: Zhang et al.'s) weighs each pixel by the rarity of its colour in the
-    batch: without it the likeliest colour is mostly the commonest (gray-brown) and the annealed mean
-    moves *towards* gray.
-    """
-
-    kind = "chroma-bins"
-    tasks = ("colorize",)
-
-    def __init__(self, sigma: float = 0.25, p_start: float = 0.5, bins: int = 17, extent: float = 0.8,
-                 temperature: float = 0.38, rebalance: float = 0.0, draw_strength: float = 0.5,
-                 draw_cells: int = 2, guide_radius: int = 0):
-        super().__init__(sigma, p_start)
-        if not (math.isfinite(draw_strength) and 0 <= draw_strength <= 4):
-            raise ValueError(f"chroma draw_strength must be in [0, 4], got {draw_strength!r}")
-        if not 1 <= int(draw_cells) <= 64:
-            raise ValueError(f"chroma draw_cells must be in [1, 64], got {draw_cells!r}")
-        self.draw_strength, self.draw_cells = float(draw_strength), int(draw_cells)
-        if not 0 <= int(guide_radius) <= 64:
-            raise ValueError(f"chroma guide_radius must be in [0, 64], got {guide_radius!r}")
-        self.guide_radius = int(guide_radius)
-        self.grid = ChromaGrid(int(bins), float(extent))
-        if not (math.isfinite(temperature) and temperature > 0):
-            raise ValueError(f"chroma temperature must be a finite number > 0, got {temperature!r}")
-        if not 0 <= rebalance < 1:
-            raise ValueError(f"chroma rebalance must be in [0, 1) (0: none), got {rebalance!r}")
-        self.temperature, self.rebalance = float(temperature), float(rebalance)
-
-    def metadata(self) -> dict[str, Any]:
-        return {"objective": "bridge", "prediction": "chroma-bins",
-                "process": {"kind": "bridge", "sigma": self.sigma, "p_start": self.p_start,
-                            "chroma_bins": self.grid.bins, "chroma_extent": self.grid.extent,
-                            "temperature": self.temperature, "rebalance": self.rebalance,
-                            "draw_strength": self.draw_strength, "draw_cells": self.draw_cells,
-                            "guide_radius": self.guide_radius}}
-
-    def describe(self, settings):
-        return {**super().describe(settings), "temperature": f"{self._temperature(settings):g}"}
-
-    def resolve(self, settings):
-        t = settings.temperature
-        if t is not None and not (math.isfinite(t) and t > 0):
-            raise ValueError(f"the annealing temperature must be a number > 0, got {t!r}")
-        if self.p_start == 1.0 and (settings.steps or 1) != 1:
-            raise ValueError("this model was trained at the bridge's start only: it samples in one step "
-                             "(leave out --sampling-steps)")
-        return replace(super().resolve(replace(settings, temperature=None)), temperature=t)
-
-    def _temperature(self, settings: SamplerSettings | None) -> float:
-        t = self.resolve(settings).temperature if settings is not None else None
-        return self.temperature if t is None else float(t)
-
-    def loss(self, net, batch, generator, *, loss="ce", autocast=False):
-        target, mask = batch["target"], batch["mask"]
-        t, x_t = self.training_state(batch, generator)
-        logits = _run(net, x_t, t, batch["cond"], autocast)
-        factor = target.shape[-1] // logits.shape[-1]
-        small = F.avg_pool2d(target.float(), factor) if factor > 1 else target.float()
-        weight = F.avg_pool2d(mask.float(), factor) if factor > 1 else mask.float()
-        return self.grid.cross_entropy(logits, rgb_to_ycc(small)[1], weight[:, :1], rebalance=self.rebalance)
-
-    def colour(self, logits: Tensor, cond: Tensor, temperature: float | None = None) -> Tensor:
-        """RGB clean estimate (B,3,H,W): ``cond``'s luma with the logits' annealed-mean chroma."""
-        chroma = self.grid.decode(logits, self.temperature if temperature is None else temperature)
-        return self._on_luma(chroma, cond)
-
-    def _on_luma(self, chroma: Tensor, cond: Tensor) -> Tensor:
-        """``cond``'s luma with ``chroma`` upsampled to its size: bilinearly, or with ``guide_radius`` > 0
-        guided by the luma's edges (:func:`~palette_cli.chroma.joint_bilateral_upsample`), as RGB."""
-        luma = rgb_to_ycc(cond.float())[0]
-        if chroma.shape[-2:] != cond.shape[-2:]:
-            if self.guide_radius:
-                chroma = joint_bilateral_upsample(chroma, luma, radius=self.guide_radius)
-            else:
-                chroma = F.interpolate(chroma, size=cond.shape[-2:], mode="bilinear", align_corners=False)
-        return ycc_to_rgb(luma, chroma).to(cond.dtype)
-
-    def denoiser(self, net, cond, settings: SamplerSettings | None = None):
-        temperature = self._temperature(settings)
-        return lambda x, t: self.colour(net(x, t, cond), cond, temperature)
-
-    def is_deterministic(self, settings):
-        return self.draw_strength == 0 and super().is_deterministic(settings)
-
-    def sample(self, net, cond, start, settings, generator, *, impose=None, on_step=None, samples_of_one=False):
-        """One step: the network's colour distribution at the start, decoded per sample. Each sample is the
-        annealed mean, except with ``samples_of_one``, where all but the first are spatially coherent draws
-        (:func:`~palette_cli.chroma.coherent_gumbel` noise on the logits, times ``draw_strength``, over a
-        ``draw_cells``² lattice). More steps (models trained at every t) run the bridge sampler instead."""
-        s = self.resolve(settings)
-        if s.steps > 1 or self.draw_strength == 0:
-            return super().sample(net, cond, start, settings, generator, impose=impose, on_step=on_step)
-        x = self.initial_state(cond, start, generator)
-        if impose is not None:
-            x = impose(x, 1.0)
-        logits = net(x, torch.ones(x.shape[0], device=x.device), cond).float()
-        noise = None
-        if samples_of_one and logits.shape[0] > 1:  # the first sample stays the annealed mean
-            noise = coherent_gumbel(tuple(logits.shape), generator, self.draw_cells, logits.device)
-            noise[0] = 0
-            noise = noise * self.draw_strength
-        chroma = self.grid.decode(logits, self._temperature(settings), noise)
-        out = self._on_luma(chroma, cond)
-        if impose is not None:
-            out = impose(out, 0.0)
-        if on_step is not None:
-            on_step(1, 1)
-        return out.clamp(-1, 1)
-
-
-@torch.no_grad()
-def sample_bridge(denoiser: X0Denoiser, x: Tensor, start: Tensor, times: Tensor, sigma: float, *,
-                  generator: torch.Generator | None = None, impose: Impose | None = None,
-                  on_step: StepCallback | None = None, eta: float = 1.0, clip: float = 1.0) -> Tensor:
-    """Ancestral sampling of a Brownian bridge, from t = times[0] (= 1) down to times[-1] (= 0).
-
-    The bridge's noise part ``b_s = x_s − (1−s)·ŷ0 − s·d`` (d the starting image) is a Brownian bridge
-    pinned to 0 at both ends, so given ``b_s`` its value at t < s is ``N((t/s)·b_s, σ²·t(s−t)/s)``; the
-    step puts that around the new mean ``(1−t)·ŷ0 + t·d``. ``eta`` scales the fresh noise (0: the
-    deterministic mean path). The last step (t = 0) returns ŷ0.
-    """
-    seq = [float(v) for v in times]
-    if len(seq) < 2 or seq[0] > 1.0 or seq[-1] != 0.0 or any(b >= a for a, b in zip(seq, seq[1:])):
-        raise ValueError("bridge times must decrease strictly from at most 1 to 0")
-    n = len(seq) - 1
-    if impose is not None:
-        x = impose(x, seq[0])
-    for i, (s, t) in enumerate(zip(seq, seq[1:])):
-        level = torch.full((x.shape[0],), s, dtype=torch.float32, device=x.device)
-        y0 = denoiser(x, level).to(x.dtype)
-        if clip is not None:
-            y0 = y0.clamp(-clip, clip)
-        if t == 0.0:
-            x = y0
-        else:
-            b = x - (1 - s) * y0 - s * start
-            x = (1 - t) * y0 + t * start + (t / s) * b
-            var = sigma ** 2 * t * (s - t) / s
-            if eta > 0 and var > 0:
-                x = x + eta * math.sqrt(var) * sampling.noise_like(x, generator)
-        if impose is not None:
-            x = impose(x, t)
-        if on_step is not None:
-            on_step(i + 1, n)
-    return x
-
-
-def _whole(value: Any, name: str) -> int:
-    """An integer setting that a file or config may write as 4 or 4.0, never 4.5."""
-    number = float(value)
-    if not number.is_integer():
-        raise ValueError(f"process setting {name} must be a whole number, got {value!r}")
-    return int(number)
 
 DETAIL_SIZE = 8  # the blur (at the working resolution) that splits a fill's local means from its detail
 
@@ -557,34 +285,3 @@ def sample_known(process: Process, net: NetFn, cond: Tensor, start: Tensor, sett
         kept = torch.where(mask.bool(), lock_low_frequencies(start, out, DETAIL_SIZE), out)
         out = torch.where(fills, kept, out)
     return out
-
-
-def process_from_metadata(extra: dict[str, Any], training: dict[str, Any] | None = None,
-                          schedule: dict[str, Any] | None = None) -> Process:
-    """The process a model file (or training config) describes; older files read as ε diffusion."""
-    training = training or {}
-    objective = str(extra.get("objective") or training.get("objective") or "diffusion")
-    if objective == "regression":
-        return RegressionProcess()
-    if objective == "bridge":
-        spec = extra.get("process") or training.get("process") or {}
-        if not isinstance(spec, dict):
-            raise ValueError("the bridge process settings must be a table")
-        if str(extra.get("prediction") or training.get("prediction") or "residual") == "chroma-bins":
-            return ChromaBridgeProcess(sigma=float(spec.get("sigma", 0.25)), p_start=float(spec.get("p_start", 0.5)),
-                                       bins=int(spec.get("chroma_bins", 17)),
-                                       extent=float(spec.get("chroma_extent", 0.8)),
-                                       temperature=float(spec.get("temperature", 0.38)),
-                                       rebalance=float(spec.get("rebalance", 0.0)),
-                                       draw_strength=float(spec.get("draw_strength", 0.5)),
-                                       draw_cells=_whole(spec.get("draw_cells", 2), "draw_cells"),
-                                       guide_radius=_whole(spec.get("guide_radius", 0), "guide_radius"))
-        return BridgeProcess(sigma=float(spec.get("sigma", 0.1)), p_start=float(spec.get("p_start", 0.25)),
-                             start=str(spec.get("start", "mirror")), steps=_whole(spec.get("steps", 1), "steps"))
-    if objective != "diffusion":
-        raise ValueError(f"the model's objective {objective!r} is not one this version can sample")
-    prediction = str(extra.get("prediction") or training.get("prediction") or "eps")
-    if prediction not in ("eps", "v"):
-        raise ValueError(f"the model predicts {prediction!r}, which this version cannot sample")
-    sched = ScheduleConfig.from_dict(schedule) if schedule else PAPER_TRAIN
-    return DiffusionProcess(prediction, sched)

@@ -27,11 +27,8 @@ from .checkpoints import (
     state_hash,
 )
 from .config import (
-    LOSSES,
-    OBJECTIVES,
     OPTIMIZERS,
     PRECISIONS,
-    PREDICTIONS,
     ConfigError,
     DataConfig,
     OptimConfig,
@@ -49,11 +46,8 @@ from .validation import image_grid, predict
 
 __all__ = [
     "CHECKPOINT_VERSION",
-    "LOSSES",
-    "OBJECTIVES",
     "OPTIMIZERS",
     "PRECISIONS",
-    "PREDICTIONS",
     "ConfigError",
     "DataConfig",
     "Dist",
