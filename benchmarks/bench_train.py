@@ -24,7 +24,7 @@ import time
 import torch
 
 from palette_cli.nets import build_network, cpu_has_fast_bf16, preset
-from palette_cli.gaussian import EpsDiffusion
+from palette_cli.diffusion.gaussian import EpsDiffusion
 from palette_cli.training import build_net_config, load_config
 
 

@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from palette_cli.checkpoint import ModelInfo, save_model
-from palette_cli.chroma import ChromaGrid, rgb_to_ycc, ycc_to_rgb
+from palette_cli.diffusion.chroma import ChromaGrid, rgb_to_ycc, ycc_to_rgb
 from palette_cli.pipeline import Pipeline
-from palette_cli.bridge import ChromaBridgeProcess
-from palette_cli.process import SamplerSettings
-from palette_cli.process_registry import process_from_metadata
+from palette_cli.diffusion.bridge import ChromaBridgeProcess
+from palette_cli.diffusion.process import SamplerSettings
+from palette_cli.diffusion.registry import process_from_metadata
 from palette_cli.tasks.colorize import luma8
 from tests.conftest import make_photo
 
@@ -172,8 +172,8 @@ def test_rebalancing_weighs_rare_colours_up_and_keeps_the_mean_weight():
 
 
 def test_a_temperature_is_refused_by_models_that_do_not_decode_colour():
-    from palette_cli.bridge import BridgeProcess
-    from palette_cli.gaussian import EpsDiffusion
+    from palette_cli.diffusion.bridge import BridgeProcess
+    from palette_cli.diffusion.gaussian import EpsDiffusion
 
     for proc in (BridgeProcess(0.1), EpsDiffusion()):
         with pytest.raises(ValueError, match="--anneal"):

@@ -8,11 +8,11 @@ import torch
 
 from palette_cli.checkpoint import ModelInfo, save_model
 from palette_cli.pipeline import Pipeline
-from palette_cli.bridge import BridgeProcess, ChromaBridgeProcess, sample_bridge
-from palette_cli.gaussian import DiffusionProcess, EpsDiffusion, RegressionProcess, VDiffusion
-from palette_cli.process import SamplerSettings
-from palette_cli.process_registry import PROCESSES, process_from_metadata
-from palette_cli.schedule import ScheduleConfig, inference_gammas
+from palette_cli.diffusion.bridge import BridgeProcess, ChromaBridgeProcess, sample_bridge
+from palette_cli.diffusion.gaussian import DiffusionProcess, EpsDiffusion, RegressionProcess, VDiffusion
+from palette_cli.diffusion.process import SamplerSettings
+from palette_cli.diffusion.registry import PROCESSES, process_from_metadata
+from palette_cli.diffusion.schedule import ScheduleConfig, inference_gammas
 from tests.conftest import make_photo
 
 MU, S, SIGMA, D = 0.1, 0.2, 0.5, 0.3

@@ -14,8 +14,8 @@ import pytest
 import torch
 from PIL import Image
 
-from palette_cli.gaussian import EpsDiffusion, VDiffusion
-from palette_cli.process_registry import PROCESSES
+from palette_cli.diffusion.gaussian import EpsDiffusion, VDiffusion
+from palette_cli.diffusion.registry import PROCESSES
 from palette_cli.training import (
     ConfigError,
     TrainConfig,
@@ -207,8 +207,8 @@ def test_validation_grid_and_checkpoint_pruning(tmp_path, images):
 
 def test_export_load_and_sample(tmp_path, images):
     from palette_cli.checkpoint import load_model, read_info
-    from palette_cli.sampling import initial_noise, sample_dpmpp_2m
-    from palette_cli.schedule import inference_gammas
+    from palette_cli.diffusion.sampling import initial_noise, sample_dpmpp_2m
+    from palette_cli.diffusion.schedule import inference_gammas
 
     Trainer(_config(images, steps=3, task="colorize+jpeg"), tmp_path / "run").run()
     out = export_checkpoint(tmp_path / "run", tmp_path / "model.safetensors", dtype="fp32")
@@ -345,7 +345,7 @@ def test_resume_without_optimizer_state_rewarms_the_learning_rate(tmp_path, imag
 
 
 def test_thread_governor_backs_off_while_others_run(monkeypatch):
-    import palette_cli.threads as threads
+    import palette_cli.scale.threads as threads
 
     demand = iter([0.0, 0.0, 2.0, 2.0, 2.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0])
     monkeypatch.setattr(threads, "others_running", lambda: next(demand))
@@ -359,7 +359,7 @@ def test_thread_governor_backs_off_while_others_run(monkeypatch):
 def test_training_loss_is_zero_for_the_exact_prediction_only(prediction):
     """An oracle that knows the clean target (passed as the condition) and outputs the exact ε or v scores
     zero loss under its own parameterisation and a large loss under the other one."""
-    from palette_cli.schedule import PAPER_TRAIN
+    from palette_cli.diffusion.schedule import PAPER_TRAIN
 
     torch.manual_seed(0)
     target = torch.rand(16, 3, 8, 8) * 2 - 1
@@ -383,7 +383,7 @@ def test_training_loss_is_zero_for_the_exact_prediction_only(prediction):
 
 
 def test_v_process_recovers_the_clean_image_from_the_true_v():
-    from palette_cli.schedule import q_sample, v_target
+    from palette_cli.diffusion.schedule import q_sample, v_target
 
     torch.manual_seed(0)
     y0, eps = torch.randn(5, 3, 4, 4), torch.randn(5, 3, 4, 4)
@@ -446,8 +446,8 @@ def test_validation_shows_what_palette_inpaint_produces():
     from palette_cli.imageio import pil_to_tensor, tensor_to_pil
     from palette_cli.nets import UNet, preset
     from palette_cli.pipeline import Pipeline
-    from palette_cli.bridge import BridgeProcess
-    from palette_cli.process import SamplerSettings
+    from palette_cli.diffusion.bridge import BridgeProcess
+    from palette_cli.diffusion.process import SamplerSettings
     from palette_cli.tasks.base import noise_fill
     from palette_cli.tasks.fill import mirror_fill
 

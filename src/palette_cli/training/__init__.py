@@ -14,10 +14,10 @@ Randomness is derived from ``(seed, rank, step)`` at every step, and the data or
 Modules: :mod:`.config` (the config and its overrides), :mod:`.stream` (the data in a resumable
 order), :mod:`.distributed` (torchrun setup), :mod:`.checkpoints` (run checkpoint files),
 :mod:`.loop` (:class:`Trainer`), :mod:`.validation` (the validation grid), :mod:`.export` (model files).
-The loss is the process's (:mod:`palette_cli.process`).
+The loss is the process's (:mod:`palette_cli.diffusion.process`).
 """
 
-from ..process import masked_loss
+from ..diffusion.process import masked_loss
 from .checkpoints import (
     CHECKPOINT_VERSION,
     atomic_torch_save,

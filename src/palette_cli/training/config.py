@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from ..schedule import PAPER_TRAIN, ScheduleConfig
+from ..diffusion.schedule import PAPER_TRAIN, ScheduleConfig
 
 OPTIMIZERS = ("adam", "adamw")
 PRECISIONS = ("auto", "bf16", "fp32")
@@ -51,7 +51,7 @@ class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     net: str | dict[str, Any] = "small"
     schedule: dict[str, Any] = field(default_factory=lambda: PAPER_TRAIN.to_dict())
-    # The process: its objective and what the network predicts (palette_cli.process_registry.PROCESSES:
+    # The process: its objective and what the network predicts (palette_cli.diffusion.registry.PROCESSES:
     # diffusion eps / v, regression x0, bridge residual / chroma-bins; "": the objective's first), and its
     # settings table (the process class's ``settings``, e.g. a bridge's sigma and p_start).
     objective: str = "diffusion"
@@ -115,9 +115,9 @@ class TrainConfig:
             raise ConfigError(str(e)) from None
 
     def build_process(self):
-        """The :class:`~palette_cli.process.Process` this config trains; ``ConfigError`` (one line) for an
+        """The :class:`~palette_cli.diffusion.process.Process` this config trains; ``ConfigError`` (one line) for an
         objective, prediction or setting this version does not know."""
-        from ..process_registry import process_class
+        from ..diffusion.registry import process_class
 
         try:
             cls = process_class(self.objective, self.prediction)

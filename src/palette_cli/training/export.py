@@ -13,7 +13,7 @@ def export_checkpoint(source: str | Path, out: str | Path, dtype: str = "fp16", 
     ``temperature``: a chroma-bin colorizer's default annealed-mean temperature (else the config's);
     ``decoding``: the other settings its process chooses after training (its ``decoding_keys``)."""
     from ..checkpoint import ModelInfo, save_model
-    from ..process_registry import process_class
+    from ..diffusion.registry import process_class
 
     path = latest_checkpoint(source)
     ckpt = load_checkpoint(path)

@@ -17,9 +17,9 @@ from typing import Any, Callable
 import torch
 from torch import Tensor, nn
 
-from ..schedule import ScheduleConfig
+from ..diffusion.schedule import ScheduleConfig
 from ..tasks.fill import restart_fills
-from ..threads import ThreadGovernor
+from ..scale.threads import ThreadGovernor
 from .checkpoints import (
     CHECKPOINT_VERSION,
     atomic_torch_save,

@@ -1,5 +1,5 @@
 """Palette's processes: Gaussian diffusion over γ, whose network predicts the noise ε or v, and the paper's
-regression baseline (see :mod:`palette_cli.process` for what a process owns).
+regression baseline (see :mod:`palette_cli.diffusion.process` for what a process owns).
 
 - ``eps``: ``y_t = √γ·y0 + √(1−γ)·ε``, the network predicts ε. Starts from noise.
 - ``v``: the same diffusion, the network predicts ``v = √γ·ε − √(1−γ)·y0``.
@@ -30,7 +30,7 @@ from .schedule import (
 
 
 class DiffusionProcess(Process):
-    """Palette's Gaussian diffusion over γ with the γ samplers of :mod:`palette_cli.sampling`; a subclass
+    """Palette's Gaussian diffusion over γ with the γ samplers of :mod:`palette_cli.diffusion.sampling`; a subclass
     says what the network predicts (:meth:`target`, :meth:`clean`)."""
 
     objective: ClassVar[str] = "diffusion"

@@ -4,7 +4,7 @@ A process is one class that owns, for its kind, everything that depends on what 
 means (as diffusers' ``ConfigMixin`` classes and k-diffusion's config ``type`` own theirs):
 
 - what a model file records of it: ``objective`` and ``prediction`` (its key in
-  :data:`~palette_cli.process_registry.PROCESSES`) and its settings table (``settings``: the schema,
+  :data:`~palette_cli.diffusion.registry.PROCESSES`) and its settings table (``settings``: the schema,
   :meth:`Process.from_spec` to read it with the constructor's defaults, :meth:`Process.metadata` to write it);
 - what it asks of a network config (:meth:`Process.check_network`) and of a training config
   (:meth:`Process.check_training`: the losses it trains with, the tasks it can run at all), and the
@@ -14,9 +14,9 @@ means (as diffusers' ``ConfigMixin`` classes and k-diffusion's config ``type`` o
   from (:meth:`Process.initial_state`), the levels a sampler setting visits (:meth:`Process.levels`) and
   the sampling loop itself; whether a setting is deterministic and whether a fill keeps its start's detail.
 
-The processes: :mod:`palette_cli.gaussian` (ε and v diffusion, the regression baseline) and
-:mod:`palette_cli.bridge` (the Brownian bridge and its chroma-bin colorizer); the registry that rebuilds
-one from a model file: :mod:`palette_cli.process_registry`. :func:`sample_known` is the one sampling path
+The processes: :mod:`palette_cli.diffusion.gaussian` (ε and v diffusion, the regression baseline) and
+:mod:`palette_cli.diffusion.bridge` (the Brownian bridge and its chroma-bin colorizer); the registry that rebuilds
+one from a model file: :mod:`palette_cli.diffusion.registry`. :func:`sample_known` is the one sampling path
 with known pixels, taken by the pipeline and by training validation alike.
 """
 
@@ -192,7 +192,7 @@ class Process:
     # -- description of a sampler setting
     def samplers(self) -> tuple[str, ...]:
         """The sampler names this process can run (the first is its default)."""
-        from .defaults import DEFAULT_SAMPLER
+        from ..defaults import DEFAULT_SAMPLER
 
         return (DEFAULT_SAMPLER, *(name for name in sampling.SAMPLERS if name != DEFAULT_SAMPLER))
 
@@ -271,7 +271,7 @@ def sample_known(process: Process, net: NetFn, cond: Tensor, start: Tensor, sett
     the start's detail (what a ``DETAIL_SIZE``-pixel blur removes) on the sampled local means. The one
     sampling path of the pipeline and of training validation, so that a validation grid shows what the
     commands produce."""
-    from .windows import lock_low_frequencies
+    from ..windows import lock_low_frequencies
 
     impose = None
     if mask is not None:

@@ -3,7 +3,7 @@
 
 A file that records neither reads as ε diffusion (the first models); one that records an objective but no
 prediction reads as that objective's first process below. A new process is one class (see
-:mod:`palette_cli.process`) and one entry here.
+:mod:`palette_cli.diffusion.process`) and one entry here.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The Brownian bridge and its chroma-bin colorizer (see :mod:`palette_cli.process` for what a process owns).
+"""The Brownian bridge and its chroma-bin colorizer (see :mod:`palette_cli.diffusion.process` for what a process owns).
 
 - ``bridge``: a Brownian bridge from the degraded image to the clean one (InDI / I2SB style):
   ``x_t = (1−t)·y0 + t·d + σ·√(t(1−t))·ε`` for t in [0, 1], where d is the task's starting image (the
@@ -170,7 +170,7 @@ class BridgeProcess(Process):
 class ChromaBridgeProcess(BridgeProcess):
     """The gray→colour bridge with a classifying network (``prediction = "chroma-bins"``).
 
-    The network (``num_classes`` = bins²) gives logits over a :class:`~palette_cli.chroma.ChromaGrid` per
+    The network (``num_classes`` = bins²) gives logits over a :class:`~palette_cli.diffusion.chroma.ChromaGrid` per
     p×p block of x_t. Training minimises the soft cross-entropy against the clean image's block-mean
     chroma; the clean estimate is the condition's luma (exact) with the annealed-mean chroma at
     ``temperature``, upsampled bilinearly. An L1/L2 regressor predicts a median/mean colour, muted where
@@ -248,7 +248,7 @@ class ChromaBridgeProcess(BridgeProcess):
 
     def _on_luma(self, chroma: Tensor, cond: Tensor) -> Tensor:
         """``cond``'s luma with ``chroma`` upsampled to its size: bilinearly, or with ``guide_radius`` > 0
-        guided by the luma's edges (:func:`~palette_cli.chroma.joint_bilateral_upsample`), as RGB."""
+        guided by the luma's edges (:func:`~palette_cli.diffusion.chroma.joint_bilateral_upsample`), as RGB."""
         luma = rgb_to_ycc(cond.float())[0]
         if chroma.shape[-2:] != cond.shape[-2:]:
             if self.guide_radius:
@@ -267,7 +267,7 @@ class ChromaBridgeProcess(BridgeProcess):
     def sample(self, net, cond, start, settings, generator, *, impose=None, on_step=None, samples_of_one=False):
         """One step: the network's colour distribution at the start, decoded per sample. Each sample is the
         annealed mean, except with ``samples_of_one``, where all but the first are spatially coherent draws
-        (:func:`~palette_cli.chroma.coherent_gumbel` noise on the logits, times ``draw_strength``, over a
+        (:func:`~palette_cli.diffusion.chroma.coherent_gumbel` noise on the logits, times ``draw_strength``, over a
         ``draw_cells``² lattice). More steps (models trained at every t) run the bridge sampler instead."""
         s = self.resolve(settings)
         if s.steps > 1 or self.draw_strength == 0:
