@@ -8,7 +8,7 @@ prediction reads as that objective's first process below. A new process is one c
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any
 
 from .bridge import BridgeProcess, ChromaBridgeProcess
 from .gaussian import EpsDiffusion, RegressionProcess, VDiffusion
@@ -43,13 +43,6 @@ def process_class(objective: str | None = None, prediction: str | None = None) -
                      f"{objective} models predict {' or '.join(cls.prediction for cls in candidates)})")
 
 
-def build_process(objective: str | None, prediction: str | None, spec: Mapping[str, Any] | None = None,
-                  schedule: Mapping[str, Any] | Any = None, *, strict: bool = False) -> Process:
-    """The process of an objective, a prediction and a settings table (``strict``: refuse a setting it does
-    not have, as a training config must); ``schedule``: a diffusion's (default: the paper's)."""
-    return process_class(objective, prediction).from_spec(spec, schedule, strict=strict)
-
-
 def process_from_metadata(extra: dict[str, Any], training: dict[str, Any] | None = None,
                           schedule: dict[str, Any] | None = None) -> Process:
     """The process a model file describes: what its ``extra`` records, else its training record's."""
@@ -59,5 +52,5 @@ def process_from_metadata(extra: dict[str, Any], training: dict[str, Any] | None
         return extra.get(key) or training.get(key)
 
     objective, prediction = recorded("objective"), recorded("prediction")
-    return build_process(str(objective) if objective else None, str(prediction) if prediction else None,
-                         recorded("process"), schedule)
+    cls = process_class(str(objective) if objective else None, str(prediction) if prediction else None)
+    return cls.from_spec(recorded("process"), schedule)
