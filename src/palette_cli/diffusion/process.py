@@ -14,10 +14,10 @@ means (as diffusers' ``ConfigMixin`` classes and k-diffusion's config ``type`` o
   from (:meth:`Process.initial_state`), the levels a sampler setting visits (:meth:`Process.levels`) and
   the sampling loop itself; whether a setting is deterministic and whether a fill keeps its start's detail.
 
-The processes: :mod:`palette_cli.diffusion.gaussian` (ε and v diffusion, the regression baseline) and
-:mod:`palette_cli.diffusion.bridge` (the Brownian bridge and its chroma-bin colorizer); the registry that rebuilds
-one from a model file: :mod:`palette_cli.diffusion.registry`. :func:`sample_known` is the one sampling path
-with known pixels, taken by the pipeline and by training validation alike.
+The processes: :mod:`.gaussian` (ε and v diffusion, the regression baseline) and :mod:`.bridge` (the
+Brownian bridge and its chroma-bin colorizer); the registry that rebuilds one from a model file:
+:mod:`.registry`. :func:`sample_known` is the one sampling path with known pixels, taken by the pipeline
+and by training validation alike.
 """
 
 from __future__ import annotations
