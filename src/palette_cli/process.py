@@ -99,6 +99,8 @@ class Process:
     tasks: tuple[str, ...] | None = None
     #: Where a fill (inpainting, uncropping) starts: a name in :data:`palette_cli.tasks.fill.FILL_STARTS`.
     fill_start: str = "mirror"
+    #: The settings ``palette export --decode KEY=VALUE`` may record as the model file's sampling defaults.
+    decoding_keys: tuple[str, ...] = ()
 
     # -- description
     def metadata(self) -> dict[str, Any]:
@@ -276,8 +278,10 @@ class BridgeProcess(Process):
     #: The starts a fill may take: ``mirror`` (the known part reflected into the unknown one: the model
     #: refines a copy) or ``smooth`` (local mean colours only: the model must make every detail).
     FILL_STARTS = ("mirror", "smooth")
+    decoding_keys = ("steps", "time_power")
 
-    def __init__(self, sigma: float = 0.1, p_start: float = 0.25, start: str = "mirror", steps: int = 1):
+    def __init__(self, sigma: float = 0.1, p_start: float = 0.25, start: str = "mirror", steps: int = 1,
+                 time_power: float = 1.0):
         if not (math.isfinite(sigma) and sigma >= 0):
             raise ValueError(f"bridge sigma must be a finite number >= 0, got {sigma!r}")
         if not 0 <= p_start <= 1:
@@ -286,13 +290,16 @@ class BridgeProcess(Process):
             raise ValueError(f"bridge start must be one of {', '.join(self.FILL_STARTS)}, got {start!r}")
         if isinstance(steps, bool) or not float(steps).is_integer() or steps < 1:
             raise ValueError(f"bridge steps must be a whole number >= 1, got {steps!r}")
+        if not (math.isfinite(time_power) and time_power > 0):
+            raise ValueError(f"bridge time_power must be a finite number > 0, got {time_power!r}")
         self.sigma, self.p_start = float(sigma), float(p_start)
-        self.fill_start, self.steps = start, int(steps)
+        self.fill_start, self.steps, self.time_power = start, int(steps), float(time_power)
 
     def metadata(self) -> dict[str, Any]:
         spec: dict[str, Any] = {"kind": "bridge", "sigma": self.sigma, "p_start": self.p_start}
-        if self.fill_start != "mirror" or self.steps != 1:  # files of the first bridge models stay as they were
-            spec.update(start=self.fill_start, steps=self.steps)
+        if self.fill_start != "mirror" or self.steps != 1 or self.time_power != 1:
+            # (files of the first bridge models stay as they were)
+            spec.update(start=self.fill_start, steps=self.steps, time_power=self.time_power)
         return {"objective": "bridge", "prediction": "residual", "process": spec}
 
     def samplers(self) -> tuple[str, ...]:
@@ -304,7 +311,8 @@ class BridgeProcess(Process):
 
     def describe(self, settings):
         s = self.resolve(settings)
-        return {"sampler": "bridge", "sampling_steps": str(s.steps), "spacing": "uniform",
+        return {"sampler": "bridge", "sampling_steps": str(s.steps),
+                "spacing": "uniform" if self.time_power == 1 else f"t = u^{self.time_power:g}",
                 "bridge_sigma": f"{self.sigma:g}"}
 
     def resolve(self, settings):
@@ -354,9 +362,11 @@ class BridgeProcess(Process):
         return masked_loss(pred, batch["target"], batch["mask"], loss)
 
     def levels(self, settings):
-        """Times from 1 (the starting image) down to 0 (clean), evenly spaced: ``steps`` model calls."""
+        """Times from 1 (the starting image) down to 0 (clean): ``t = u^time_power`` for ``u`` evenly spaced,
+        ``steps`` model calls. A power above 1 puts more steps near the clean end, where the bridge's noise
+        (σ·√(t(1−t))) falls fastest and the finest detail is made."""
         steps = self.resolve(settings).steps
-        return torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64)
+        return torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64) ** self.time_power
 
     def initial_state(self, cond, start, generator):
         return start.to(cond.device).clone()
@@ -386,6 +396,7 @@ class ChromaBridgeProcess(BridgeProcess):
 
     kind = "chroma-bins"
     tasks = ("colorize",)
+    decoding_keys = ("temperature", "draw_strength", "draw_cells", "guide_radius")
 
     def __init__(self, sigma: float = 0.25, p_start: float = 0.5, bins: int = 17, extent: float = 0.8,
                  temperature: float = 0.38, rebalance: float = 0.0, draw_strength: float = 0.5,
@@ -580,7 +591,8 @@ def process_from_metadata(extra: dict[str, Any], training: dict[str, Any] | None
                                        draw_cells=_whole(spec.get("draw_cells", 2), "draw_cells"),
                                        guide_radius=_whole(spec.get("guide_radius", 0), "guide_radius"))
         return BridgeProcess(sigma=float(spec.get("sigma", 0.1)), p_start=float(spec.get("p_start", 0.25)),
-                             start=str(spec.get("start", "mirror")), steps=_whole(spec.get("steps", 1), "steps"))
+                             start=str(spec.get("start", "mirror")), steps=_whole(spec.get("steps", 1), "steps"),
+                             time_power=float(spec.get("time_power", 1.0)))
     if objective != "diffusion":
         raise ValueError(f"the model's objective {objective!r} is not one this version can sample")
     prediction = str(extra.get("prediction") or training.get("prediction") or "eps")

@@ -8,14 +8,13 @@ from .checkpoints import latest_checkpoint, load_checkpoint
 
 
 #: Decoding settings of a chroma-bin colorizer that an export may set (chosen after training, on validation photos).
-DECODING_KEYS = ("temperature", "draw_strength", "draw_cells", "guide_radius")
 
 
 def export_checkpoint(source: str | Path, out: str | Path, dtype: str = "fp16", extra: dict | None = None,
                       temperature: float | None = None, decoding: dict | None = None) -> Path:
     """A run folder (newest checkpoint) or checkpoint file → a slim EMA-only safetensors model file.
     ``temperature``: a chroma-bin colorizer's default annealed-mean temperature (else the config's);
-    ``decoding``: its other decoding defaults (:data:`DECODING_KEYS`)."""
+    ``decoding``: its other decoding defaults (the process's ``decoding_keys``)."""
     from ..checkpoint import ModelInfo, save_model
 
     path = latest_checkpoint(source)
@@ -40,20 +39,27 @@ def export_checkpoint(source: str | Path, out: str | Path, dtype: str = "fp16", 
         "precision": cfg.get("precision"),
         "task": cfg.get("task"),
     }
-    from ..process import process_from_metadata
+    from ..process import Process, process_from_metadata
 
     decoding = dict(decoding or {})
     if temperature is not None:
         decoding["temperature"] = float(temperature)
+    def build(spec: dict) -> Process:
+        return process_from_metadata({"objective": training["objective"], "prediction": training["prediction"],
+                                      "process": spec}, schedule=ckpt["schedule"])
+
+    process = build(training["process"])
     if decoding:
-        if training["prediction"] != "chroma-bins":
-            raise ValueError("decoding settings (--anneal, --decode) apply to chroma-bin colorizers only")
-        unknown = sorted(set(decoding) - set(DECODING_KEYS))
+        known = process.decoding_keys
+        if not known:
+            raise ValueError("decoding settings (--anneal, --decode) apply to bridge models only; this model's "
+                             "process has none")
+        unknown = sorted(set(decoding) - set(known))
         if unknown:
-            raise ValueError(f"unknown decoding setting(s) {', '.join(unknown)}; known: {', '.join(DECODING_KEYS)}")
+            raise ValueError(f"unknown decoding setting(s) {', '.join(unknown)} for this model; known: "
+                             f"{', '.join(known)}")
         training["process"] = {**training["process"], **decoding}
-    process = process_from_metadata({"objective": training["objective"], "prediction": training["prediction"],
-                                     "process": training["process"]}, schedule=ckpt["schedule"])
+        process = build(training["process"])
     info = ModelInfo(net=ckpt["net"], schedule=ckpt["schedule"], tasks=list(ckpt["tasks"]), training=training,
                      extra={**process.metadata(), **(extra or {})})
     return save_model(out, info, ckpt["ema"], dtype=dtype)
