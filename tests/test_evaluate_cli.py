@@ -94,8 +94,14 @@ def test_eval_inpaint_end_to_end_then_score_only(refs, tmp_path, tiny_model_file
     assert meta["task"] == "inpaint" and meta["mask_mode"] == "free_form_20_30" and meta["seed"] == "5"
 
     data = json.loads((out / "metrics.json").read_text())
-    assert set(data["metrics"]) == EFFNET_METRICS
+    assert set(data["metrics"]) == EFFNET_METRICS | {"fill_spread"}  # the masks/ folder adds the fill metrics
     assert all(isinstance(v, float) for v in data["metrics"].values())
+    spreads = []  # the samples' mean absolute difference inside each hole, in levels
+    for name in names:
+        hole = np.asarray(Image.open(out / "masks" / f"{name}.png")) > 0
+        first, second = (pixels(out / "outputs" / f"{name}_s{k}.png") for k in (0, 1))
+        spreads.append(np.abs(first - second)[hole].mean())
+    assert data["metrics"]["fill_spread"] == pytest.approx(float(np.mean(spreads)), abs=1e-3)
     assert 0 < data["metrics"]["ssim"] < 1 and 5 < data["metrics"]["psnr"] < 60
     assert data["images"]["inputs"] == 3 and data["images"]["samples_per_input"] == [2]
     gen = data["generation"]

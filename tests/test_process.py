@@ -238,7 +238,7 @@ SCHEDULE = ScheduleConfig("linear", 100, 1e-4, 0.2)
 #: Every registered process, away from its defaults where it has settings: the contract below runs over
 #: each (a new process adds its example here; the first test checks that none is missing).
 EXAMPLES = [EpsDiffusion(SCHEDULE), VDiffusion(SCHEDULE), RegressionProcess(), BridgeProcess(0.2),
-            BridgeProcess(sigma=1.0, p_start=0.1, start="smooth", steps=8),
+            BridgeProcess(sigma=1.0, p_start=0.1, start="smooth", steps=8, time_power=2.0),
             ChromaBridgeProcess(sigma=0.2, p_start=1.0, bins=5, extent=0.7, temperature=0.5, rebalance=0.5,
                                 draw_strength=1.0, draw_cells=3, guide_radius=2)]
 

@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 
 from palette_cli.diffusion.gaussian import EpsDiffusion, VDiffusion
+from palette_cli.diffusion.process import SamplerSettings
 from palette_cli.diffusion.registry import PROCESSES
 from palette_cli.training import (
     ConfigError,
@@ -479,3 +480,36 @@ def test_validation_shows_what_palette_inpaint_produces():
 
     raw = process.sample(net, batch["cond"], batch["start"], SamplerSettings(), torch.Generator(), impose=impose)
     assert process.keeps_start_detail(SamplerSettings()) and (raw - shown).abs().max() > 0.05
+
+
+def test_generating_fill_trains_on_smooth_starts_and_exports_its_sampling_defaults(tmp_path, images):
+    """A smooth-start bridge trains on fills whose start is the push-pull fill of the target (never the
+    mirror), its validation batch starts alike, and export records the chosen steps and time spacing."""
+    from palette_cli.checkpoint import read_info
+    from palette_cli.diffusion.registry import process_from_metadata
+    from palette_cli.tasks.fill import mirror_fill, smooth_fill
+
+    gen = {"task": "inpaint+uncrop", "objective": "bridge", "loss": "l2",
+           "process": {"sigma": 1.0, "p_start": 0.1, "start": "smooth", "steps": 4},
+           "net": {**TINY_NET, "gamma_embedding": "time"}}
+    t = Trainer(_config(images, steps=2, **gen), tmp_path / "run")
+    seen = []
+    real_loss = t.process.loss
+
+    def spy(net, batch, generator, **kw):
+        seen.append(batch)
+        return real_loss(net, batch, generator, **kw)
+
+    t.process.loss = spy
+    t.run()
+    for batch in seen:
+        assert torch.allclose(batch["start"], smooth_fill(batch["target"], batch["mask"]), atol=1e-5)
+        assert not torch.allclose(batch["start"], mirror_fill(batch["target"], batch["mask"]), atol=1e-3)
+    val = t.validation_batch()
+    assert torch.allclose(val["start"], smooth_fill(val["target"], val["mask"]), atol=1e-5)
+    out = export_checkpoint(tmp_path / "run", tmp_path / "gen.safetensors", decoding={"steps": 8, "time_power": 2})
+    process = process_from_metadata(read_info(out).extra)
+    assert (process.fill_start, process.steps, process.time_power) == ("smooth", 8, 2.0)
+    assert process.levels(process.resolve(SamplerSettings())).tolist() == [(1 - k / 8) ** 2 for k in range(9)]
+    with pytest.raises(ValueError, match="unknown decoding setting.*temperature"):
+        export_checkpoint(tmp_path / "run", tmp_path / "x.safetensors", decoding={"temperature": 0.5})

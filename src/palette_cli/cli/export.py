@@ -31,8 +31,8 @@ def export(
              "0.01 to 10.")] = None,
     decode: Annotated[Optional[list[str]], typer.Option(
         "--decode", metavar="KEY=VALUE",
-        help="Chroma-bin colorizers: a decoding default the file records (draw_strength, draw_cells, "
-             "guide_radius), e.g. --decode draw_strength=0.5 (repeatable).")] = None,
+        help="A sampling default the file records: chroma-bin colorizers draw_strength, draw_cells, "
+             "guide_radius; bridge models steps, time_power. E.g. --decode steps=8 (repeatable).")] = None,
 ) -> None:
     """Export the EMA weights with their network config, schedule, tasks and training facts."""
     from ..checkpoint import read_info

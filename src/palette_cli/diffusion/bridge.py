@@ -49,16 +49,20 @@ class BridgeProcess(Process):
     legacy_predictions: ClassVar[tuple[str, ...]] = ("eps", "v")
     kind: ClassVar[str] = "bridge"
     settings: ClassVar[dict[str, tuple[str, Any]]] = {
-        "sigma": ("sigma", number), "p_start": ("p_start", number), "start": ("start", text), "steps": ("steps", whole)}
+        "sigma": ("sigma", number), "p_start": ("p_start", number), "start": ("start", text),
+        "steps": ("steps", whole), "time_power": ("time_power", number)}
     #: Settings that the files of the first bridge models did not record: written only when one differs
     #: from its default, so those files' metadata stays as it was.
-    LATER_SETTINGS: ClassVar[dict[str, Any]] = {"start": "mirror", "steps": 1}
+    LATER_SETTINGS: ClassVar[dict[str, Any]] = {"start": "mirror", "steps": 1, "time_power": 1.0}
+    #: Sampling defaults chosen after training (``palette export --decode``).
+    decoding_keys: ClassVar[tuple[str, ...]] = ("steps", "time_power")
 
     #: The starts a fill may take: ``mirror`` (the known part reflected into the unknown one: the model
     #: refines a copy) or ``smooth`` (local mean colours only: the model must make every detail).
     FILL_STARTS = ("mirror", "smooth")
 
-    def __init__(self, sigma: float = 0.1, p_start: float = 0.25, start: str = "mirror", steps: int = 1):
+    def __init__(self, sigma: float = 0.1, p_start: float = 0.25, start: str = "mirror", steps: int = 1,
+                 time_power: float = 1.0):
         if not (math.isfinite(sigma) and sigma >= 0):
             raise ValueError(f"bridge sigma must be a finite number >= 0, got {sigma!r}")
         if not 0 <= p_start <= 1:
@@ -67,8 +71,10 @@ class BridgeProcess(Process):
             raise ValueError(f"bridge start must be one of {', '.join(self.FILL_STARTS)}, got {start!r}")
         if isinstance(steps, bool) or not float(steps).is_integer() or steps < 1:
             raise ValueError(f"bridge steps must be a whole number >= 1, got {steps!r}")
+        if not (math.isfinite(time_power) and time_power > 0):
+            raise ValueError(f"bridge time_power must be a finite number > 0, got {time_power!r}")
         self.sigma, self.p_start = float(sigma), float(p_start)
-        self.start, self.steps = start, int(steps)
+        self.start, self.steps, self.time_power = start, int(steps), float(time_power)
 
     @property
     def fill_start(self) -> str:  # type: ignore[override]
@@ -107,11 +113,12 @@ class BridgeProcess(Process):
 
     def describe(self, settings):
         s = self.resolve(settings)
-        return {"sampler": "bridge", "sampling_steps": str(s.steps), "spacing": "uniform",
+        return {"sampler": "bridge", "sampling_steps": str(s.steps),
+                "spacing": "uniform" if self.time_power == 1 else f"t = u^{self.time_power:g}",
                 "bridge_sigma": f"{self.sigma:g}"}
 
     def resolve(self, settings):
-        return replace(super().resolve(settings), spacing="uniform")  # the bridge's times are evenly spaced
+        return replace(super().resolve(settings), spacing="uniform")  # the bridge's own time spacing (levels)
 
     def is_deterministic(self, settings):
         """One step returns the network's estimate at the start; more steps add noise σ (scaled by η)."""
@@ -150,9 +157,11 @@ class BridgeProcess(Process):
         return masked_loss(pred, batch["target"], batch["mask"], loss)
 
     def levels(self, settings):
-        """Times from 1 (the starting image) down to 0 (clean), evenly spaced: ``steps`` model calls."""
+        """Times from 1 (the starting image) down to 0 (clean): ``t = u^time_power`` for ``u`` evenly spaced,
+        ``steps`` model calls. A power above 1 puts more steps near the clean end, where the bridge's noise
+        (σ·√(t(1−t))) falls fastest and the finest detail is made."""
         steps = self.resolve(settings).steps
-        return torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64)
+        return torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64) ** self.time_power
 
     def initial_state(self, cond, start, generator):
         return start.to(cond.device).clone()

@@ -115,7 +115,7 @@ class Process:
     tasks: ClassVar[tuple[str, ...] | None] = None
     #: The training losses it accepts (``loss`` of a training config).
     losses: ClassVar[tuple[str, ...]] = ("l2", "l1")
-    #: Settings an export may choose after training (``palette export --decode KEY=VALUE``).
+    #: The settings ``palette export --decode KEY=VALUE`` may record as the model file's sampling defaults.
     decoding_keys: ClassVar[tuple[str, ...]] = ()
     #: Whether training and sampling call the network at one level only (a network without a level
     #: input can serve it).
@@ -155,11 +155,12 @@ class Process:
     def check_decoding(cls, decoding: Mapping[str, Any]) -> None:
         """Refuse (one line) export settings that this process does not choose after training."""
         if decoding and not cls.decoding_keys:
-            raise ValueError(f"decoding settings (--anneal, --decode) apply to chroma-bin colorizers, not to a "
-                             f"{cls.kind} model")
+            raise ValueError(f"decoding settings (--anneal, --decode) apply to bridge models and chroma-bin "
+                             f"colorizers; a {cls.kind} model has none")
         unknown = sorted(set(decoding) - set(cls.decoding_keys))
         if unknown:
-            raise ValueError(f"unknown decoding setting(s) {', '.join(unknown)}; known: {', '.join(cls.decoding_keys)}")
+            raise ValueError(f"unknown decoding setting(s) {', '.join(unknown)} for this model; known: "
+                             f"{', '.join(cls.decoding_keys)}")
 
     # -- what it asks of a network and of training
     def check_network(self, net: Any) -> None:

@@ -364,8 +364,9 @@ def evaluate(model: Any, task: str | EvalTask, references: References, out_dir: 
     refs = [str(run_dir / REFERENCES_DIR / f"{name}.png") for name in record["images"]["names"]]
     t0 = time.perf_counter()
     with _Threads(threads, score_device):
+        masks = run_dir / MASKS_DIR
         result = score_outputs(own / OUTPUTS_DIR, refs, samples_per_image=record["settings"]["samples_per_image"],
-                               **{**score_kw, "out_dir": own})
+                               **{**score_kw, "out_dir": own, "masks": masks if masks.is_dir() else None})
     scoring = time.perf_counter() - t0
     result["generation"] = record
     write_text_atomic(own / METRICS_JSON, json.dumps(result, indent=2, ensure_ascii=False) + "\n")

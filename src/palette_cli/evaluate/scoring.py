@@ -34,6 +34,7 @@ from ..imageio import write_text_atomic
 from ..metrics.classification import softmax, top1_accuracy, top1_agreement
 from ..metrics.distribution import frechet_distance_from_features, inception_score, kernel_distance
 from ..metrics.diversity import consecutive_distances, ms_ssim_to_first
+from ..metrics.fills import fill_spread, uncrop_copy_score
 from ..metrics.features import extract_features, load_feature_net, load_lpips
 from ..metrics.networks.base import FeatureNet
 from ..metrics.networks.effnet_lite import EfficientNetLite
@@ -149,7 +150,22 @@ class _Collected:
                                                                "diversity": 0.0})
 
 
-def _collect(pairs: list[Pair], nets: _Networks, batch_size: int, device: str, say: Log) -> _Collected:
+def _mask_of(masks: Path | None, pair: Pair, size: tuple[int, int]) -> Tensor | None:
+    """The generated region (1,H,W) of a pair from ``masks/NAME.png`` (NAME: the reference's), if there is
+    one of the outputs' size."""
+    if masks is None:
+        return None
+    path = masks / f"{pair.reference.stem}.png"
+    if not path.is_file():
+        return None
+    from ..imageio import load_mask
+
+    mask = load_mask(path, None)
+    return mask.reshape(1, *mask.shape[-2:]) if (mask.shape[-1], mask.shape[-2]) == size else None
+
+
+def _collect(pairs: list[Pair], nets: _Networks, batch_size: int, device: str, say: Log,
+             masks: Path | None = None) -> _Collected:
     """Read the images batch by batch; compute paired values and diversity, feed the feature networks."""
     got = _Collected()
     for start in range(0, len(pairs), batch_size):
@@ -179,6 +195,15 @@ def _collect(pairs: list[Pair], nets: _Networks, batch_size: int, device: str, s
             run.add(refs, firsts, batch_size)
 
         t0 = time.perf_counter()
+        for pair, (_, samples, _) in zip(pairs[start:start + batch_size], loaded):
+            mask = _mask_of(masks, pair, (samples.shape[-1], samples.shape[-2]))
+            if mask is None:
+                continue
+            copied = uncrop_copy_score((samples[0] + 1) / 2, mask)
+            if copied is not None:
+                got.pixel.setdefault("copy_score", []).append(copied)
+            if len(samples) >= 2 and bool((mask > 0.5).any()):
+                got.diversity.setdefault("fill_spread", []).append(fill_spread((samples + 1) / 2, mask))
         several = [samples for _, samples, _ in loaded if len(samples) >= 2]
         if several:
             div = got.diversity
@@ -245,6 +270,11 @@ def _pixel_scores(scores: _Scores, got: _Collected) -> None:
         scores.put("ab_error", float(np.mean(got.pixel["ab_error"])),
                    "mean per-pixel CIELAB a*b* distance of output and original colours (lower is better; a grey "
                    "output scores the originals' mean chroma)", True)
+    if got.pixel.get("copy_score"):
+        scores.put("copy_score", float(np.mean(got.pixel["copy_score"])),
+                   "largest correlation of the uncropped band's detail (grey minus a 9-px box blur) with the known "
+                   "band's beside it, mirrored or not, shifted up to 8 px (1 = a mirror or copy; real photos ~0.1)",
+                   True)
     if not five_scales:
         scores.notes.append(f"MS-SSIM used {sorted(got.scales)} scale(s) instead of 5: the images are smaller than "
                             "176 px, so the weights of the used scales were renormalised; not comparable to "
@@ -312,6 +342,10 @@ def _diversity_scores(scores: _Scores, got: _Collected, nets: _Networks) -> None
     if not div:
         scores.notes.append("diversity metrics need several samples per input (NAME_s0, NAME_s1, …); none found")
         return
+    if div.get("fill_spread"):
+        scores.put("fill_spread", float(np.mean(div["fill_spread"])),
+                   "mean absolute difference between the samples of one input inside the generated region, in "
+                   "levels of 255, over all pairs of samples (0 = identical samples)", True)
     scores.put("diversity_ms_ssim", float(np.mean(div["diversity_ms_ssim"])),
                "MS-SSIM of the first sample against each other sample (lower = more diverse)", got.scales == {5})
     if div.get("diversity_ab"):
@@ -334,7 +368,7 @@ def score_outputs(outputs: PathSpec, references: References, *, feature_net: str
                   labels: Mapping[str, int] | PathSpec | None = None, suffix: str | None = None,
                   kid_subsets: int = 100, kid_subset_size: int = 1000, is_splits: int = 10,
                   out_dir: PathSpec | None = None, device: str = "cpu",
-                  log: Log | None = print) -> dict[str, Any]:
+                  log: Log | None = print, masks: PathSpec | None = None) -> dict[str, Any]:
     """Score the outputs in ``outputs`` against ``references``; write ``metrics.json`` and ``metrics.md``.
 
     Returns the dictionary written to ``metrics.json``: ``metrics`` (name → value), ``std``
@@ -343,7 +377,9 @@ def score_outputs(outputs: PathSpec, references: References, *, feature_net: str
     ``out_dir`` (default: ``outputs``). ``labels`` (a mapping or JSON file: reference relative path
     or name → ImageNet class index) turns classification agreement into accuracy. KID uses
     ``kid_subsets`` subsets of ``kid_subset_size`` (capped at the number of inputs); the Inception
-    Score uses up to ``is_splits`` splits of at least 10 images each.
+    Score uses up to ``is_splits`` splits of at least 10 images each. ``masks``: a folder of the inputs'
+    masks (``NAME.png``, 1 = generated, as ``palette eval`` writes them) adds the fill metrics of
+    :mod:`palette_cli.metrics.fills` (copy score of uncropped bands; spread of several samples).
     """
     say = log or (lambda _msg: None)
     if feature_net not in FEATURE_NET_CHOICES:
@@ -357,7 +393,7 @@ def score_outputs(outputs: PathSpec, references: References, *, feature_net: str
     label_array = read_labels(labels, pairs) if labels is not None else None
     nets = _load_networks(feature_net, standard, device)
     t_loaded = time.perf_counter()
-    got = _collect(pairs, nets, batch_size, device, say)
+    got = _collect(pairs, nets, batch_size, device, say, Path(masks) if masks is not None else None)
 
     t0 = time.perf_counter()
     scores = _Scores()
