@@ -24,7 +24,7 @@ import time
 import torch
 
 from palette_cli.nets import build_network, cpu_has_fast_bf16, preset
-from palette_cli.process import DiffusionProcess
+from palette_cli.diffusion.gaussian import EpsDiffusion
 from palette_cli.training import build_net_config, load_config
 
 
@@ -78,7 +78,7 @@ def main() -> None:
         config = load_config(args.config)
         net_config, process, label = build_net_config(config.net), config.build_process(), args.config
     else:
-        net_config, process, label = preset(args.preset), DiffusionProcess(), f"preset {args.preset}"
+        net_config, process, label = preset(args.preset), EpsDiffusion(), f"preset {args.preset}"
     fast_bf16 = cpu_has_fast_bf16()
     print(f"CPU capability {torch.backends.cpu.get_cpu_capability()}, native bf16: {'yes' if fast_bf16 else 'no'}; "
           f"{torch.get_num_threads()} threads, torch {torch.__version__}")

@@ -20,13 +20,13 @@ from pathlib import Path
 
 import torch
 
-from palette_cli.chroma import coherent_gumbel
+from palette_cli.diffusion.chroma import coherent_gumbel
 from palette_cli.data import center_crop, list_images
 from palette_cli.imageio import load_image, pil_to_tensor
 from palette_cli.metrics.features import load_feature_net
 from palette_cli.metrics.pixel import ab_error, ab_spread, colourfulness
 from palette_cli.pipeline import Pipeline
-from palette_cli.process import ChromaBridgeProcess
+from palette_cli.diffusion.bridge import ChromaBridgeProcess
 from palette_cli.tasks.colorize import to_gray
 
 JUDGES = ("effnet-lite0", "effnet-lite2")

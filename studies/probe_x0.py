@@ -22,7 +22,8 @@ from PIL import Image
 
 from palette_cli.checkpoint import load_model
 from palette_cli.imageio import pil_to_tensor
-from palette_cli.process import DiffusionProcess, process_from_metadata
+from palette_cli.diffusion.gaussian import DiffusionProcess
+from palette_cli.diffusion.registry import process_from_metadata
 
 GAMMAS = (1e-4, 1e-3, 1e-2, 0.05, 0.2, 0.5, 0.9)
 

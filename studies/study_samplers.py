@@ -31,7 +31,7 @@ from palette_cli.evaluate import (EVAL_MASK_MODES, EVAL_TASKS, MASKS_DIR, OUTPUT
                                   score_outputs, select_references)
 from palette_cli.hub import resolve_model
 from palette_cli.pipeline import Pipeline, SamplerSettings
-from palette_cli.sampling import DEFAULT_SPACING
+from palette_cli.diffusion.sampling import DEFAULT_SPACING
 
 DEFAULT_CONFIGS = ("ddpm:1000,ddim:5,ddim:10,ddim:20,ddim:50,"
                    "dpmpp_2m:5,dpmpp_2m:10,dpmpp_2m:20,dpmpp_2m:50,"

@@ -8,9 +8,11 @@ import pytest
 import torch
 
 from palette_cli.checkpoint import ModelInfo, save_model
-from palette_cli.chroma import ChromaGrid, rgb_to_ycc, ycc_to_rgb
+from palette_cli.diffusion.chroma import ChromaGrid, rgb_to_ycc, ycc_to_rgb
 from palette_cli.pipeline import Pipeline
-from palette_cli.process import ChromaBridgeProcess, SamplerSettings, process_from_metadata
+from palette_cli.diffusion.bridge import ChromaBridgeProcess
+from palette_cli.diffusion.process import SamplerSettings
+from palette_cli.diffusion.registry import process_from_metadata
 from palette_cli.tasks.colorize import luma8
 from tests.conftest import make_photo
 
@@ -170,9 +172,10 @@ def test_rebalancing_weighs_rare_colours_up_and_keeps_the_mean_weight():
 
 
 def test_a_temperature_is_refused_by_models_that_do_not_decode_colour():
-    from palette_cli.process import BridgeProcess, DiffusionProcess
+    from palette_cli.diffusion.bridge import BridgeProcess
+    from palette_cli.diffusion.gaussian import EpsDiffusion
 
-    for proc in (BridgeProcess(0.1), DiffusionProcess()):
+    for proc in (BridgeProcess(0.1), EpsDiffusion()):
         with pytest.raises(ValueError, match="--anneal"):
             proc.resolve(SamplerSettings(temperature=0.5))
     with pytest.raises(ValueError, match="temperature"):

@@ -175,8 +175,8 @@ def test_cli_choices_match_the_registries():
     """The CLI's choices are listed without importing torch; each list must be its registry's."""
     from palette_cli import defaults
     from palette_cli.baselines import BASELINES
-    from palette_cli.sampling import SAMPLERS
-    from palette_cli.schedule import SPACINGS
+    from palette_cli.diffusion.sampling import SAMPLERS
+    from palette_cli.diffusion.schedule import SPACINGS
     from palette_cli.tasks import TASKS
     from palette_cli.tasks.masks import EVAL_MASKS, UNCROP_DIRECTIONS
 

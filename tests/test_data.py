@@ -13,10 +13,17 @@ import pytest
 import torch
 from PIL import Image
 
-from palette_cli import photos
+from palette_cli.sources import photos
 from palette_cli.data import ImageDataset, center_crop, list_images, read_image_list
 from palette_cli.imageio import pil_to_tensor
-from palette_cli.photo_credits import CREDITED_PHOTOS, GCOMPRIS, HELDOUT_PHOTOS, KINDS, CreditedPhoto, CreditedSource
+from palette_cli.sources.photo_credits import (
+    CREDITED_PHOTOS,
+    GCOMPRIS,
+    HELDOUT_PHOTOS,
+    KINDS,
+    CreditedPhoto,
+    CreditedSource,
+)
 
 from .conftest import make_photo, make_rcc
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from palette_cli.devices import resolve_device
+from palette_cli.scale.devices import resolve_device
 
 
 def _no_gpus(monkeypatch):
@@ -67,7 +67,7 @@ def test_training_reports_a_missing_device_as_a_config_error(monkeypatch):
 
 def test_a_rank_beyond_the_gpus_is_an_error_and_cpu_ranks_split_the_cores(monkeypatch):
     """Under torchrun local rank N runs on cuda:N; a rank without a GPU of its own is told so in one line."""
-    import palette_cli.distributed as distributed
+    import palette_cli.scale.distributed as distributed
 
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "1")

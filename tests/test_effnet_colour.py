@@ -10,12 +10,14 @@ import pytest
 import torch
 
 from palette_cli.checkpoint import ModelInfo, load_model, save_model
-from palette_cli.chroma import ChromaGrid, coherent_gumbel
+from palette_cli.diffusion.chroma import ChromaGrid, coherent_gumbel
 from palette_cli.metrics.pixel import ab_error, ab_spread, rgb_to_lab
 from palette_cli.nets import ARCHITECTURES, EffNetUNetConfig, network_config
 from palette_cli.nets.efficientnet_lite import VARIANTS, LiteTrunk
-from palette_cli.photos import validation_split
-from palette_cli.process import ChromaBridgeProcess, SamplerSettings, process_from_metadata
+from palette_cli.sources.photos import validation_split
+from palette_cli.diffusion.bridge import ChromaBridgeProcess
+from palette_cli.diffusion.process import SamplerSettings
+from palette_cli.diffusion.registry import process_from_metadata
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 TINY = dict(encoder="lite0", image_size=64, num_classes=9, decoder_channels=[16, 16, 8, 8], global_channels=8)
@@ -167,7 +169,8 @@ def test_chroma_process_first_sample_is_the_annealed_mean_and_draws_differ():
 
 
 def test_deterministic_settings_are_known():
-    from palette_cli.process import BridgeProcess, RegressionProcess
+    from palette_cli.diffusion.bridge import BridgeProcess
+    from palette_cli.diffusion.gaussian import RegressionProcess
 
     assert BridgeProcess().is_deterministic(SamplerSettings())
     assert not BridgeProcess().is_deterministic(SamplerSettings(steps=4))
@@ -238,7 +241,7 @@ def test_n_on_a_deterministic_setting_is_refused(tmp_path):
 
     from palette_cli.cli.app import app
     from palette_cli.nets import UNet, preset
-    from palette_cli.process import BridgeProcess
+    from palette_cli.diffusion.bridge import BridgeProcess
     from tests.conftest import make_photo
 
     cfg = preset("tiny").replace(gamma_embedding="time")
@@ -252,7 +255,7 @@ def test_n_on_a_deterministic_setting_is_refused(tmp_path):
 
 
 def test_joint_bilateral_upsampling_puts_colour_edges_on_luma_edges():
-    from palette_cli.chroma import joint_bilateral_upsample
+    from palette_cli.diffusion.chroma import joint_bilateral_upsample
 
     luma = torch.zeros(1, 1, 64, 64)
     luma[..., 30:] = 0.8  # an edge inside a low-resolution cell (cells of 4 pixels: 28..31)

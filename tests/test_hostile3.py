@@ -343,7 +343,7 @@ def test_export_and_eval_of_a_pickle_never_suggest_running_it(tmp_path, photo):
 # ------------------------------------------------------------------ 12. fetch-photos into a place it cannot write
 
 def test_fetch_photos_where_it_cannot_write_is_one_plain_line(tmp_path, monkeypatch):
-    from palette_cli import photos
+    from palette_cli.sources import photos
 
     monkeypatch.setattr(photos, "fetch_photos", lambda *a, **k: pytest.fail("must not start fetching"))
     (tmp_path / "file").write_text("x")

@@ -1,20 +1,18 @@
 """Processes: what a network's output means, for training and for sampling (one object per kind)."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
 
 from palette_cli.checkpoint import ModelInfo, save_model
 from palette_cli.pipeline import Pipeline
-from palette_cli.process import (
-    BridgeProcess,
-    DiffusionProcess,
-    RegressionProcess,
-    SamplerSettings,
-    process_from_metadata,
-    sample_bridge,
-)
-from palette_cli.schedule import ScheduleConfig, inference_gammas
+from palette_cli.diffusion.bridge import BridgeProcess, ChromaBridgeProcess, sample_bridge
+from palette_cli.diffusion.gaussian import DiffusionProcess, EpsDiffusion, RegressionProcess, VDiffusion
+from palette_cli.diffusion.process import SamplerSettings
+from palette_cli.diffusion.registry import PROCESSES, process_from_metadata
+from palette_cli.diffusion.schedule import ScheduleConfig, inference_gammas
 from tests.conftest import make_photo
 
 MU, S, SIGMA, D = 0.1, 0.2, 0.5, 0.3
@@ -93,7 +91,7 @@ def test_process_from_metadata_kinds_and_errors():
     with pytest.raises(ValueError, match="samples with bridge"):
         bridge.resolve(SamplerSettings("ddim", 5))
     assert bridge.resolve(SamplerSettings()).steps == 1
-    assert DiffusionProcess().resolve(SamplerSettings()).sampler == "dpmpp_2m_sde"
+    assert EpsDiffusion().resolve(SamplerSettings()).sampler == "dpmpp_2m_sde"
 
 
 def _bridge_file(tmp_path, name="bridge.safetensors"):
@@ -232,3 +230,105 @@ def test_smooth_start_fill_makes_its_detail_and_samples_differ(tmp_path):
     hole = mask.bool().expand(2, 3, -1, -1)
     assert torch.equal(two[~hole], canvas.expand(2, -1, -1, -1)[~hole])  # known pixels untouched
     assert (two[0] - two[1])[hole[0]].abs().mean() > 0.1
+
+
+# --------------------------------------------------------------------------- the registry's contract
+
+SCHEDULE = ScheduleConfig("linear", 100, 1e-4, 0.2)
+#: Every registered process, away from its defaults where it has settings: the contract below runs over
+#: each (a new process adds its example here; the first test checks that none is missing).
+EXAMPLES = [EpsDiffusion(SCHEDULE), VDiffusion(SCHEDULE), RegressionProcess(), BridgeProcess(0.2),
+            BridgeProcess(sigma=1.0, p_start=0.1, start="smooth", steps=8, time_power=2.0),
+            ChromaBridgeProcess(sigma=0.2, p_start=1.0, bins=5, extent=0.7, temperature=0.5, rebalance=0.5,
+                                draw_strength=1.0, draw_cells=3, guide_radius=2)]
+
+
+def test_every_registered_process_has_an_example_and_its_key():
+    assert {type(p) for p in EXAMPLES} == set(PROCESSES.values())
+    for (objective, prediction), cls in PROCESSES.items():
+        assert (cls.objective, cls.prediction) == (objective, prediction) and cls.kind
+
+
+@pytest.mark.parametrize("process", EXAMPLES, ids=lambda p: p.kind)
+def test_metadata_round_trips(process):
+    """What a file records rebuilds the same process (the schedule comes from the file's own record), and a
+    table that records no setting gives the constructor's defaults."""
+    cls = type(process)
+    meta = process.metadata()
+    assert json.loads(json.dumps(meta)) == meta
+    schedule = getattr(process, "schedule", None)
+    back = process_from_metadata(meta, schedule=schedule.to_dict() if schedule else None)
+    assert type(back) is cls and back.metadata() == meta
+    assert getattr(back, "schedule", None) == schedule
+    assert set(meta.get("process", {})) <= {"kind", *cls.settings}
+    assert cls.from_spec({}).metadata() == cls().metadata()
+
+
+def test_old_records_read_as_before():
+    """Files that record no objective or prediction are ε diffusion; the training config's former default
+    prediction ``eps`` under another objective names that objective's own process."""
+    assert type(process_from_metadata({})) is EpsDiffusion
+    assert type(process_from_metadata({"objective": "diffusion"})) is EpsDiffusion
+    assert type(process_from_metadata({"objective": "regression", "prediction": "eps"})) is RegressionProcess
+    old = process_from_metadata({}, {"objective": "bridge", "prediction": "eps", "process": {"sigma": 0.3}})
+    assert type(old) is BridgeProcess and old.sigma == 0.3
+    assert type(process_from_metadata({"objective": "bridge"})) is BridgeProcess
+
+
+@pytest.mark.parametrize("extra,match", [
+    ({"objective": "flow"}, "objective 'flow'"),
+    ({"prediction": "x0"}, "predicts 'x0'"),
+    ({"objective": "bridge", "prediction": "noise"}, "predicts 'noise'"),
+    ({"objective": "regression", "prediction": "chroma-bins"}, "predicts 'chroma-bins'"),
+    ({"objective": "bridge", "process": ["sigma"]}, "must be a table"),
+    ({"objective": "bridge", "process": {"sigma": "wide"}}, "sigma must be a number"),
+])
+def test_unknown_processes_are_refused_in_one_line(extra, match):
+    with pytest.raises(ValueError, match=match) as refused:
+        process_from_metadata(extra)
+    assert "\n" not in str(refused.value)
+
+
+def test_the_network_check_refuses_a_mismatched_config():
+    from dataclasses import replace
+
+    from palette_cli.nets import EffNetUNetConfig, preset
+
+    unet = preset("tiny")
+    timed = unet.replace(gamma_embedding="time")
+    EpsDiffusion().check_network(unet)
+    BridgeProcess().check_network(timed)
+    ChromaBridgeProcess(bins=5).check_network(timed.replace(num_classes=25))
+    with pytest.raises(ValueError, match="num_classes must be 25 for the chroma-bins process"):
+        ChromaBridgeProcess(bins=5).check_network(timed)
+    with pytest.raises(ValueError, match="num_classes must be 0"):
+        EpsDiffusion().check_network(unet.replace(num_classes=25))
+    with pytest.raises(ValueError, match='gamma_embedding = "time"'):
+        BridgeProcess().check_network(unet)
+    effnet = EffNetUNetConfig(encoder="lite0", image_size=64, num_classes=25, decoder_channels=[16, 16, 8, 8],
+                              global_channels=8)
+    ChromaBridgeProcess(bins=5, p_start=1.0).check_network(effnet)
+    with pytest.raises(ValueError, match="p_start = 1"):
+        ChromaBridgeProcess(bins=5).check_network(effnet)
+    with pytest.raises(ValueError, match="takes no level"):
+        EpsDiffusion().check_network(replace(effnet, num_classes=0))
+    RegressionProcess().check_network(replace(effnet, num_classes=0))  # called at one level only
+
+
+def test_training_and_export_checks_belong_to_the_process():
+    ChromaBridgeProcess().check_training(["colorize"], "ce")
+    with pytest.raises(ValueError, match="cross-entropy"):
+        ChromaBridgeProcess().check_training(["colorize"], "l1")
+    with pytest.raises(ValueError, match="colorize only, not inpaint"):
+        ChromaBridgeProcess().check_training(["colorize", "inpaint"], "ce")
+    with pytest.raises(ValueError, match="not 'ce'"):
+        EpsDiffusion().check_training(["jpeg"], "ce")
+    with pytest.raises(ValueError, match="unknown setting.* sigmaa"):
+        BridgeProcess.from_spec({"sigmaa": 0.2}, strict=True)
+    with pytest.raises(ValueError, match="has none"):
+        EpsDiffusion.from_spec({"sigma": 0.2}, strict=True)
+    ChromaBridgeProcess.check_decoding({"temperature": 0.3, "draw_cells": 3})
+    with pytest.raises(ValueError, match="unknown decoding"):
+        ChromaBridgeProcess.check_decoding({"colour": 1})
+    with pytest.raises(ValueError, match="chroma-bin"):
+        EpsDiffusion.check_decoding({"temperature": 0.3})

@@ -7,7 +7,7 @@ import zlib
 
 import pytest
 
-from palette_cli.qtrcc import RccBundle, RccError
+from palette_cli.sources.qtrcc import RccBundle, RccError
 
 from .conftest import make_rcc
 

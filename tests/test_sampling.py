@@ -5,8 +5,15 @@ import math
 import pytest
 import torch
 
-from palette_cli.sampling import SAMPLERS, get_sampler, initial_noise, sample_ddim, sample_ddpm, sample_dpmpp_2m
-from palette_cli.schedule import inference_gammas
+from palette_cli.diffusion.sampling import (
+    SAMPLERS,
+    get_sampler,
+    initial_noise,
+    sample_ddim,
+    sample_ddpm,
+    sample_dpmpp_2m,
+)
+from palette_cli.diffusion.schedule import inference_gammas
 
 N = 20000
 

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from palette_cli import schedule as S
+from palette_cli.diffusion import schedule as S
 
 
 def test_paper_training_schedule_values():

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from palette_cli.cli.app import app
 from palette_cli.imageio import header_pixels, read_metadata
-from palette_cli.sharding import balanced_parts, file_seed, parse_shard
+from palette_cli.scale.sharding import balanced_parts, file_seed, parse_shard
 from tests.conftest import make_photo
 
 FAST = ["--sampling-steps", "2", "--quiet", "--device", "cpu", "--precision", "fp32", "--resolution", "32"]
@@ -62,7 +62,7 @@ def test_file_seed_comes_from_the_seed_and_the_relative_path_only():
 
 
 def test_file_seed_is_stable_across_processes():
-    code = "from palette_cli.sharding import file_seed; print(file_seed(5, 'sub/p1.png'))"
+    code = "from palette_cli.scale.sharding import file_seed; print(file_seed(5, 'sub/p1.png'))"
     values = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
               for _ in range(2)}
     assert values == {str(file_seed(5, "sub/p1.png"))}

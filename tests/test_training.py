@@ -14,7 +14,9 @@ import pytest
 import torch
 from PIL import Image
 
-from palette_cli.process import DiffusionProcess, SamplerSettings
+from palette_cli.diffusion.gaussian import EpsDiffusion, VDiffusion
+from palette_cli.diffusion.process import SamplerSettings
+from palette_cli.diffusion.registry import PROCESSES
 from palette_cli.training import (
     ConfigError,
     TrainConfig,
@@ -121,7 +123,7 @@ def test_known_pixels_are_clean_in_the_diffusion_input():
     mask = torch.zeros(2, 1, 4, 4)
     mask[..., :2] = 1
     batch = {"cond": target.clone(), "target": target, "mask": mask}
-    loss = DiffusionProcess("eps", TrainConfig().schedule_config()).loss(net, batch, torch.Generator().manual_seed(0))
+    loss = EpsDiffusion(TrainConfig().schedule_config()).loss(net, batch, torch.Generator().manual_seed(0))
     assert torch.equal(seen["y"][..., 2:], target[..., 2:])
     assert not torch.allclose(seen["y"][..., :2], target[..., :2])
     assert loss.item() == pytest.approx(1.0, abs=0.5)  # zero prediction: mean ε² over the masked half
@@ -206,8 +208,8 @@ def test_validation_grid_and_checkpoint_pruning(tmp_path, images):
 
 def test_export_load_and_sample(tmp_path, images):
     from palette_cli.checkpoint import load_model, read_info
-    from palette_cli.sampling import initial_noise, sample_dpmpp_2m
-    from palette_cli.schedule import inference_gammas
+    from palette_cli.diffusion.sampling import initial_noise, sample_dpmpp_2m
+    from palette_cli.diffusion.schedule import inference_gammas
 
     Trainer(_config(images, steps=3, task="colorize+jpeg"), tmp_path / "run").run()
     out = export_checkpoint(tmp_path / "run", tmp_path / "model.safetensors", dtype="fp32")
@@ -344,7 +346,7 @@ def test_resume_without_optimizer_state_rewarms_the_learning_rate(tmp_path, imag
 
 
 def test_thread_governor_backs_off_while_others_run(monkeypatch):
-    import palette_cli.threads as threads
+    import palette_cli.scale.threads as threads
 
     demand = iter([0.0, 0.0, 2.0, 2.0, 2.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0])
     monkeypatch.setattr(threads, "others_running", lambda: next(demand))
@@ -358,7 +360,7 @@ def test_thread_governor_backs_off_while_others_run(monkeypatch):
 def test_training_loss_is_zero_for_the_exact_prediction_only(prediction):
     """An oracle that knows the clean target (passed as the condition) and outputs the exact ε or v scores
     zero loss under its own parameterisation and a large loss under the other one."""
-    from palette_cli.schedule import PAPER_TRAIN
+    from palette_cli.diffusion.schedule import PAPER_TRAIN
 
     torch.manual_seed(0)
     target = torch.rand(16, 3, 8, 8) * 2 - 1
@@ -374,7 +376,7 @@ def test_training_loss_is_zero_for_the_exact_prediction_only(prediction):
 
     schedule = PAPER_TRAIN
     other = "v" if prediction == "eps" else "eps"
-    process = DiffusionProcess(prediction, schedule)
+    process = PROCESSES["diffusion", prediction](schedule)
     own = process.loss(oracle(prediction), batch, torch.Generator().manual_seed(1))
     wrong = process.loss(oracle(other), batch, torch.Generator().manual_seed(1))
     assert float(own) < 1e-6
@@ -382,14 +384,14 @@ def test_training_loss_is_zero_for_the_exact_prediction_only(prediction):
 
 
 def test_v_process_recovers_the_clean_image_from_the_true_v():
-    from palette_cli.schedule import q_sample, v_target
+    from palette_cli.diffusion.schedule import q_sample, v_target
 
     torch.manual_seed(0)
     y0, eps = torch.randn(5, 3, 4, 4), torch.randn(5, 3, 4, 4)
     gamma = torch.tensor([1e-4, 0.01, 0.3, 0.7, 0.9999])
     y = q_sample(y0, gamma, eps)
     v = v_target(y0, gamma, eps)
-    denoise = DiffusionProcess("v").denoiser(lambda _y, _g, _c: v, torch.zeros_like(y))
+    denoise = VDiffusion().denoiser(lambda _y, _g, _c: v, torch.zeros_like(y))
     assert torch.allclose(denoise(y, gamma), y0, atol=1e-5)
 
 
@@ -445,7 +447,8 @@ def test_validation_shows_what_palette_inpaint_produces():
     from palette_cli.imageio import pil_to_tensor, tensor_to_pil
     from palette_cli.nets import UNet, preset
     from palette_cli.pipeline import Pipeline
-    from palette_cli.process import BridgeProcess, SamplerSettings
+    from palette_cli.diffusion.bridge import BridgeProcess
+    from palette_cli.diffusion.process import SamplerSettings
     from palette_cli.tasks.base import noise_fill
     from palette_cli.tasks.fill import mirror_fill
 
@@ -483,7 +486,7 @@ def test_generating_fill_trains_on_smooth_starts_and_exports_its_sampling_defaul
     """A smooth-start bridge trains on fills whose start is the push-pull fill of the target (never the
     mirror), its validation batch starts alike, and export records the chosen steps and time spacing."""
     from palette_cli.checkpoint import read_info
-    from palette_cli.process import process_from_metadata
+    from palette_cli.diffusion.registry import process_from_metadata
     from palette_cli.tasks.fill import mirror_fill, smooth_fill
 
     gen = {"task": "inpaint+uncrop", "objective": "bridge", "loss": "l2",

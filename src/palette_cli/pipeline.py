@@ -21,9 +21,10 @@ from PIL import Image
 from torch import Tensor
 
 from .checkpoint import ModelInfo, file_hash, load_model, read_info
-from .devices import resolve_device
+from .scale.devices import resolve_device
 from .hub import ModelTaskError, task_of, task_refusal
-from .process import NetFn, SamplerSettings, process_from_metadata, sample_known
+from .diffusion.process import NetFn, SamplerSettings, sample_known
+from .diffusion.registry import process_from_metadata
 from .tasks.base import noise_fill
 from .tasks.colorize import colorize_photo
 from .tasks.fill import fill_start
@@ -76,7 +77,7 @@ class Pipeline:
         self.batch_size = max(1, batch_size)
         # What the network's output means, how sampling starts and which levels it visits: the model file says.
         self.process = process_from_metadata(info.extra, info.training, info.schedule)
-        self.objective = self.process.metadata()["objective"]
+        self.objective = self.process.objective
         self.force = force
 
     @classmethod
@@ -110,7 +111,7 @@ class Pipeline:
                samples_of_one: bool = False) -> Tensor:
         """Sample targets for a (B,3,h,w) condition with the model's process; with ``known``/``mask`` the
         known pixels are imposed after every step (and a fill may keep its start's detail:
-        :func:`~palette_cli.process.sample_known`). ``start`` is a bridge's starting image (default: cond).
+        :func:`~palette_cli.diffusion.process.sample_known`). ``start`` is a bridge's starting image (default: cond).
         ``samples_of_one``: the batch is ``-n`` samples of one input (see ``Process.sample``)."""
         cond = cond.to(self.device)
         start = cond if start is None else start.to(self.device)

@@ -20,7 +20,7 @@ Force = Annotated[bool, typer.Option("--force", help="Download and extract again
 
 
 def _fetch(fetch_name: str, folder: Path, force: bool, what: str) -> None:
-    from .. import photos
+    from ..sources import photos
     from ..imageio import display_name, os_reason
     from ..outputs import folder_problem
 

@@ -7,7 +7,7 @@ worked on, so concurrent runs over the same files split the work. Outputs are wr
 Ctrl-C leaves no partial file and a re-run finishes what is missing (and clears the temporaries a killed
 run left behind).
 
-Several processes can share a batch (:mod:`palette_cli.sharding`): under torchrun each rank takes its part
+Several processes can share a batch (:mod:`palette_cli.scale.sharding`): under torchrun each rank takes its part
 on its own device and rank 0 prints the merged summary; ``--shard K/N`` takes one part without torchrun.
 Each file's seed comes from ``--seed`` and its path relative to its input root, so the split does not
 change any result.
@@ -186,7 +186,7 @@ class Share:
         if self.count == 1:
             return jobs
         from ..imageio import header_pixels
-        from ..sharding import balanced_parts
+        from ..scale.sharding import balanced_parts
 
         weights = [header_pixels(job.source) or 1 for job in jobs]
         return [job for job, part in zip(jobs, balanced_parts(weights, self.count)) if part == self.index]
@@ -209,9 +209,9 @@ INFERENCE_TIMEOUT = timedelta(days=7)  # how long a rank that is done waits for 
 
 def _run_batch(task: str, inputs: list[str], opts: RunOptions, suffix: str, process: PerImage,
                prepare: Callable[[Job, tuple[int, int]], object] | None, check: Check | None) -> None:
-    from ..distributed import (broadcast_object, close, dist_from_env, gather_objects, init_distributed,
+    from ..scale.distributed import (broadcast_object, close, dist_from_env, gather_objects, init_distributed,
                                split_cpu_threads)
-    from ..sharding import parse_shard
+    from ..scale.sharding import parse_shard
 
     d = dist_from_env()
     share = Share()
@@ -407,7 +407,7 @@ def _run_job(job: Job, task: str, opts: RunOptions, pipe, settings, seed: int, p
 
     from ..imageio import display_name, load_image, save_image_atomic
     from ..outputs import OUTPUT_OVERHEAD, check_free_space, remove_stale_temporaries
-    from ..sharding import file_seed
+    from ..scale.sharding import file_seed
 
     for out in job.outputs:
         remove_stale_temporaries(out)

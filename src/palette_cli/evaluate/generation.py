@@ -156,7 +156,7 @@ class _Threads:
     fewer threads while other processes keep cores busy. Restores the previous count on exit."""
 
     def __init__(self, threads: int | None, device: torch.device | str):
-        from ..threads import ThreadGovernor
+        from ..scale.threads import ThreadGovernor
 
         self.before = torch.get_num_threads()
         self.active = torch.device(device).type == "cpu"
@@ -341,7 +341,7 @@ def evaluate(model: Any, task: str | EvalTask, references: References, out_dir: 
     ``out_dir``; after generation they also carry the generation record (settings and timing).
     ``generation`` holds the other keyword arguments of :func:`generate_outputs`.
     """
-    from ..devices import resolve_device
+    from ..scale.devices import resolve_device
 
     say = log or (lambda _msg: None)
     try:

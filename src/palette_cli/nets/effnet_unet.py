@@ -10,7 +10,8 @@ Iizuka et al. 2016's fusion of a global feature vector).
 
 The decoder also sees ``[cond, y_t]`` through a small stem at its output stride, so it knows the pixels
 it works on. It has **no level input**: the network suits processes that call it at one level only
-(the chroma process with ``p_start = 1``; see :class:`~palette_cli.process.ChromaBridgeProcess`).
+(a bridge trained at its start, ``p_start = 1``, as :class:`~palette_cli.diffusion.bridge.ChromaBridgeProcess`;
+the regression baseline).
 
 Output: ``num_classes`` logits per ``output_stride``² block (zero-initialised: uniform at first), or
 ``out_channels`` pixels (pixel-shuffled) when ``num_classes`` is 0.

@@ -1,7 +1,7 @@
 """The ADM ("guided-diffusion") U-Net with SR3-style concat conditioning on a source image.
 
 ``UNet(config)(y_t, level, cond)`` maps a state and its level to an output whose meaning the model's
-process decides (:mod:`palette_cli.process`: the noise ε, v, the clean image, a bridge residual, or
+process decides (:mod:`palette_cli.diffusion.process`: the noise ε, v, the clean image, a bridge residual, or
 ``num_classes`` colour logits per block). ``cond`` (the source image) is concatenated before ``y_t`` on
 the channel axis, and the continuous level (γ = ᾱ for diffusion, the time t for a bridge; shape (B,))
 enters every residual block through a scale-shift (FiLM) of its second normalisation.

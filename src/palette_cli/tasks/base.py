@@ -16,7 +16,7 @@ from torch import Tensor
 if TYPE_CHECKING:
     from PIL import Image
 
-    from ..process import SamplerSettings
+    from ..diffusion.process import SamplerSettings
 
 
 @dataclass

@@ -19,13 +19,13 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from ..chroma import LUMA_WEIGHTS
+from ..diffusion.chroma import LUMA_WEIGHTS
 from ..imageio import pil_to_tensor, tensor_to_pil
 from ..windows import StepCallback, working_size
 from .base import Example, PipelineLike, full_mask
 
 if TYPE_CHECKING:
-    from ..process import SamplerSettings
+    from ..diffusion.process import SamplerSettings
 
 # Pillow's 16-bit fixed-point BT.601 weights (they sum to 65536): L = (19595 R + 38470 G + 7471 B + 2^15) >> 16.
 LUMA_FIXED = (19595, 38470, 7471)

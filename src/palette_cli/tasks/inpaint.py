@@ -23,7 +23,7 @@ from .masks import EVAL_MASKS, get_mask_fn
 if TYPE_CHECKING:
     from PIL import Image
 
-    from ..process import SamplerSettings
+    from ..diffusion.process import SamplerSettings
 
 
 @dataclass

@@ -20,7 +20,7 @@ from ..windows import JPEG_GRID, StepCallback, lock_low_frequencies, round_up, t
 from .base import Example, PipelineLike, choice, full_mask
 
 if TYPE_CHECKING:
-    from ..process import SamplerSettings
+    from ..diffusion.process import SamplerSettings
 
 QUALITY_RANGE = (5, 30)
 

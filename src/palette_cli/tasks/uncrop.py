@@ -29,7 +29,7 @@ from .masks import UNCROP_DIRECTIONS, random_uncrop_mask, uncrop_mask
 if TYPE_CHECKING:
     from PIL import Image
 
-    from ..process import SamplerSettings
+    from ..diffusion.process import SamplerSettings
 
 __all__ = ["UNCROP_DIRECTIONS", "UncropTask", "uncrop_mask"]
 

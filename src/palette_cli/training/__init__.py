@@ -14,10 +14,10 @@ Randomness is derived from ``(seed, rank, step)`` at every step, and the data or
 Modules: :mod:`.config` (the config and its overrides), :mod:`.stream` (the data in a resumable
 order), :mod:`.distributed` (torchrun setup), :mod:`.checkpoints` (run checkpoint files),
 :mod:`.loop` (:class:`Trainer`), :mod:`.validation` (the validation grid), :mod:`.export` (model files).
-The loss is the process's (:mod:`palette_cli.process`).
+The loss is the process's (:mod:`palette_cli.diffusion.process`).
 """
 
-from ..process import masked_loss
+from ..diffusion.process import masked_loss
 from .checkpoints import (
     CHECKPOINT_VERSION,
     atomic_torch_save,
@@ -27,11 +27,8 @@ from .checkpoints import (
     state_hash,
 )
 from .config import (
-    LOSSES,
-    OBJECTIVES,
     OPTIMIZERS,
     PRECISIONS,
-    PREDICTIONS,
     ConfigError,
     DataConfig,
     OptimConfig,
@@ -49,11 +46,8 @@ from .validation import image_grid, predict
 
 __all__ = [
     "CHECKPOINT_VERSION",
-    "LOSSES",
-    "OBJECTIVES",
     "OPTIMIZERS",
     "PRECISIONS",
-    "PREDICTIONS",
     "ConfigError",
     "DataConfig",
     "Dist",

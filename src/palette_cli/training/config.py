@@ -12,11 +12,8 @@ from typing import Any
 
 import torch
 
-from ..schedule import PAPER_TRAIN, ScheduleConfig
+from ..diffusion.schedule import PAPER_TRAIN, ScheduleConfig
 
-OBJECTIVES = ("diffusion", "regression", "bridge")
-LOSSES = ("l2", "l1", "ce")
-PREDICTIONS = ("eps", "v", "chroma-bins")
 OPTIMIZERS = ("adam", "adamw")
 PRECISIONS = ("auto", "bf16", "fp32")
 
@@ -54,12 +51,13 @@ class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     net: str | dict[str, Any] = "small"
     schedule: dict[str, Any] = field(default_factory=lambda: PAPER_TRAIN.to_dict())
+    # The process: its objective and what the network predicts (palette_cli.diffusion.registry.PROCESSES:
+    # diffusion eps / v, regression x0, bridge residual / chroma-bins; "": the objective's first), and its
+    # settings table (the process class's ``settings``, e.g. a bridge's sigma and p_start).
     objective: str = "diffusion"
-    loss: str = "l2"
-    # What the network predicts: in a diffusion model the noise ε ("eps") or v = √γ·ε − √(1−γ)·y0 ("v"); a
-    # colorize bridge may classify colour ("chroma-bins"); any other bridge predicts a residual on its state.
-    prediction: str = "eps"
-    process: dict[str, Any] = field(default_factory=dict)  # bridge settings: sigma, p_start
+    prediction: str = ""
+    process: dict[str, Any] = field(default_factory=dict)
+    loss: str = "l2"  # one of the process's losses: l2, l1; ce (cross-entropy) for chroma-bins
     batch_size: int = 32
     grad_accum: int = 1
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -89,16 +87,6 @@ class TrainConfig:
         return ScheduleConfig.from_dict(self.schedule)
 
     def validate(self) -> None:
-        if self.objective not in OBJECTIVES:
-            raise ConfigError(f"objective must be one of {', '.join(OBJECTIVES)}, not {self.objective!r}")
-        if self.prediction not in PREDICTIONS:
-            raise ConfigError(f"prediction must be one of {', '.join(PREDICTIONS)}, not {self.prediction!r}")
-        if self.loss not in LOSSES:
-            raise ConfigError(f"loss must be one of {', '.join(LOSSES)}, not {self.loss!r}")
-        if (self.prediction == "chroma-bins") != (self.loss == "ce"):
-            raise ConfigError('prediction = "chroma-bins" goes with loss = "ce" (cross-entropy), and only it')
-        if self.prediction == "chroma-bins" and (self.objective != "bridge" or self.task != "colorize"):
-            raise ConfigError('prediction = "chroma-bins" is a colorize bridge: set objective = "bridge", task = "colorize"')
         if self.optim.name not in OPTIMIZERS:
             raise ConfigError(f"optim.name must be one of {', '.join(OPTIMIZERS)}, not {self.optim.name!r}")
         if self.precision not in PRECISIONS:
@@ -114,17 +102,31 @@ class TrainConfig:
             ScheduleConfig.from_dict(self.schedule)
         except (TypeError, ValueError) as e:
             raise ConfigError(f"schedule: {e}") from None
+        from ..tasks import task_names
+
+        process = self.build_process()
         try:
-            self.build_process()
-        except (TypeError, ValueError) as e:
-            raise ConfigError(f"process: {e}") from None
+            tasks = task_names(self.task)
+        except ValueError as e:
+            raise ConfigError(f"task: {e}") from None
+        try:
+            process.check_training(tasks, self.loss)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
 
     def build_process(self):
-        """The :class:`~palette_cli.process.Process` this config trains."""
-        from ..process import process_from_metadata
+        """The :class:`~palette_cli.diffusion.process.Process` this config trains; ``ConfigError`` (one line) for an
+        objective, prediction or setting this version does not know."""
+        from ..diffusion.registry import process_class
 
-        return process_from_metadata({"objective": self.objective, "prediction": self.prediction,
-                                      "process": self.process}, schedule=self.schedule)
+        try:
+            cls = process_class(self.objective, self.prediction)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+        try:
+            return cls.from_spec(self.process, self.schedule_config(), strict=True)
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"process: {e}") from None
 
     def autocast(self, device: torch.device) -> bool:
         """Whether to train under bf16 autocast: ``auto`` asks whether the device computes bf16 natively

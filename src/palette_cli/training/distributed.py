@@ -1,4 +1,4 @@
-"""Distributed training: torchrun's ranks (the shared :mod:`palette_cli.distributed`), rank-0 decisions."""
+"""Distributed training: torchrun's ranks (the shared :mod:`palette_cli.scale.distributed`), rank-0 decisions."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import platform
 
 import torch
 
-from ..distributed import Dist, barrier
-from ..distributed import init_distributed as _init_distributed
+from ..scale.distributed import Dist, barrier
+from ..scale.distributed import init_distributed as _init_distributed
 from .config import ConfigError
 
 __all__ = ["Dist", "any_rank", "barrier", "hardware", "init_distributed"]

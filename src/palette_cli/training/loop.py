@@ -17,9 +17,9 @@ from typing import Any, Callable
 import torch
 from torch import Tensor, nn
 
-from ..schedule import ScheduleConfig
+from ..diffusion.schedule import ScheduleConfig
 from ..tasks.fill import restart_fills
-from ..threads import ThreadGovernor
+from ..scale.threads import ThreadGovernor
 from .checkpoints import (
     CHECKPOINT_VERSION,
     atomic_torch_save,
@@ -75,16 +75,10 @@ class Trainer:
         self.process = config.build_process()
         self.autocast = config.autocast(self.device)
         self.net_config = build_net_config(config.net)
-        if not getattr(self.net_config, "uses_level", True):
-            if getattr(self.process, "p_start", None) != 1.0:
-                raise ConfigError(f"net: the {self.net_config.arch} network takes no level, so it trains at the "
-                                  "bridge's start only: set process.p_start = 1")
-        elif config.objective == "bridge" and self.net_config.gamma_embedding != "time":
-            raise ConfigError('net: a bridge model needs gamma_embedding = "time" (its level is the bridge time t)')
-        classes = getattr(getattr(self.process, "grid", None), "classes", 0)
-        if classes != getattr(self.net_config, "num_classes", 0):
-            raise ConfigError(f"net: num_classes must be {classes} for this process "
-                              f"(the chroma grid's bins², or 0 for a network that outputs pixels)")
+        try:
+            self.process.check_network(self.net_config)
+        except ValueError as e:
+            raise ConfigError(f"net: {e}") from None
 
         from ..nets import build_network
 

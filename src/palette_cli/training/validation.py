@@ -14,8 +14,8 @@ def predict(net: Callable[[Tensor, Tensor, Tensor], Tensor], process, batch: dic
             steps: int | None = None, seed: int = 0, autocast: bool = False) -> Tensor:
     """The model's output for a validation batch: the process's default sampler with ``steps`` model calls,
     known pixels imposed, a fill's start detail kept where the process keeps it — the sampling path of the
-    pipeline (:func:`~palette_cli.process.sample_known`), so the grid shows what the commands produce."""
-    from ..process import SamplerSettings, sample_known
+    pipeline (:func:`~palette_cli.diffusion.process.sample_known`), so the grid shows what the commands produce."""
+    from ..diffusion.process import SamplerSettings, sample_known
 
     cond, target, mask = batch["cond"], batch["target"], batch["mask"]
 

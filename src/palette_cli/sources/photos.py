@@ -5,8 +5,8 @@ folder — nothing is installed — and only the real photographs listed in :dat
 copied out (wallpaper renders, gray and alpha duplicates are left behind). For the wallpaper packages
 each photo's licence and copyright come from the package's own ``/usr/share/doc/PKG/copyright``
 (machine-readable DEP-5); the packages that credit each file (puzzle photos, and photos inside the Qt
-resource bundles of an educational suite, read with :mod:`palette_cli.qtrcc`) carry their licence,
-author and source in :mod:`palette_cli.photo_credits`.
+resource bundles of an educational suite, read with :mod:`palette_cli.sources.qtrcc`) carry their licence,
+author and source in :mod:`palette_cli.sources.photo_credits`.
 
 Development photos (``fetch_dev_photos``): ``pip download --no-deps`` of scikit-image, scikit-learn
 and matplotlib wheels; the photos are read straight out of the wheels (zip files).
@@ -36,7 +36,7 @@ from typing import Callable, Iterable
 
 from PIL import Image, UnidentifiedImageError
 
-from .imageio import write_bytes_atomic
+from ..imageio import write_bytes_atomic
 from .photo_credits import CREDITED_PHOTOS, HELDOUT_PHOTOS, CreditedSource
 from .qtrcc import RccBundle, RccError
 

@@ -6,9 +6,9 @@ Every sampler has the same shape::
 
 - ``denoiser(y_t, gamma) -> x0`` estimates the clean image (as k-diffusion's samplers take it);
   ``gamma`` has shape (B,). It holds the network, what the network predicts (see
-  :mod:`palette_cli.process`), the condition and any precision settings; samplers know nothing of them.
+  :mod:`palette_cli.diffusion.process`), the condition and any precision settings; samplers know nothing of them.
 - ``y`` is the starting noise (standard normal), ``gammas`` the γ sequence from
-  :func:`palette_cli.schedule.inference_gammas`: noisiest first, ending with 1.0. One model call per
+  :func:`palette_cli.diffusion.schedule.inference_gammas`: noisiest first, ending with 1.0. One model call per
   step, ``len(gammas) - 1`` steps.
 - ``impose(y, gamma) -> y`` re-imposes known pixels after every step (inpainting, uncropping); it is
   also applied to the starting noise.

@@ -81,7 +81,7 @@ PALAPELI = CreditedSource("palapeli-data", "usr/share/palapeli/collection", "pal
 _FIELDS = 6
 _GCOMPRIS_TABLE: tuple[tuple[str, ...], ...] = tuple(
     tuple((line.split("\t") + [""] * _FIELDS)[:_FIELDS])
-    for line in files("palette_cli").joinpath("photo_credits.tsv").read_text(encoding="utf-8").splitlines()
+    for line in files(__package__).joinpath("photo_credits.tsv").read_text(encoding="utf-8").splitlines()
     if line.strip() and not line.startswith("#"))
 
 
