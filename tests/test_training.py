@@ -513,3 +513,18 @@ def test_generating_fill_trains_on_smooth_starts_and_exports_its_sampling_defaul
     assert process.levels(process.resolve(SamplerSettings())).tolist() == [(1 - k / 8) ** 2 for k in range(9)]
     with pytest.raises(ValueError, match="unknown decoding setting.*temperature"):
         export_checkpoint(tmp_path / "run", tmp_path / "x.safetensors", decoding={"temperature": 0.5})
+
+
+def test_init_from_another_process_restarts_the_ema_warm_up(tmp_path, images):
+    """Continuing a model file under its own process keeps the EMA's long average; starting a process of
+    another kind (here a mirror-start bridge → a smooth-start generating bridge) from it restarts the EMA's
+    warm-up, so the average does not keep the old process's weights for thousands of steps."""
+    mirror = {"task": "inpaint", "objective": "bridge", "process": {"sigma": 0.3}, "loss": "l1",
+              "net": {**TINY_NET, "gamma_embedding": "time"}}
+    Trainer(_config(images, steps=3, **mirror), tmp_path / "run").run()
+    exported = export_checkpoint(tmp_path / "run", tmp_path / "mirror.safetensors", dtype="fp32")
+    same = Trainer(_config(images, steps=5, init=str(exported), **mirror), tmp_path / "same")
+    assert same.step == 3 and same.ema_from == 0
+    smooth = {**mirror, "process": {"sigma": 1.0, "start": "smooth", "steps": 8}}
+    other = Trainer(_config(images, steps=5, init=str(exported), **smooth), tmp_path / "other")
+    assert other.step == 3 and other.ema_from == 3

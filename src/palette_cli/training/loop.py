@@ -17,9 +17,10 @@ from typing import Any, Callable
 import torch
 from torch import Tensor, nn
 
+from ..diffusion.registry import process_from_metadata
 from ..diffusion.schedule import ScheduleConfig
-from ..tasks.fill import restart_fills
 from ..scale.threads import ThreadGovernor
+from ..tasks.fill import restart_fills
 from .checkpoints import (
     CHECKPOINT_VERSION,
     atomic_torch_save,
@@ -167,7 +168,13 @@ class Trainer:
         self.ema.load_state_dict(self.model.state_dict())
         facts = info.training
         self.step = self.warmup_from = int(facts.get("steps") or 0)
-        if new_head:  # the EMA of a fresh head must not average in its zero start for long
+        try:
+            same_process = process_from_metadata(info.extra, facts).metadata() == self.process.metadata()
+        except ValueError:
+            same_process = False
+        if new_head or not same_process:
+            # the EMA must not average in for long a fresh head's zero start, nor weights made for another
+            # process (a bridge with another start or noise): its warm-up starts again
             self.ema_from = self.step
         self.position = int(facts.get("images_seen") or 0)
         self.wall_s = float(facts.get("wall_time_s") or 0.0)
