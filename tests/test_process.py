@@ -10,6 +10,7 @@ from palette_cli.checkpoint import ModelInfo, save_model
 from palette_cli.pipeline import Pipeline
 from palette_cli.diffusion.bridge import BridgeProcess, ChromaBridgeProcess, sample_bridge
 from palette_cli.diffusion.gaussian import DiffusionProcess, EpsDiffusion, RegressionProcess, VDiffusion
+from palette_cli.diffusion.preconditioned import PreconditionedBridgeProcess
 from palette_cli.diffusion.process import SamplerSettings
 from palette_cli.diffusion.registry import PROCESSES, process_from_metadata
 from palette_cli.diffusion.schedule import ScheduleConfig, inference_gammas
@@ -240,7 +241,8 @@ SCHEDULE = ScheduleConfig("linear", 100, 1e-4, 0.2)
 EXAMPLES = [EpsDiffusion(SCHEDULE), VDiffusion(SCHEDULE), RegressionProcess(), BridgeProcess(0.2),
             BridgeProcess(sigma=1.0, p_start=0.1, start="smooth", steps=8, time_power=2.0),
             ChromaBridgeProcess(sigma=0.2, p_start=1.0, bins=5, extent=0.7, temperature=0.5, rebalance=0.5,
-                                draw_strength=1.0, draw_cells=3, guide_radius=2)]
+                                draw_strength=1.0, draw_cells=3, guide_radius=2),
+            PreconditionedBridgeProcess(sigma=0.7, p_start=0.2, start="smooth", steps=6, time_power=1.5, spread=0.4)]
 
 
 def test_every_registered_process_has_an_example_and_its_key():
@@ -332,3 +334,41 @@ def test_training_and_export_checks_belong_to_the_process():
         ChromaBridgeProcess.check_decoding({"colour": 1})
     with pytest.raises(ValueError, match="chroma-bin"):
         EpsDiffusion.check_decoding({"temperature": 0.3})
+
+
+def _zero_net(y, t, cond):
+    return torch.zeros_like(y)
+
+
+def test_untrained_preconditioned_bridge_samples_gaussian_data_exactly():
+    """For photos y0 = d + z with z ~ N(0, s²) per pixel, the Wiener estimate is the exact denoiser, so an
+    untrained (zero-output) preconditioned bridge samples N(d, s²) with many steps; one step returns d."""
+    s, sigma, d = 0.3, 0.8, 0.2
+    p = PreconditionedBridgeProcess(sigma=sigma, spread=s, steps=1600)
+    start = torch.full((4, 1, 32, 32), d)
+    out = p.sample(_zero_net, start, start, SamplerSettings(), torch.Generator().manual_seed(0))
+    assert out.mean().item() == pytest.approx(d, abs=0.01)
+    assert out.std().item() == pytest.approx(s, abs=0.01)
+    one = p.sample(_zero_net, start, start, SamplerSettings(steps=1), torch.Generator().manual_seed(0))
+    assert torch.equal(one, start)
+
+
+def test_preconditioned_bridge_target_has_unit_spread_at_every_time():
+    """The network's target (z − g·w)/c has unit spread for z of the assumed spread, whatever t: the zero
+    network's L2 loss is 1 at t near 1, in the middle and near 0 alike; and the estimate of the exact target
+    is the photo."""
+    s = 0.5
+    p = PreconditionedBridgeProcess(sigma=1.0, spread=s, p_start=0.0)
+    g = torch.Generator().manual_seed(0)
+    start = torch.zeros(64, 3, 16, 16)
+    target = s * torch.randn(64, 3, 16, 16, generator=g)
+    batch = {"cond": start, "target": target, "mask": torch.ones(64, 1, 16, 16), "start": start}
+    for t in (0.02, 0.5, 0.98):
+        p.draw_times = lambda n, gen, t=t: torch.full((n,), t)
+        assert p.loss(_zero_net, batch, torch.Generator().manual_seed(1)).item() == pytest.approx(1.0, abs=0.03)
+    t_, x_t = p.training_state(batch, torch.Generator().manual_seed(2))
+    gain, c = p.coefficients(t_)
+    exact = ((target - gain.view(-1, 1, 1, 1).float() * x_t) / c.view(-1, 1, 1, 1).float())
+    assert torch.allclose(p._estimate(exact, x_t, start, t_), target, atol=1e-5)
+    with pytest.raises(ValueError, match="sigma > 0"):
+        PreconditionedBridgeProcess(sigma=0.0)

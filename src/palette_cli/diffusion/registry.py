@@ -12,12 +12,14 @@ from typing import Any
 
 from .bridge import BridgeProcess, ChromaBridgeProcess
 from .gaussian import EpsDiffusion, RegressionProcess, VDiffusion
+from .preconditioned import PreconditionedBridgeProcess
 from .process import Process
 
 #: (objective, prediction) → process class; the first entry of an objective is its default.
 PROCESSES: dict[tuple[str, str], type[Process]] = {
     (cls.objective, cls.prediction): cls
-    for cls in (EpsDiffusion, VDiffusion, RegressionProcess, BridgeProcess, ChromaBridgeProcess)
+    for cls in (EpsDiffusion, VDiffusion, RegressionProcess, BridgeProcess, ChromaBridgeProcess,
+                PreconditionedBridgeProcess)
 }
 #: The objectives, in the registry's order.
 OBJECTIVES = tuple(dict.fromkeys(objective for objective, _ in PROCESSES))

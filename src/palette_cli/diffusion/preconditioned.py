@@ -1,0 +1,80 @@
+"""The Brownian bridge with a preconditioned network (``prediction = "preconditioned"``): the generating fill.
+
+The bridge is :class:`~palette_cli.diffusion.bridge.BridgeProcess`'s, ``x_t = (1−t)·y0 + t·d + σ·√(t(1−t))·ε``,
+but the clean estimate is built around the best *linear* guess of the photo from ``x_t`` (as EDM's
+preconditioning, Karras et al. 2022, builds it around the noisy input). With ``z = y0 − d`` of spread ``s``
+per pixel and ``w = x_t − d``:
+
+    ŷ0 = d + g(t)·w + c(t)·F(x_t, t, cond),   g = s² / ((1−t)·s² + σ²·t),   c² = s²·σ²·t / ((1−t)·s² + σ²·t)
+
+``g·w`` is E[z | w] for a Gaussian z (a Wiener shrinkage of the noisy state towards the start), ``c`` the
+spread of what it leaves unexplained, so the network's target ``(z − g·w) / c`` has unit spread at every t
+and the loss weighs every t alike. An untrained network (zero last layer) already returns a clean image —
+the start at t = 1, the shrunk state at t < 1 — where the plain residual bridge returns its noisy input;
+training only has to add what the linear guess misses: the layout and texture of the unknown region.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+
+from .bridge import BridgeProcess, sample_bridge
+from .process import bcast, masked_loss, number, run_net
+
+
+class PreconditionedBridgeProcess(BridgeProcess):
+    """A bridge whose network output is a scaled correction to the Wiener estimate of the photo (above)."""
+
+    prediction: ClassVar[str] = "preconditioned"
+    legacy_predictions: ClassVar[tuple[str, ...]] = ()
+    kind: ClassVar[str] = "preconditioned-bridge"
+    settings: ClassVar[dict[str, tuple[str, Any]]] = {
+        **BridgeProcess.settings, "spread": ("spread", number)}
+    LATER_SETTINGS: ClassVar[dict[str, Any]] = {}  # a new kind: every setting is written
+
+    def __init__(self, sigma: float = 1.0, p_start: float = 0.1, start: str = "smooth", steps: int = 8,
+                 time_power: float = 1.0, spread: float = 0.5):
+        super().__init__(sigma, p_start, start, steps, time_power)
+        if not self.sigma > 0:
+            raise ValueError(f"a preconditioned bridge needs sigma > 0, got {sigma!r}")
+        if not (math.isfinite(spread) and spread > 0):
+            raise ValueError(f"preconditioned bridge spread must be a finite number > 0, got {spread!r}")
+        self.spread = float(spread)
+
+    def coefficients(self, t: Tensor) -> tuple[Tensor, Tensor]:
+        """``(g, c)`` of the module docstring for times ``t`` (any shape), float64."""
+        t = t.double()
+        s2, v = self.spread ** 2, self.sigma ** 2
+        denom = (1 - t) * s2 + v * t
+        return s2 / denom, (s2 * v * t / denom).clamp(min=0).sqrt()
+
+    def _estimate(self, out: Tensor, x: Tensor, start: Tensor, t: Tensor) -> Tensor:
+        g, c = self.coefficients(t)
+        g, c = bcast(g.to(x.dtype), x), bcast(c.to(x.dtype), x)
+        return start + g * (x - start) + c * out
+
+    def loss(self, net, batch, generator, *, loss="l2", autocast=False):
+        t, x_t = self.training_state(batch, generator)
+        start = batch.get("start", batch["cond"])
+        g, c = self.coefficients(t)
+        g, c = bcast(g.to(x_t.dtype), x_t), bcast(c.to(x_t.dtype), x_t)
+        target = (batch["target"] - start - g * (x_t - start)) / c
+        return masked_loss(run_net(net, x_t, t, batch["cond"], autocast), target, batch["mask"], loss)
+
+    def sample(self, net, cond, start, settings, generator, *, impose=None, on_step=None, samples_of_one=False):
+        start = start.to(cond.device)
+
+        def denoise(x: Tensor, t: Tensor) -> Tensor:
+            return self._estimate(net(x, t, cond), x, start, t)
+
+        return sample_bridge(denoise, self.initial_state(cond, start, generator), start, self.levels(settings),
+                             self.sigma, generator=generator, impose=impose, on_step=on_step,
+                             eta=1.0 if settings.eta is None else float(settings.eta))
+
+    def denoiser(self, net, cond, settings=None):
+        raise NotImplementedError("the preconditioned bridge's estimate needs the start: use sample()")
+
