@@ -543,8 +543,8 @@ def test_models_lists_long_names_whole_and_describes_cached_hub_models(tmp_path,
     assert re.search(re.escape(long_name) + r"\s+│ colorize, inpaint", r.output), r.output
     hub_row = next(line for line in r.output.splitlines() if "hf:someone/a-hub-model/model.safetensors" in line)
     cells = [c.strip() for c in hub_row.split("│")[1:-1]]
-    assert cells[1:] == ["colorize, inpaint, uncrop, jpeg", "32", f"{tiny_model_file.stat().st_size / 1e6:.1f} MB",
-                         "Hugging Face cache"]
+    assert cells[1:] == ["colorize, inpaint, uncrop, jpeg", "32", "dpmpp_2m_sde, 20 steps",
+                         f"{tiny_model_file.stat().st_size / 1e6:.1f} MB", "Hugging Face cache"]
 
 
 # ------------------------------------------------------------------ 23. README: the Hub rule, the thread caveat, options

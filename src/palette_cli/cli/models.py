@@ -10,7 +10,7 @@ import typer
 
 from .runner import fail
 
-COLUMNS = ("name", "tasks", "resolution", "size", "source")
+COLUMNS = ("name", "tasks", "resolution", "sampling", "size", "source")
 
 
 def models(model: Annotated[Optional[str], typer.Argument(
@@ -52,7 +52,7 @@ def models(model: Annotated[Optional[str], typer.Argument(
     for repo, filename, path in _cached_hub_models():
         rows.append((f"hf:{repo}/{filename}", *_describe(path, read_info, CheckpointError), "Hugging Face cache"))
     for name, method in BASELINES.items():
-        rows.append((name, ", ".join(method.tasks), "any", "", "classical (palette eval --method)"))
+        rows.append((name, ", ".join(method.tasks), "any", "", "", "classical (palette eval --method)"))
     console = Console()
     # Names are never cut: piped output is as wide as its longest row, a narrow terminal wraps them.
     needed = sum(max(len(col), *(len(r[k]) for r in rows)) + 3 for k, col in enumerate(COLUMNS)) + 1 if rows else 0
@@ -66,8 +66,8 @@ def models(model: Annotated[Optional[str], typer.Argument(
     console.print(table)
 
 
-def _describe(path: Path, read_info, error: type[Exception]) -> tuple[str, str, str]:
-    """(tasks, resolution, size) of a model file, from its header; an unreadable one says why."""
+def _describe(path: Path, read_info, error: type[Exception]) -> tuple[str, str, str, str]:
+    """(tasks, resolution, default sampling, size) of a model file, from its header; an unreadable one says why."""
     try:
         size = f"{path.stat().st_size / 1e6:.1f} MB"
     except OSError:
@@ -75,8 +75,21 @@ def _describe(path: Path, read_info, error: type[Exception]) -> tuple[str, str, 
     try:
         info = read_info(path)
     except error as e:
-        return f"unreadable: {e}", "?", size
-    return ", ".join(info.tasks) or "—", str(info.net.get("image_size", "?")), size
+        return f"unreadable: {e}", "?", "?", size
+    return ", ".join(info.tasks) or "—", str(info.net.get("image_size", "?")), _sampling(info), size
+
+
+def _sampling(info) -> str:
+    """The sampler and step count a model file samples with by default ("?" if this version cannot say)."""
+    from ..diffusion.process import SamplerSettings
+    from ..diffusion.registry import process_from_metadata
+
+    try:
+        described = process_from_metadata(info.extra, info.training, info.schedule).describe(SamplerSettings())
+    except ValueError:
+        return "?"
+    steps = described.get("sampling_steps")
+    return described["sampler"] + (f", {steps} step{'' if steps == '1' else 's'}" if steps else "")
 
 
 def _cached_hub_models() -> list[tuple[str, str, Path]]:

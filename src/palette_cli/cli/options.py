@@ -82,8 +82,8 @@ Sampler = Annotated[Optional[SamplerName], typer.Option(
     help="Sampler (default: the model's own: dpmpp_2m_sde for diffusion models, bridge for bridge models).")]
 SamplingSteps = Annotated[Optional[int], typer.Option(
     "--sampling-steps", metavar="N", callback=in_range(1, 1000), help=(
-        "Model evaluations per image, 1 to 1000 (default: 20 for dpmpp_2m_sde / dpmpp_2m, 50 ddim, 1000 ddpm, "
-        "1 bridge)."))]
+        "Model evaluations per image, 1 to 1000 (default: 20 for dpmpp_2m_sde / dpmpp_2m, 50 ddim, 1000 ddpm; "
+        "a bridge model's own, recorded in its file: `palette models` shows it)."))]
 SpacingOpt = Annotated[Optional[Spacing], typer.Option(
     "--spacing", help="Noise-level spacing (default: logsnr; the paper's for ddpm).")]
 ANNEAL_RANGE = (0.01, 10.0)
