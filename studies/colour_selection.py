@@ -7,7 +7,7 @@ The network runs once per photo; every decoding setting reuses its logits, so a 
 than one evaluation. The grey photo is scored as the baseline every colorizer must beat.
 
     python -m studies.colour_selection MODEL [MODEL ...] --photos data/photos/validation.txt \\
-        --temperatures 0.25,0.38,0.5 --strengths 0.5,1.0 [--guides 0,4] [--samples 4] [--out table.md]
+        --temperatures 0.25,0.38,0.5 --strengths 0.5,1.0 [--guides 0,4] [--gains 1,1.2] [--samples 4] [--out table.md]
 
 Report results on photos no choice was made on (``scripts/eval_side_by_side.sh``); this is for choosing.
 """
@@ -79,7 +79,8 @@ def logits_of(pipe: Pipeline, gray: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def sweep(path: str, refs: torch.Tensor, judge: Judge, temperatures: list[float], strengths: list[float],
-          samples: int, seed: int, guides: list[int], cells: list[int] | None = None) -> list[dict]:
+          samples: int, seed: int, guides: list[int], cells: list[int] | None = None,
+          gains: list[float] | None = None) -> list[dict]:
     pipe = Pipeline.from_file(path)
     process = pipe.process
     if not isinstance(process, ChromaBridgeProcess):
@@ -87,11 +88,11 @@ def sweep(path: str, refs: torch.Tensor, judge: Judge, temperatures: list[float]
     gray = to_gray(refs)
     logits = logits_of(pipe, gray)
     rows = []
-    for radius, t in [(r, t) for r in guides for t in temperatures]:
-        process.guide_radius = radius
+    for radius, t, gain in [(r, t, k) for r in guides for t in temperatures for k in (gains or [process.chroma_gain])]:
+        process.guide_radius, process.chroma_gain = radius, gain
         mean = process._on_luma(process.grid.decode(logits, t), gray).clamp(-1, 1)
         base = judge.score(mean)
-        rows.append({"model": Path(path).name, "guide": radius, "T": t, "draw": "mean", **base})
+        rows.append({"model": Path(path).name, "guide": radius, "T": t, "gain": gain, "draw": "mean", **base})
         for s, n_cells in [(s, c) for s in strengths for c in (cells or [process.draw_cells])]:
             gen = torch.Generator().manual_seed(seed)
             draws = []
@@ -103,13 +104,14 @@ def sweep(path: str, refs: torch.Tensor, judge: Judge, temperatures: list[float]
             avg = {k: (base[k] + sum(r[k] for r in scored)) / samples for k in base}
             spread = sum(ab_spread((torch.stack([mean[i], *[d[i] for d in draws]]) + 1) / 2)
                          for i in range(len(refs))) / len(refs)
-            rows.append({"model": Path(path).name, "guide": radius, "T": t, "draw": f"n={samples}, s={s:g}, cells={n_cells}", **avg,
+            rows.append({"model": Path(path).name, "guide": radius, "T": t, "gain": gain,
+                         "draw": f"n={samples}, s={s:g}, cells={n_cells}", **avg,
                          "ab_spread": spread})
     return rows
 
 
 def table(rows: list[dict]) -> str:
-    cols = ["model", "guide", "T", "draw", "pd_lite0", "pd_lite2", "ca_lite0", "ca_lite2", "ab_error", "colourfulness",
+    cols = ["model", "guide", "T", "gain", "draw", "pd_lite0", "pd_lite2", "ca_lite0", "ca_lite2", "ab_error", "colourfulness",
             "ab_spread"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
@@ -131,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--samples", type=int, default=4)
     ap.add_argument("--guides", default="0", help="joint-bilateral upsampling radii of the chroma (0: bilinear)")
     ap.add_argument("--cells", default="", help="draw lattices to sweep (default: the model's draw_cells)")
+    ap.add_argument("--gains", default="", help="chroma gains to sweep (default: the model's chroma_gain)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out")
     args = ap.parse_args(argv)
@@ -141,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     strengths = [float(s) for s in args.strengths.split(",") if s]
     for path in args.models:
         rows += sweep(path, refs, judge, temps, strengths, args.samples, args.seed,
-                      [int(r) for r in args.guides.split(",") if r], [int(c) for c in args.cells.split(",") if c])
+                      [int(r) for r in args.guides.split(",") if r], [int(c) for c in args.cells.split(",") if c],
+                      [float(k) for k in args.gains.split(",") if k])
         print(table(rows), flush=True)
     text = f"{len(refs)} photos from {args.photos}, {args.size}² centre crops\n\n{table(rows)}\n"
     if args.out:

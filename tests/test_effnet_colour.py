@@ -296,3 +296,39 @@ def test_export_records_decoding_defaults(tmp_path):
     with pytest.raises(ValueError, match="whole number"):
         process_from_metadata({"objective": "bridge", "prediction": "chroma-bins",
                                "process": {"draw_cells": 2.5}})
+
+
+def test_chroma_gain_scales_the_decoded_chroma_and_a_model_file_can_take_it(tmp_path):
+    """chroma_gain multiplies the chroma put on the luma (the luma stays); a model file re-exported with
+    --decode keeps its tensors bit for bit, records the gain, and an old file's metadata has no gain key."""
+    import torch
+
+    from palette_cli.checkpoint import ModelInfo, load_state_dict, read_info, save_model
+    from palette_cli.diffusion.bridge import ChromaBridgeProcess
+    from palette_cli.diffusion.chroma import rgb_to_ycc
+    from palette_cli.training import export_checkpoint
+
+    plain, vivid = ChromaBridgeProcess(bins=5), ChromaBridgeProcess(bins=5, chroma_gain=1.5)
+    assert "chroma_gain" not in plain.metadata()["process"] and vivid.metadata()["process"]["chroma_gain"] == 1.5
+    cond = torch.rand(1, 3, 8, 8) * 2 - 1
+    chroma = (torch.rand(1, 2, 8, 8) - 0.5) * 0.2
+    y0, c0 = rgb_to_ycc(plain._on_luma(chroma, cond).double())
+    y1, c1 = rgb_to_ycc(vivid._on_luma(chroma, cond).double())
+    assert torch.allclose(y0, y1, atol=1e-5) and torch.allclose(c1, 1.5 * c0, atol=1e-5)
+    with pytest.raises(ValueError, match="chroma_gain"):
+        ChromaBridgeProcess(chroma_gain=0)
+
+    path = tmp_path / "c.safetensors"
+    state = {"w": torch.randn(4, 4), "n": torch.tensor([3])}
+    from palette_cli.nets import preset
+
+    info = ModelInfo(net=preset("tiny").replace(gamma_embedding="time", num_classes=25).to_dict(), tasks=["colorize"],
+                     extra=plain.metadata(), training={"process": {"chroma_bins": 5}})
+    save_model(path, info, state, dtype="fp16")
+    out = export_checkpoint(path, tmp_path / "v.safetensors", decoding={"chroma_gain": 1.2})
+    assert read_info(out).extra["process"]["chroma_gain"] == 1.2
+    assert read_info(out).training["process"] == {"chroma_bins": 5, "chroma_gain": 1.2}
+    before, after = load_state_dict(path), load_state_dict(out)
+    assert all(torch.equal(before[k], after[k]) and before[k].dtype == after[k].dtype for k in before)
+    with pytest.raises(ValueError, match="unknown decoding"):
+        export_checkpoint(path, tmp_path / "x.safetensors", decoding={"steps": 4})

@@ -206,6 +206,20 @@ def read_info(path: str | Path) -> ModelInfo:
     )
 
 
+def storage_dtype(path: str | Path) -> str:
+    """The precision a model file's floating tensors are stored in (``fp32``, ``fp16`` or ``bf16``), as its
+    header records it, else as its first floating tensor shows."""
+    header = _read_header(Path(path))
+    recorded = (header.get("__metadata__") or {}).get("storage_dtype")
+    if recorded in STORAGE_DTYPES:
+        return recorded
+    names = {"F32": "fp32", "F16": "fp16", "BF16": "bf16"}
+    for key, entry in header.items():
+        if key != "__metadata__" and isinstance(entry, dict) and entry.get("dtype") in names:
+            return names[entry["dtype"]]
+    return "fp32"
+
+
 def load_state_dict(path: str | Path) -> dict[str, Tensor]:
     """The raw tensors of a (validated) model file."""
     from safetensors import SafetensorError

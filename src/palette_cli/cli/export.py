@@ -20,7 +20,8 @@ class StorageDtype(str, Enum):
 
 
 def export(
-    source: Annotated[Path, typer.Argument(help="Run folder (its newest checkpoint) or a checkpoint .pt file.",
+    source: Annotated[Path, typer.Argument(help="Run folder (its newest checkpoint), a checkpoint .pt file, or a "
+                                                "model .safetensors file (same weights, new --decode defaults).",
                                            metavar="SOURCE", parser=nonempty_path, show_default=False)],
     out: Annotated[Path, typer.Argument(help="Output model file (.safetensors).", metavar="OUT",
                                         parser=nonempty_path, show_default=False)],
@@ -31,11 +32,11 @@ def export(
              "0.01 to 10.")] = None,
     decode: Annotated[Optional[list[str]], typer.Option(
         "--decode", metavar="KEY=VALUE",
-        help="A sampling default the file records: chroma-bin colorizers draw_strength, draw_cells, "
+        help="A sampling default the file records: chroma-bin colorizers draw_strength, draw_cells, chroma_gain, "
              "guide_radius; bridge models steps, time_power. E.g. --decode steps=8 (repeatable).")] = None,
 ) -> None:
     """Export the EMA weights with their network config, schedule, tasks and training facts."""
-    from ..checkpoint import read_info
+    from ..checkpoint import read_info, storage_dtype
     from ..imageio import ImageInputError, OutputError, path_kind
     from ..outputs import output_problem
     from ..training import ConfigError, export_checkpoint
@@ -65,4 +66,4 @@ def export(
         raise fail(str(e))
     info = read_info(path)
     typer.echo(f"{path}: {', '.join(info.tasks)}; {info.training.get('steps')} steps, "
-               f"{path.stat().st_size / 1e6:.1f} MB ({dtype.value})")
+               f"{path.stat().st_size / 1e6:.1f} MB ({storage_dtype(path)})")

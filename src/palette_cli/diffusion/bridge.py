@@ -196,16 +196,23 @@ class ChromaBridgeProcess(BridgeProcess):
         "sigma": ("sigma", number), "p_start": ("p_start", number), "chroma_bins": ("bins", whole),
         "chroma_extent": ("extent", number), "temperature": ("temperature", number),
         "rebalance": ("rebalance", number), "draw_strength": ("draw_strength", number),
-        "draw_cells": ("draw_cells", whole), "guide_radius": ("guide_radius", whole)}
+        "draw_cells": ("draw_cells", whole), "guide_radius": ("guide_radius", whole),
+        "chroma_gain": ("chroma_gain", number)}
+    #: Written only when it differs from its default, so the files made before it stay as they were.
+    LATER_SETTINGS: ClassVar[dict[str, Any]] = {"chroma_gain": 1.0}
     tasks: ClassVar[tuple[str, ...] | None] = ("colorize",)
     losses: ClassVar[tuple[str, ...]] = ("ce",)
     #: Chosen after training on validation photos (``palette export --anneal / --decode``).
-    decoding_keys: ClassVar[tuple[str, ...]] = ("temperature", "draw_strength", "draw_cells", "guide_radius")
+    decoding_keys: ClassVar[tuple[str, ...]] = ("temperature", "draw_strength", "draw_cells", "guide_radius",
+                                                "chroma_gain")
 
     def __init__(self, sigma: float = 0.25, p_start: float = 0.5, bins: int = 17, extent: float = 0.8,
                  temperature: float = 0.38, rebalance: float = 0.0, draw_strength: float = 0.5,
-                 draw_cells: int = 2, guide_radius: int = 0):
+                 draw_cells: int = 2, guide_radius: int = 0, chroma_gain: float = 1.0):
         super().__init__(sigma, p_start)
+        if not (math.isfinite(chroma_gain) and 0 < chroma_gain <= 3):
+            raise ValueError(f"chroma_gain must be in (0, 3], got {chroma_gain!r}")
+        self.chroma_gain = float(chroma_gain)
         if not (math.isfinite(draw_strength) and 0 <= draw_strength <= 4):
             raise ValueError(f"chroma draw_strength must be in [0, 4], got {draw_strength!r}")
         if not 1 <= int(draw_cells) <= 64:
@@ -256,9 +263,13 @@ class ChromaBridgeProcess(BridgeProcess):
         return self._on_luma(chroma, cond)
 
     def _on_luma(self, chroma: Tensor, cond: Tensor) -> Tensor:
-        """``cond``'s luma with ``chroma`` upsampled to its size: bilinearly, or with ``guide_radius`` > 0
-        guided by the luma's edges (:func:`~palette_cli.diffusion.chroma.joint_bilateral_upsample`), as RGB."""
+        """``cond``'s luma with ``chroma`` (times ``chroma_gain``: the annealed mean of a distribution spread
+        over several hues is less saturated than any of them) upsampled to its size: bilinearly, or with
+        ``guide_radius`` > 0 guided by the luma's edges
+        (:func:`~palette_cli.diffusion.chroma.joint_bilateral_upsample`), as RGB."""
         luma = rgb_to_ycc(cond.float())[0]
+        if self.chroma_gain != 1:
+            chroma = chroma * self.chroma_gain
         if chroma.shape[-2:] != cond.shape[-2:]:
             if self.guide_radius:
                 chroma = joint_bilateral_upsample(chroma, luma, radius=self.guide_radius)
