@@ -9,9 +9,10 @@ per pixel and ``w = x_t − d``:
 
 ``g·w`` is E[z | w] for a Gaussian z (a Wiener shrinkage of the noisy state towards the start), ``c`` the
 spread of what it leaves unexplained, so the network's target ``(z − g·w) / c`` has unit spread at every t
-and the loss weighs every t alike. An untrained network (zero last layer) already returns a clean image —
-the start at t = 1, the shrunk state at t < 1 — where the plain residual bridge returns its noisy input;
-training only has to add what the linear guess misses: the layout and texture of the unknown region.
+and the loss weighs every t alike. An untrained network (zero last layer) returns the start at t = 1 and
+the state shrunk towards the start at t < 1 (less noisy than the plain residual bridge's untrained output,
+its input, but still noisy: the shrinkage is per pixel, not spatial); training has to add what the linear
+guess misses: spatial denoising, and the layout and texture of the unknown region.
 """
 
 from __future__ import annotations
