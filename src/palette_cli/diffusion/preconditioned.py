@@ -53,16 +53,19 @@ class PreconditionedBridgeProcess(BridgeProcess):
         denom = (1 - t) * s2 + v * t
         return s2 / denom, (s2 * v * t / denom).clamp(min=0).sqrt()
 
-    def _estimate(self, out: Tensor, x: Tensor, start: Tensor, t: Tensor) -> Tensor:
+    def _scales(self, t: Tensor, like: Tensor) -> tuple[Tensor, Tensor]:
+        """``(g, c)`` for times ``t`` of shape (B,), broadcast against ``like`` (B,C,H,W) in its dtype."""
         g, c = self.coefficients(t)
-        g, c = bcast(g.to(x.dtype), x), bcast(c.to(x.dtype), x)
+        return bcast(g.to(like.dtype), like), bcast(c.to(like.dtype), like)
+
+    def _estimate(self, out: Tensor, x: Tensor, start: Tensor, t: Tensor) -> Tensor:
+        g, c = self._scales(t, x)
         return start + g * (x - start) + c * out
 
     def loss(self, net, batch, generator, *, loss="l2", autocast=False):
         t, x_t = self.training_state(batch, generator)
         start = batch.get("start", batch["cond"])
-        g, c = self.coefficients(t)
-        g, c = bcast(g.to(x_t.dtype), x_t), bcast(c.to(x_t.dtype), x_t)
+        g, c = self._scales(t, x_t)
         target = (batch["target"] - start - g * (x_t - start)) / c
         return masked_loss(run_net(net, x_t, t, batch["cond"], autocast), target, batch["mask"], loss)
 

@@ -20,14 +20,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..diffusion.chroma import LUMA_WEIGHTS
+
 DETAIL_BLUR = 9  # pixels: the box blur whose residual is a region's detail
 MAX_SHIFT = 8  # pixels each way that a copy may be shifted and still be caught
 
 
 def detail(image: Tensor) -> Tensor:
     """Grey (BT.601) minus its ``DETAIL_BLUR``-pixel box blur (edges replicated): (3,H,W) → (H,W)."""
-    r, g, b = image[0].double(), image[1].double(), image[2].double()
-    grey = (0.299 * r + 0.587 * g + 0.114 * b)[None, None]
+    weights = torch.tensor(LUMA_WEIGHTS, dtype=torch.float64).view(3, 1, 1)
+    grey = (image.double() * weights).sum(0)[None, None]
     pad = DETAIL_BLUR // 2
     blur = F.avg_pool2d(F.pad(grey, (pad, pad, pad, pad), mode="replicate"), DETAIL_BLUR, stride=1)
     return (grey - blur)[0, 0]
