@@ -193,3 +193,31 @@ def test_cli_choices_match_the_registries():
     for enum, names in ((EvalTaskName, TASKS), (MaskMode, EVAL_MASKS), (MethodName, defaults.EVAL_METHODS),
                         (SamplerName, defaults.SAMPLER_NAMES), (Spacing, SPACINGS), (Direction, UNCROP_DIRECTIONS)):
         assert [e.value for e in enum] == list(names)
+
+
+def test_the_task_catalogue_makes_every_task_registry():
+    """One catalogue line per task makes its registry entry, its commands and its default models; the
+    sampler defaults table makes the sampler registry's defaults and the help that lists them."""
+    import typer
+
+    from palette_cli import defaults, hub
+    from palette_cli.cli.app import app
+    from palette_cli.diffusion import sampling
+    from palette_cli.tasks import TASKS
+
+    for entry in defaults.TASK_CATALOG:
+        assert TASKS[entry.name]().name == entry.name
+        assert hub.TASK_MODELS[entry.name] == entry.models
+        for command in entry.commands:
+            assert defaults.COMMAND_TASKS[command] == entry.name == hub.task_of(command)
+    group = typer.main.get_command(app)
+    commands = list(group.commands)
+    image_commands = [c for entry in defaults.TASK_CATALOG for c in entry.commands]
+    assert commands[:len(image_commands)] == image_commands
+    assert set(hub.TASK_MODELS) == set(TASKS) == set(defaults.TASK_NAMES)
+
+    assert sampling.DEFAULT_STEPS == {n: s for n, (s, _) in defaults.SAMPLER_DEFAULTS.items()}
+    assert sampling.DEFAULT_SPACING == {n: p for n, (_, p) in defaults.SAMPLER_DEFAULTS.items()}
+    option = next(p for p in group.commands["colorize"].params if p.name == "sampling_steps")
+    for name, steps in defaults.SAMPLER_STEPS.items():
+        assert f"{steps} {name}" in option.help

@@ -22,17 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from .defaults import COMMAND_TASKS
+from .defaults import COMMAND_TASKS, TASK_CATALOG
 
-#: Each task's default model: the one table every command, ``palette eval``, ``palette study``, ``palette models``
-#: and the library take it from. First the shipped specialist measured best for the task (docs/RESULTS.md), then
-#: the multi-task model, used where the specialist is not installed.
-TASK_MODELS: dict[str, tuple[str, ...]] = {
-    "colorize": ("palette-colorize", "palette-multitask-small"),
-    "inpaint": ("palette-fill", "palette-multitask-small"),
-    "uncrop": ("palette-fill", "palette-multitask-small"),
-    "jpeg": ("palette-restore", "palette-multitask-small"),
-}
+#: Each task's default models, from the task catalogue (``defaults.TASK_CATALOG``): what every command,
+#: ``palette eval``, ``palette study``, ``palette models`` and the library take without ``--model``. First the
+#: shipped specialist measured best for the task (docs/RESULTS.md), then the multi-task model, used where the
+#: specialist is not installed.
+TASK_MODELS: dict[str, tuple[str, ...]] = {entry.name: entry.models for entry in TASK_CATALOG}
 HUB_FILENAME = "model.safetensors"
 PROBE_TIMEOUT = 3.0  # seconds to wait for the Hub (or the proxy) to accept a connection
 _HUB_RE = re.compile(r"^(?:hf:)?(?P<repo>[A-Za-z0-9][\w.\-]*/[\w.\-]+)(?P<file>/[^@]+)?(?:@(?P<rev>[\w.\-/]+))?$")

@@ -23,6 +23,7 @@ from torch import Tensor
 from .checkpoint import ModelInfo, file_hash, load_model, read_info
 from .scale.devices import resolve_device
 from .hub import ModelTaskError, task_of, task_refusal
+from .diffusion.detail import lock_low_frequencies  # noqa: F401  (re-exported, as the windows names below)
 from .diffusion.process import NetFn, SamplerSettings, sample_known
 from .diffusion.registry import process_from_metadata
 from .tasks.base import noise_fill
@@ -37,7 +38,6 @@ from .windows import (  # noqa: F401  (re-exported: the library's names since th
     StepCallback,
     extension_passes,
     hole_windows,
-    lock_low_frequencies,
     mask_resize,
     resize,
     tile_starts,

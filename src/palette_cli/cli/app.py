@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
+
 import typer
 
-from . import colorize, convert, evaluate, export, inpaint, models, panorama, restore, train, uncrop
+from ..defaults import TASK_CATALOG
+from . import convert, evaluate, export, models, train
 from .data import app as data_app
 from .help import PaletteGroup, command
 from .study import app as study_app
@@ -17,10 +20,11 @@ app = typer.Typer(cls=PaletteGroup,
     add_completion=False,
 )
 
-for name, function in (("colorize", colorize.colorize), ("inpaint", inpaint.inpaint), ("uncrop", uncrop.uncrop),
-                       ("panorama", panorama.panorama), ("restore", restore.restore), ("models", models.models),
-                       ("convert", convert.convert), ("train", train.train), ("export", export.export),
-                       ("eval", evaluate.eval_)):
+# The image commands come from the task catalogue: each is a module of this package with a function of its name.
+for name in (name for entry in TASK_CATALOG for name in entry.commands):
+    command(app, name)(getattr(importlib.import_module(f".{name}", __package__), name))
+for name, function in (("models", models.models), ("convert", convert.convert), ("train", train.train),
+                       ("export", export.export), ("eval", evaluate.eval_)):
     command(app, name)(function)
 app.add_typer(data_app, name="data")
 app.add_typer(study_app, name="study")

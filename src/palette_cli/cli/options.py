@@ -11,7 +11,7 @@ from typing import Annotated, Callable, Optional
 
 import typer
 
-from ..defaults import SAMPLER_NAMES, SPACINGS
+from ..defaults import SAMPLER_NAMES, SAMPLER_SPACING, SAMPLER_STEPS, SPACINGS
 from .help import in_range
 
 #: Sampler choices, built from the samplers the library has (diffusion samplers and the bridge's).
@@ -82,10 +82,13 @@ Sampler = Annotated[Optional[SamplerName], typer.Option(
     help="Sampler (default: the model's own: dpmpp_2m_sde for diffusion models, bridge for bridge models).")]
 SamplingSteps = Annotated[Optional[int], typer.Option(
     "--sampling-steps", metavar="N", callback=in_range(1, 1000), help=(
-        "Model evaluations per image, 1 to 1000 (default: 20 for dpmpp_2m_sde / dpmpp_2m, 50 ddim, 1000 ddpm; "
-        "a bridge model's own, recorded in its file: `palette models` shows it)."))]
+        "Model evaluations per image, 1 to 1000 (default: "
+        + ", ".join(f"{steps} {name}" for name, steps in SAMPLER_STEPS.items())
+        + "; a bridge model's own, recorded in its file: `palette models` shows it)."))]
 SpacingOpt = Annotated[Optional[Spacing], typer.Option(
-    "--spacing", help="Noise-level spacing (default: logsnr; the paper's for ddpm).")]
+    "--spacing", help="Noise-level spacing (default: the sampler's own: " + ", ".join(
+        f"{spacing} for " + " / ".join(n for n, s in SAMPLER_SPACING.items() if s == spacing)
+        for spacing in dict.fromkeys(SAMPLER_SPACING.values())) + ").")]
 ANNEAL_RANGE = (0.01, 10.0)
 Anneal = Annotated[Optional[float], typer.Option(
     "--anneal", metavar="T", callback=in_range(*ANNEAL_RANGE), help=(

@@ -29,6 +29,7 @@ import torch
 from torch import Tensor
 
 from . import sampling
+from .detail import lock_low_frequencies
 
 #: ``net(y, level, cond) -> output``: the network with its condition and precision settings bound.
 NetFn = Callable[[Tensor, Tensor, Tensor], Tensor]
@@ -272,8 +273,6 @@ def sample_known(process: Process, net: NetFn, cond: Tensor, start: Tensor, sett
     the start's detail (what a ``DETAIL_SIZE``-pixel blur removes) on the sampled local means. The one
     sampling path of the pipeline and of training validation, so that a validation grid shows what the
     commands produce."""
-    from ..windows import lock_low_frequencies
-
     impose = None
     if mask is not None:
         def impose(y: Tensor, _level: float) -> Tensor:

@@ -25,6 +25,8 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from ..defaults import SAMPLER_SPACING, SAMPLER_STEPS
+
 Denoiser = Callable[[Tensor, Tensor], Tensor]
 Callback = Callable[[int, int, Tensor, Tensor], None]
 Impose = Callable[[Tensor, float], Tensor]
@@ -173,10 +175,10 @@ SAMPLERS: dict[str, Callable[..., Tensor]] = {
     "dpmpp_2m_sde": sample_dpmpp_2m_sde,
 }
 
-#: The spacing each sampler is meant to be used with by default.
-DEFAULT_SPACING = {"ddpm": "paper", "ddim": "logsnr", "dpmpp_2m": "logsnr", "dpmpp_2m_sde": "logsnr"}
-#: Step counts that give each sampler its usual quality.
-DEFAULT_STEPS = {"ddpm": 1000, "ddim": 50, "dpmpp_2m": 20, "dpmpp_2m_sde": 20}
+#: The spacing each sampler is meant to be used with by default, and the step counts that give each sampler
+#: its usual quality (kept in ``defaults``, where the CLI reads them without importing torch).
+DEFAULT_SPACING = SAMPLER_SPACING
+DEFAULT_STEPS = SAMPLER_STEPS
 
 
 def get_sampler(name: str) -> Callable[..., Tensor]:

@@ -2,35 +2,36 @@
 and an output (the task's inference recipe).
 
 One module per task behind the small :class:`Task` interface (training sees a task, or a mixture of them,
-as a :class:`TrainingTask`); :data:`TASKS` is the registry. Adding a
-task means one module and one line here. A task spec string picks one task or a weighted mixture:
+as a :class:`TrainingTask`); :data:`TASKS` is the registry, made from the task catalogue
+(``defaults.TASK_CATALOG``, where the CLI reads it without importing torch): a new task is its module here,
+its command and one catalogue line. A task spec string picks one task or a weighted mixture:
 ``"colorize"``, ``"colorize+inpaint+jpeg"`` (equal weights), ``"colorize:1,inpaint:2"`` or
 ``"multitask"`` (the paper's multi-task set: colorization, inpainting and JPEG restoration).
 """
 
 from __future__ import annotations
 
+import importlib
 import math
 from typing import Callable, Sequence
 
 import torch
 from torch import Tensor
 
+from ..defaults import TASK_CATALOG
 from .base import Example, Task, TrainingTask, choice
-from .colorize import ColorizeTask
-from .inpaint import InpaintTask
-from .jpeg import JpegTask
-from .uncrop import UncropTask
 
 __all__ = ["DEFAULT_MULTITASK", "Example", "TASKS", "Task", "TaskMixture", "TrainingTask", "get_task",
            "parse_task_spec", "task_names"]
 
-TASKS: dict[str, Callable[..., Task]] = {
-    "colorize": ColorizeTask,
-    "inpaint": InpaintTask,
-    "uncrop": UncropTask,
-    "jpeg": JpegTask,
-}
+
+
+def _task_class(implementation: str) -> Callable[..., Task]:
+    module, _, name = implementation.partition(":")
+    return getattr(importlib.import_module(f".{module}", __name__), name)
+
+
+TASKS: dict[str, Callable[..., Task]] = {entry.name: _task_class(entry.implementation) for entry in TASK_CATALOG}
 
 DEFAULT_MULTITASK = ("colorize", "inpaint", "jpeg")
 MULTITASK_ALIASES = ("multitask", "multi")

@@ -15,8 +15,9 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from ..diffusion.detail import lock_low_frequencies
 from ..imageio import pil_to_tensor, tensor_to_pil
-from ..windows import JPEG_GRID, StepCallback, lock_low_frequencies, round_up, tiled_net
+from ..windows import JPEG_GRID, StepCallback, round_up, tiled_net
 from .base import Example, PipelineLike, choice, full_mask
 
 if TYPE_CHECKING:
