@@ -89,7 +89,7 @@ def test_tasks_give_bridge_starts():
 
 
 def test_restart_fills_gives_fill_examples_the_smooth_start_only():
-    from palette_cli.tasks.fill import fill_start, restart_fills
+    from palette_cli.tasks.starts import fill_start, restart_fills
 
     g = torch.Generator().manual_seed(0)
     target = torch.rand(3, 3, 16, 16, generator=g) * 2 - 1

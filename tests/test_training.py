@@ -514,6 +514,21 @@ def test_generating_fill_trains_on_smooth_starts_and_exports_its_sampling_defaul
     with pytest.raises(ValueError, match="unknown decoding setting.*temperature"):
         export_checkpoint(tmp_path / "run", tmp_path / "x.safetensors", decoding={"temperature": 0.5})
 
+    # the fill's start is a decoding setting too, given by name on the command line
+    from typer.testing import CliRunner
+
+    from palette_cli.cli.app import app
+
+    runner = CliRunner()
+    r = runner.invoke(app, ["export", str(out), str(tmp_path / "ex.safetensors"), "--decode", "start=exemplar"])
+    assert r.exit_code == 0, r.output
+    assert process_from_metadata(read_info(tmp_path / "ex.safetensors").extra).fill_start == "exemplar"
+    for bad, message in (("start=reflect", "bridge start must be one of"), ("start=3", "start must be a name"),
+                         ("steps=many", "steps must be a number"), ("steps", "expected KEY=VALUE")):
+        r = runner.invoke(app, ["export", str(out), str(tmp_path / "bad.safetensors"), "--decode", bad])
+        assert r.exit_code != 0 and message in r.output and "Traceback" not in r.output
+        assert not (tmp_path / "bad.safetensors").exists()
+
 
 def test_init_from_another_process_restarts_the_ema_warm_up(tmp_path, images):
     """Continuing a model file under its own process keeps the EMA's long average; starting a process of

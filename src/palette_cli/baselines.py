@@ -113,6 +113,18 @@ def mirror(image: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
     return np.pad(image[top:bottom, left:right], pad, mode="symmetric")
 
 
+def exemplar(image: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """Patch-based synthesis from the known pixels (:mod:`palette_cli.tasks.synthesis`), seed 0."""
+    import torch
+
+    from .tasks.synthesis import exemplar_fill
+
+    hole = _hole(mask, "exemplar")
+    x = torch.from_numpy(np.array(image, dtype=np.float32)).permute(2, 0, 1) / 127.5 - 1
+    out = exemplar_fill(x, torch.from_numpy(hole)[None].float(), torch.Generator().manual_seed(0))
+    return ((out.permute(1, 2, 0) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
+
+
 BASELINES: dict[str, Baseline] = {b.name: b for b in (
     Baseline("identity", ("colorize", "inpaint", "uncrop", "jpeg"), "the degraded input itself", identity),
     Baseline("telea", ("inpaint", "uncrop"), "OpenCV inpainting, Telea's fast marching method",
@@ -122,6 +134,8 @@ BASELINES: dict[str, Baseline] = {b.name: b for b in (
     Baseline("nlmeans", ("jpeg",), "OpenCV non-local means denoising (colour)", nlmeans, True,
              tuple(NLMEANS.items())),
     Baseline("mirror", ("uncrop",), "the known part reflected across its border", mirror),
+    Baseline("exemplar", ("inpaint", "uncrop"), "patch-based synthesis from the known pixels (Wexler et al. "
+             "2007 with PatchMatch search)", exemplar),
 )}
 
 

@@ -60,4 +60,4 @@ UNCROP_DIRECTIONS = ("left", "right", "top", "bottom", "all")
 #: ``palette_cli.diffusion.schedule.SPACINGS``.
 SPACINGS = ("logsnr", "uniform", "paper")
 #: ``palette eval --method``: the model(s) and ``palette_cli.baselines.BASELINES``.
-EVAL_METHODS = ("model", "identity", "telea", "ns", "nlmeans", "mirror")
+EVAL_METHODS = ("model", "identity", "telea", "ns", "nlmeans", "mirror", "exemplar")

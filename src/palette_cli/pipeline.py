@@ -28,7 +28,7 @@ from .diffusion.process import NetFn, SamplerSettings, sample_known
 from .diffusion.registry import process_from_metadata
 from .tasks.base import noise_fill
 from .tasks.colorize import colorize_photo
-from .tasks.fill import fill_start
+from .tasks.starts import fill_start
 from .tasks.inpaint import inpaint_photo
 from .tasks.jpeg import restore_photo
 from .tasks.uncrop import extend_photo, panorama_photo
@@ -108,17 +108,19 @@ class Pipeline:
     def sample(self, cond: Tensor, settings: SamplerSettings, generator: torch.Generator, *,
                known: Tensor | None = None, mask: Tensor | None = None, start: Tensor | None = None,
                net: NetFn | None = None, on_step: StepCallback | None = None,
-               samples_of_one: bool = False) -> Tensor:
+               samples_of_one: bool = False, guess: Tensor | None = None) -> Tensor:
         """Sample targets for a (B,3,h,w) condition with the model's process; with ``known``/``mask`` the
         known pixels are imposed after every step (and a fill may keep its start's detail:
         :func:`~palette_cli.diffusion.process.sample_known`). ``start`` is a bridge's starting image (default: cond).
-        ``samples_of_one``: the batch is ``-n`` samples of one input (see ``Process.sample``)."""
+        ``samples_of_one``: the batch is ``-n`` samples of one input (see ``Process.sample``); ``guess``, a
+        fill the process may start from part-way (``Process.fill_guess``)."""
         cond = cond.to(self.device)
         start = cond if start is None else start.to(self.device)
         if mask is not None:
             known, mask = known.to(self.device), mask.to(self.device)
         out = sample_known(self.process, net or self.net_fn, cond, start, settings, generator, known=known,
-                           mask=mask, on_step=on_step, samples_of_one=samples_of_one)
+                           mask=mask, on_step=on_step, samples_of_one=samples_of_one,
+                           guess=None if guess is None else guess.to(self.device))
         if not torch.isfinite(out).all():  # NaN would become black pixels: refuse rather than write them
             raise ValueError("the model's output holds NaN or infinite values (a damaged model file, or a "
                              "precision overflow: try --precision fp32); nothing was written")
@@ -136,8 +138,11 @@ class Pipeline:
         m_small = mask_resize(win_mask, size).expand(canvas.shape[0], -1, -1, -1)
         known = resize(win, size)
         cond = noise_fill(known, m_small, generator)
-        start = fill_start(self.process.fill_start, known, m_small)
-        out = self.sample(cond, settings, generator, known=known, mask=m_small, on_step=on_step, start=start)
+        start = fill_start(self.process.fill_start, known, m_small, generator)
+        kind = self.process.fill_guess
+        guess = fill_start(kind, known, m_small, generator) if kind else None
+        out = self.sample(cond, settings, generator, known=known, mask=m_small, on_step=on_step, start=start,
+                          guess=guess)
         filled = resize(out, (x1 - x0, y1 - y0)).clamp(-1, 1)
         canvas[..., y0:y1, x0:x1] = torch.where(win_mask.bool(), filled, win)
         return canvas

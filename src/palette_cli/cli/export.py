@@ -33,7 +33,8 @@ def export(
     decode: Annotated[Optional[list[str]], typer.Option(
         "--decode", metavar="KEY=VALUE",
         help="A sampling default the file records: chroma-bin colorizers draw_strength, draw_cells, chroma_gain, "
-             "guide_radius; bridge models steps, time_power. E.g. --decode steps=8 (repeatable).")] = None,
+             "guide_radius; bridge models steps, time_power, start (mirror, smooth or exemplar). E.g. --decode "
+             "steps=8 (repeatable).")] = None,
 ) -> None:
     """Export the EMA weights with their network config, schedule, tasks and training facts."""
     from ..checkpoint import read_info, storage_dtype
@@ -43,13 +44,15 @@ def export(
 
     if out.suffix != ".safetensors":
         raise fail(f"{out}: the output must be a .safetensors file")
-    decoding: dict[str, float] = {}
+    decoding: dict[str, float | str] = {}
     for item in decode or []:
-        key, _, value = item.partition("=")
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise fail(f"--decode {item!r}: expected KEY=VALUE")
         try:
             decoding[key.strip()] = float(value)
-        except ValueError:  # no "=", or not a number
-            raise fail(f"--decode {item!r}: expected KEY=NUMBER") from None
+        except ValueError:  # a word: a named setting (a bridge's fill start); the process checks it
+            decoding[key.strip()] = value.strip()
     try:
         kind = path_kind(source)
     except ImageInputError as e:

@@ -50,19 +50,22 @@ class BridgeProcess(Process):
     kind: ClassVar[str] = "bridge"
     settings: ClassVar[dict[str, tuple[str, Any]]] = {
         "sigma": ("sigma", number), "p_start": ("p_start", number), "start": ("start", text),
-        "steps": ("steps", whole), "time_power": ("time_power", number)}
+        "steps": ("steps", whole), "time_power": ("time_power", number), "guess": ("guess", text),
+        "guess_time": ("guess_time", number)}
     #: Settings that the files of the first bridge models did not record: written only when one differs
     #: from its default, so those files' metadata stays as it was.
-    LATER_SETTINGS: ClassVar[dict[str, Any]] = {"start": "mirror", "steps": 1, "time_power": 1.0}
-    #: Sampling defaults chosen after training (``palette export --decode``).
-    decoding_keys: ClassVar[tuple[str, ...]] = ("steps", "time_power")
+    LATER_SETTINGS: ClassVar[dict[str, Any]] = {"start": "mirror", "steps": 1, "time_power": 1.0, "guess": "none",
+                                                "guess_time": 1.0}
+    #: Sampling defaults chosen after training (``palette export --decode``), the fill's start among them.
+    decoding_keys: ClassVar[tuple[str, ...]] = ("steps", "time_power", "start", "guess", "guess_time")
 
-    #: The starts a fill may take: ``mirror`` (the known part reflected into the unknown one: the model
-    #: refines a copy) or ``smooth`` (local mean colours only: the model must make every detail).
-    FILL_STARTS = ("mirror", "smooth")
+    #: The starts a fill may take (``tasks.starts.FILL_STARTS``): ``mirror`` (the known part reflected into the
+    #: unknown one: the model refines a copy), ``smooth`` (local mean colours only: the model must make every
+    #: detail) or ``exemplar`` (patches of the known part laid out anew: real texture, not a mirror).
+    FILL_STARTS = ("mirror", "smooth", "exemplar")
 
     def __init__(self, sigma: float = 0.1, p_start: float = 0.25, start: str = "mirror", steps: int = 1,
-                 time_power: float = 1.0):
+                 time_power: float = 1.0, guess: str = "none", guess_time: float = 1.0):
         if not (math.isfinite(sigma) and sigma >= 0):
             raise ValueError(f"bridge sigma must be a finite number >= 0, got {sigma!r}")
         if not 0 <= p_start <= 1:
@@ -73,12 +76,25 @@ class BridgeProcess(Process):
             raise ValueError(f"bridge steps must be a whole number >= 1, got {steps!r}")
         if not (math.isfinite(time_power) and time_power > 0):
             raise ValueError(f"bridge time_power must be a finite number > 0, got {time_power!r}")
+        if guess != "none" and guess not in self.FILL_STARTS:
+            raise ValueError(f"bridge guess must be none or one of {', '.join(self.FILL_STARTS)}, got {guess!r}")
+        if not (math.isfinite(guess_time) and 0 < guess_time <= 1):
+            raise ValueError(f"bridge guess_time must be in (0, 1], got {guess_time!r}")
         self.sigma, self.p_start = float(sigma), float(p_start)
         self.start, self.steps, self.time_power = start, int(steps), float(time_power)
+        self.guess, self.guess_time = guess, float(guess_time)
 
     @property
     def fill_start(self) -> str:  # type: ignore[override]
         return self.start
+
+    @property
+    def fill_guess(self) -> str | None:  # type: ignore[override]
+        """The fill that sampling starts from part-way, at ``guess_time`` (SDEdit's trick, Meng et al. 2022,
+        on the bridge): the state there is the bridge between the guess, taken for the photo, and the start,
+        with its noise; the steps after it keep the guess's layout and texture where the model agrees with
+        them and remake them where it does not. None: sampling starts at the start (t = 1)."""
+        return None if self.guess == "none" or self.guess_time >= 1 else self.guess
 
     @property
     def one_level(self) -> bool:  # type: ignore[override]
@@ -113,9 +129,12 @@ class BridgeProcess(Process):
 
     def describe(self, settings):
         s = self.resolve(settings)
-        return {"sampler": "bridge", "sampling_steps": str(s.steps),
-                "spacing": "uniform" if self.time_power == 1 else f"t = u^{self.time_power:g}",
-                "bridge_sigma": f"{self.sigma:g}"}
+        described = {"sampler": "bridge", "sampling_steps": str(s.steps),
+                     "spacing": "uniform" if self.time_power == 1 else f"t = u^{self.time_power:g}",
+                     "bridge_sigma": f"{self.sigma:g}"}
+        if self.fill_guess:
+            described["bridge_guess"] = f"{self.fill_guess} from t = {self.guess_time:g}"
+        return described
 
     def resolve(self, settings):
         return replace(super().resolve(settings), spacing="uniform")  # the bridge's own time spacing (levels)
@@ -129,8 +148,9 @@ class BridgeProcess(Process):
         """Yes for one step. That step is the conditional mean E[photo | start]: the right local colours,
         but the reflected texture of the start averaged away where the model is unsure. Chosen on training
         photos, where it lowered the perceptual distance of centre holes, free-form holes and uncropping
-        (docs/RESULTS.md, Study 6). Never for a smooth start: it has no detail, the model makes it."""
-        return self.start == "mirror" and self.resolve(settings).steps == 1
+        (docs/RESULTS.md, Study 6). The same for the patch synthesis, whose detail is the photo's own texture.
+        Never for a smooth start: it has no detail, the model makes it."""
+        return self.start in ("mirror", "exemplar") and self.resolve(settings).steps == 1
 
     def noisy(self, y0: Tensor, start: Tensor, t: Tensor, noise: Tensor) -> Tensor:
         """``x_t`` for clean images ``y0``, starting images ``start`` and times ``t`` of shape (B,)."""
@@ -166,13 +186,27 @@ class BridgeProcess(Process):
     def initial_state(self, cond, start, generator):
         return start.to(cond.device).clone()
 
+    def sampling_path(self, cond: Tensor, start: Tensor, settings: SamplerSettings, generator: torch.Generator,
+                      guess: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """The first state and the times of the sampler: the start at t = 1, or with a guess (the fill
+        :attr:`fill_guess` names) the bridge state between it and the start at ``guess_time``, fresh noise
+        included, with the levels squeezed into [0, guess_time]."""
+        times = self.levels(settings)
+        x = self.initial_state(cond, start, generator)
+        if guess is None or self.fill_guess is None:
+            return x, times
+        t0 = torch.full((x.shape[0],), self.guess_time, dtype=x.dtype, device=x.device)
+        noise = sampling.noise_like(x, generator)
+        return self.noisy(guess.to(x), start.to(x), t0, noise), times * self.guess_time
+
     def denoiser(self, net, cond, settings: SamplerSettings | None = None):
         return lambda x, t: x + net(x, t, cond)
 
-    def sample(self, net, cond, start, settings, generator, *, impose=None, on_step=None, samples_of_one=False):
-        return sample_bridge(self.denoiser(net, cond, settings), self.initial_state(cond, start, generator),
-                             start.to(cond.device), self.levels(settings), self.sigma, generator=generator,
-                             impose=impose, on_step=on_step,
+    def sample(self, net, cond, start, settings, generator, *, impose=None, on_step=None, samples_of_one=False,
+               guess=None):
+        x, times = self.sampling_path(cond, start, settings, generator, guess)
+        return sample_bridge(self.denoiser(net, cond, settings), x, start.to(cond.device), times, self.sigma,
+                             generator=generator, impose=impose, on_step=on_step,
                              eta=1.0 if settings.eta is None else float(settings.eta))
 
 
@@ -284,7 +318,8 @@ class ChromaBridgeProcess(BridgeProcess):
     def is_deterministic(self, settings):
         return self.draw_strength == 0 and super().is_deterministic(settings)
 
-    def sample(self, net, cond, start, settings, generator, *, impose=None, on_step=None, samples_of_one=False):
+    def sample(self, net, cond, start, settings, generator, *, impose=None, on_step=None, samples_of_one=False,
+               guess=None):
         """One step: the network's colour distribution at the start, decoded per sample. Each sample is the
         annealed mean, except with ``samples_of_one``, where all but the first are spatially coherent draws
         (:func:`~palette_cli.diffusion.chroma.coherent_gumbel` noise on the logits, times ``draw_strength``, over a

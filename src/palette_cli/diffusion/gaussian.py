@@ -74,7 +74,8 @@ class DiffusionProcess(Process):
             return self.clean(y, bcast(gamma, y), net(y, gamma, cond))
         return denoise
 
-    def sample(self, net, cond, start, settings, generator, *, impose=None, on_step=None, samples_of_one=False):
+    def sample(self, net, cond, start, settings, generator, *, impose=None, on_step=None, samples_of_one=False,
+               guess=None):
         s = self.resolve(settings)
         cb = (lambda i, n, _y, _x0: on_step(i + 1, n)) if on_step else None
         y = self.initial_state(cond, start, generator)
@@ -151,7 +152,8 @@ class RegressionProcess(Process):
     def denoiser(self, net, cond):
         return lambda y, level: net(torch.zeros_like(y), torch.ones_like(level), cond)
 
-    def sample(self, net, cond, start, settings, generator, *, impose=None, on_step=None, samples_of_one=False):
+    def sample(self, net, cond, start, settings, generator, *, impose=None, on_step=None, samples_of_one=False,
+               guess=None):
         out = self.denoiser(net, cond)(self.initial_state(cond, start, generator),
                                        torch.ones(cond.shape[0], device=cond.device))
         if impose is not None:

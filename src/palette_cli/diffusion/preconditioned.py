@@ -38,8 +38,8 @@ class PreconditionedBridgeProcess(BridgeProcess):
     LATER_SETTINGS: ClassVar[dict[str, Any]] = {}  # a new kind: every setting is written
 
     def __init__(self, sigma: float = 1.0, p_start: float = 0.1, start: str = "smooth", steps: int = 8,
-                 time_power: float = 1.0, spread: float = 0.5):
-        super().__init__(sigma, p_start, start, steps, time_power)
+                 time_power: float = 1.0, spread: float = 0.5, guess: str = "none", guess_time: float = 1.0):
+        super().__init__(sigma, p_start, start, steps, time_power, guess, guess_time)
         if not self.sigma > 0:
             raise ValueError(f"a preconditioned bridge needs sigma > 0, got {sigma!r}")
         if not (math.isfinite(spread) and spread > 0):
@@ -69,14 +69,15 @@ class PreconditionedBridgeProcess(BridgeProcess):
         target = (batch["target"] - start - g * (x_t - start)) / c
         return masked_loss(run_net(net, x_t, t, batch["cond"], autocast), target, batch["mask"], loss)
 
-    def sample(self, net, cond, start, settings, generator, *, impose=None, on_step=None, samples_of_one=False):
+    def sample(self, net, cond, start, settings, generator, *, impose=None, on_step=None, samples_of_one=False,
+               guess=None):
         start = start.to(cond.device)
 
         def denoise(x: Tensor, t: Tensor) -> Tensor:
             return self._estimate(net(x, t, cond), x, start, t)
 
-        return sample_bridge(denoise, self.initial_state(cond, start, generator), start, self.levels(settings),
-                             self.sigma, generator=generator, impose=impose, on_step=on_step,
+        x, times = self.sampling_path(cond, start, settings, generator, guess)
+        return sample_bridge(denoise, x, start, times, self.sigma, generator=generator, impose=impose, on_step=on_step,
                              eta=1.0 if settings.eta is None else float(settings.eta))
 
     def denoiser(self, net, cond, settings=None):

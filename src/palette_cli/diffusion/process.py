@@ -121,8 +121,11 @@ class Process:
     #: Whether training and sampling call the network at one level only (a network without a level
     #: input can serve it).
     one_level: bool = False
-    #: Where a fill (inpainting, uncropping) starts: a name in :data:`palette_cli.tasks.fill.FILL_STARTS`.
+    #: Where a fill (inpainting, uncropping) starts: a name in :data:`palette_cli.tasks.starts.FILL_STARTS`.
     fill_start: str = "mirror"
+    #: A second fill the sampler may start from part-way (a bridge's ``guess``: a name in ``FILL_STARTS``),
+    #: or None.
+    fill_guess: str | None = None
 
     # -- what a file records
     @classmethod
@@ -253,9 +256,11 @@ class Process:
 
     def sample(self, net: NetFn, cond: Tensor, start: Tensor, settings: SamplerSettings,
                generator: torch.Generator, *, impose: Impose | None = None,
-               on_step: StepCallback | None = None, samples_of_one: bool = False) -> Tensor:
+               on_step: StepCallback | None = None, samples_of_one: bool = False,
+               guess: Tensor | None = None) -> Tensor:
         """Sample targets for a (B,C,h,w) condition; ``start`` is the task's starting image (bridge) and
-        ``impose`` re-imposes known pixels after every step. ``samples_of_one``: the batch holds several
+        ``impose`` re-imposes known pixels after every step. ``guess``: the :attr:`fill_guess` fill, for a
+        process that names one (others ignore it). ``samples_of_one``: the batch holds several
         samples of one input (``-n``); a process with a point estimate (the chroma process's annealed
         mean) gives it as the first and draws the others, and gives it for every item otherwise. Returns
         values clamped to [-1, 1]."""
@@ -267,7 +272,8 @@ DETAIL_SIZE = 8  # the blur (at the working resolution) that splits a fill's loc
 
 def sample_known(process: Process, net: NetFn, cond: Tensor, start: Tensor, settings: SamplerSettings,
                  generator: torch.Generator, *, known: Tensor | None = None, mask: Tensor | None = None,
-                 on_step: StepCallback | None = None, samples_of_one: bool = False) -> Tensor:
+                 on_step: StepCallback | None = None, samples_of_one: bool = False,
+                 guess: Tensor | None = None) -> Tensor:
     """Sample with the known pixels (``mask`` 0) of ``known`` imposed after every step, and where the
     process keeps its start's detail, give the unknown pixels of every fill (an example with known pixels)
     the start's detail (what a ``DETAIL_SIZE``-pixel blur removes) on the sampled local means. The one
@@ -279,7 +285,7 @@ def sample_known(process: Process, net: NetFn, cond: Tensor, start: Tensor, sett
             return y * mask + known * (1 - mask)
 
     out = process.sample(net, cond, start, settings, generator, impose=impose, on_step=on_step,
-                         samples_of_one=samples_of_one)
+                         samples_of_one=samples_of_one, guess=guess)
     if mask is not None and process.keeps_start_detail(settings):
         fills = (mask < 0.5).flatten(1).any(1).view(-1, 1, 1, 1)
         kept = torch.where(mask.bool(), lock_low_frequencies(start, out, DETAIL_SIZE), out)

@@ -14,7 +14,8 @@ or early model already gives what a classical tool gives. Three fills, all pure 
   needed, so horizons carry on; holes inside it get :func:`reflect_fill`. An uncrop mask and a hole mask
   need not be told apart.
 
-Images are (C,H,W) or (B,C,H,W) in [-1, 1]; masks (1,H,W) or (B,1,H,W) with 1 = unknown.
+Images are (C,H,W) or (B,C,H,W) in [-1, 1]; masks (1,H,W) or (B,1,H,W) with 1 = unknown. The fills a
+bridge model may start from, these and the patch synthesis of :mod:`.synthesis`, are in :mod:`.starts`.
 """
 
 from __future__ import annotations
@@ -123,28 +124,3 @@ def reflect_fill(image: Tensor, mask: Tensor, power: float = 2.0) -> Tensor:
     filled = torch.where(weight > 0, total / weight.clamp(min=1e-12), smooth)
     out = torch.where(known.expand_as(x), x, filled)
     return out[0] if single else out
-
-
-#: The fills a bridge model may start from, by the name its process records (``Process.fill_start``).
-FILL_STARTS = {"mirror": mirror_fill, "smooth": smooth_fill}
-
-
-def fill_start(kind: str, image: Tensor, mask: Tensor) -> Tensor:
-    """The starting image of a fill under the process's ``kind`` of start (:data:`FILL_STARTS`)."""
-    if kind not in FILL_STARTS:
-        raise ValueError(f"unknown fill start {kind!r}; known: {', '.join(FILL_STARTS)}")
-    return FILL_STARTS[kind](image, mask)
-
-
-def restart_fills(batch: dict[str, Tensor], kind: str) -> dict[str, Tensor]:
-    """A batch whose fill examples (those with known pixels) start from the ``kind`` fill instead of the
-    tasks' mirror fill; other examples (colorization, restoration) and a ``mirror`` kind are left as they are."""
-    if kind == "mirror" or "start" not in batch:
-        return batch
-    mask = batch["mask"]
-    fills = (mask < 0.5).flatten(1).any(1)
-    if not bool(fills.any()):
-        return batch
-    start = batch["start"].clone()
-    start[fills] = fill_start(kind, batch["target"][fills], mask[fills]).to(start.dtype)
-    return {**batch, "start": start}

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from ..diffusion.registry import process_from_metadata
 from ..diffusion.schedule import ScheduleConfig
 from ..scale.threads import ThreadGovernor
-from ..tasks.fill import restart_fills
+from ..tasks.starts import restart_fills
 from .checkpoints import (
     CHECKPOINT_VERSION,
     atomic_torch_save,
@@ -266,7 +266,8 @@ class Trainer:
             torch.manual_seed(seed)  # dropout and anything else drawing from the global generator
             gen = torch.Generator().manual_seed(seed)
             batch = {k: v.to(self.device, non_blocking=True) for k, v in next(self.loader).items()}
-            batch = restart_fills(batch, self.process.fill_start)
+            # a start that draws (the patch synthesis) has its own generator: the training draws stay as they are
+            batch = restart_fills(batch, self.process.fill_start, torch.Generator().manual_seed(seed + 1))
             if c.channels_last:
                 batch = {k: v.contiguous(memory_format=torch.channels_last) for k, v in batch.items()}
             last = micro == c.grad_accum - 1
@@ -352,7 +353,7 @@ class Trainer:
             else:
                 items = [ds[i] for i in indices]
             self._val_batch = restart_fills({k: torch.stack([x[k] for x in items]) for k in items[0]},
-                                            self.process.fill_start)
+                                            self.process.fill_start, torch.Generator().manual_seed(0))
         return self._val_batch
 
     @torch.no_grad()
