@@ -35,6 +35,7 @@ SMALL_LEVEL = 48
 PLACE = 1.0           # weight of the penalty on moving a patch across rows (columns) that hold known pixels
 REUSE = 0.5           # weight of the penalty on sources matched more often than their share (Kaspar et al. 2015)
 BRUTE_FORCE = 6e7     # exhaustive search when targets × sources is at most this, else PatchMatch
+SWEEPS = 4            # PatchMatch rounds of propagation and random search per search
 INIT_NOISE = 0.25     # spread of the seeded noise on the coarsest level's smooth fill (images in [-1, 1])
 
 
@@ -157,10 +158,11 @@ def _search(estimate: Tensor, unknown: Tensor, valid: Tensor, patch: int, nnf: T
     def moved(src: Tensor) -> Tensor:
         return place(ty, tx, src // w, src % w)
 
-    cur_d = ((feats[targets] - feats[current]) ** 2).sum(1) + cost[current] + moved(current)
+    queries = feats[targets]
+    cur_d = ((queries - feats[current]) ** 2).sum(1) + cost[current] + moved(current)
     index_of = torch.full((h * w,), -1, dtype=torch.long)
     index_of[targets] = torch.arange(targets.numel())
-    for sweep in range(4):
+    for sweep in range(SWEEPS):
         cands = []
         # propagation: a neighbour's match, shifted back by the step to that neighbour
         for dy, dx in ((0, 1), (0, -1), (1, 0), (-1, 0)):
@@ -181,7 +183,7 @@ def _search(estimate: Tensor, unknown: Tensor, valid: Tensor, patch: int, nnf: T
             ok = (sy >= 0) & (sy < h) & (sx >= 0) & (sx < w)
             cand = (sy.clamp(0, h - 1) * w + sx.clamp(0, w - 1))
             ok = ok & valid.flatten()[cand]
-            d = ((feats[targets] - feats[cand]) ** 2).sum(1) + cost[cand] + moved(cand)
+            d = ((queries - feats[cand]) ** 2).sum(1) + cost[cand] + moved(cand)
             better = ok & (d < cur_d)
             current = torch.where(better, cand, current)
             cur_d = torch.where(better, d, cur_d)
