@@ -20,7 +20,6 @@ from __future__ import annotations
 import math
 from typing import Any, ClassVar
 
-import torch
 from torch import Tensor
 
 from .bridge import BridgeProcess, sample_bridge
