@@ -80,8 +80,9 @@ def test_a_bridge_model_may_start_from_the_synthesis(tmp_path):
     setting); a one-step model keeps its detail, as it keeps a mirror's."""
     from palette_cli.diffusion.bridge import BridgeProcess
     from palette_cli.diffusion.process import SamplerSettings
-    from palette_cli.tasks.starts import fill_start
+    from palette_cli.tasks.starts import FILL_STARTS, fill_start
 
+    assert BridgeProcess.FILL_STARTS == tuple(FILL_STARTS)  # the names the process accepts are the fills there are
     process = BridgeProcess(start="exemplar")
     assert process.fill_start == "exemplar" and process.keeps_start_detail(SamplerSettings())
     assert not BridgeProcess(start="smooth").keeps_start_detail(SamplerSettings())

@@ -192,12 +192,12 @@ class BridgeProcess(Process):
         :attr:`fill_guess` names) the bridge state between it and the start at ``guess_time``, fresh noise
         included, with the levels squeezed into [0, guess_time]."""
         times = self.levels(settings)
-        x = self.initial_state(cond, start, generator)
         if guess is None or self.fill_guess is None:
-            return x, times
-        t0 = torch.full((x.shape[0],), self.guess_time, dtype=x.dtype, device=x.device)
-        noise = sampling.noise_like(x, generator)
-        return self.noisy(guess.to(x), start.to(x), t0, noise), times * self.guess_time
+            return self.initial_state(cond, start, generator), times
+        start = start.to(cond.device)
+        t0 = torch.full((start.shape[0],), self.guess_time, dtype=start.dtype, device=start.device)
+        noise = sampling.noise_like(start, generator)
+        return self.noisy(guess.to(start), start, t0, noise), times * self.guess_time
 
     def denoiser(self, net, cond, settings: SamplerSettings | None = None):
         return lambda x, t: x + net(x, t, cond)

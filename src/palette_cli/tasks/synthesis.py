@@ -83,11 +83,12 @@ def _fill_one(img: Tensor, unknown: Tensor, generator: torch.Generator, patch: i
             if nnf is not None:  # the coarse matches, carried up, make this level's first estimate: the
                 # upsampled image is blurred, and matched as it is it would pull in flat patches
                 nnf = torch.where(valid.flatten()[nnf.clamp(min=0)], nnf, torch.full_like(nnf, -1))
-                estimate = _vote(estimate, ref, unk, nnf, torch.zeros(nnf.shape), patch)
+                estimate = _vote(_features(estimate, patch), estimate, ref, unk, nnf, torch.zeros(nnf.shape), patch)
             iterations = 4 if depth < len(levels) - 1 else 3
         for _ in range(iterations):
-            nnf, dist = _search(estimate, unk, valid, patch, nnf, generator)
-            estimate = _vote(estimate, ref, unk, nnf, dist, patch)
+            feats = _features(estimate, patch)  # what the search matches and the vote copies from
+            nnf, dist = _search(feats, unk, valid, patch, nnf, generator)
+            estimate = _vote(feats, estimate, ref, unk, nnf, dist, patch)
         coarse_shape = tuple(unk.shape)
     return estimate
 
@@ -132,12 +133,11 @@ def _features(estimate: Tensor, patch: int) -> Tensor:
     return F.unfold(padded, patch)[0].T.contiguous()
 
 
-def _search(estimate: Tensor, unknown: Tensor, valid: Tensor, patch: int, nnf: Tensor | None,
+def _search(feats: Tensor, unknown: Tensor, valid: Tensor, patch: int, nnf: Tensor | None,
             generator: torch.Generator) -> tuple[Tensor, Tensor]:
-    """The nearest source patch of every target patch: (H·W,) source indices (−1 off target) and their
-    squared distances."""
+    """The nearest source patch of every target patch, over the estimate's patches ``feats``
+    (:func:`_features`): (H·W,) source indices (−1 off target) and their squared distances."""
     h, w = unknown.shape
-    feats = _features(estimate, patch)
     targets = torch.nonzero(_targets(unknown, patch).flatten()).flatten()
     sources = torch.nonzero(valid.flatten()).flatten()
     best = torch.full((h * w,), -1, dtype=torch.long)
@@ -241,12 +241,13 @@ def _exhaustive(queries: Tensor, keys: Tensor, key_cost: Tensor, place, targets:
     return torch.cat(idx), torch.cat(dist)
 
 
-def _vote(estimate: Tensor, ref: Tensor, unknown: Tensor, nnf: Tensor, dist: Tensor, patch: int) -> Tensor:
-    """Each unknown pixel: the weighted mean of what the matched patches covering it put there."""
+def _vote(feats: Tensor, estimate: Tensor, ref: Tensor, unknown: Tensor, nnf: Tensor, dist: Tensor,
+          patch: int) -> Tensor:
+    """Each unknown pixel: the weighted mean of what the matched patches covering it put there (``feats``,
+    the estimate's patches: a source is wholly known, so its patch is the photo's)."""
     c, h, w = estimate.shape
     r = patch // 2
     on = nnf >= 0
-    feats = _features(estimate, patch)  # the sources are wholly known: their patches are the photo's
     scale = dist[on].median().clamp(min=1e-6) if bool(on.any()) else torch.tensor(1.0)
     weight = torch.where(on, torch.exp(-dist / (2 * scale)), torch.zeros(()))
     votes = torch.zeros(h * w, c * patch * patch)
