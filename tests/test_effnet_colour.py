@@ -332,3 +332,32 @@ def test_chroma_gain_scales_the_decoded_chroma_and_a_model_file_can_take_it(tmp_
     assert all(torch.equal(before[k], after[k]) and before[k].dtype == after[k].dtype for k in before)
     with pytest.raises(ValueError, match="unknown decoding"):
         export_checkpoint(path, tmp_path / "x.safetensors", decoding={"steps": 4})
+
+
+def test_a_frozen_encoder_model_can_be_fine_tuned_at_a_lower_learning_rate(tmp_path):
+    from palette_cli.training import Trainer, export_checkpoint, load_config
+    from tests.conftest import make_photo
+
+    for i in range(2):
+        make_photo(64, 64, i).save(tmp_path / f"p{i}.png")
+    common = [
+        "task=colorize", "objective=bridge", "prediction=chroma-bins", "loss=ce",
+        "process={p_start = 1.0, chroma_bins = 3, rebalance = 0.5}",
+        f"data.source={tmp_path}", "data.size=32", "batch_size=2", "precision=fp32",
+        "channels_last=false", "val_every=1000", "log_every=1", "optim.lr=1e-3", "optim.warmup_steps=0"]
+    net = ('net={arch = "effnet-unet", encoder = "lite0", image_size = 32, num_classes = 9, '
+           'decoder_channels = [8, 8, 8, 8], global_channels = 8%s}')
+    Trainer(load_config(None, common + [net % "", "steps=1"]), tmp_path / "frozen").run()
+    frozen = export_checkpoint(tmp_path / "frozen", tmp_path / "frozen.safetensors")
+    config = load_config(None, common + [net % ", train_encoder = true", "steps=3", f"init={frozen}",
+                                         "optim.encoder_lr_scale=0.1"])
+    trainer = Trainer(config, tmp_path / "tuned")
+    before = {k: v.clone() for k, v in trainer.model.encoder.state_dict().items()}
+    trainer.run()
+    lrs = sorted(g["lr"] for g in trainer.optimizer.param_groups)
+    assert len(lrs) == 2 and lrs[0] == pytest.approx(1e-4) and lrs[1] == pytest.approx(1e-3)
+    after = trainer.model.encoder.state_dict()
+    moved = [k for k in before if k.endswith("weight") and not torch.equal(before[k], after[k])]
+    assert moved  # the encoder learns ...
+    stats = [k for k in before if "running_" in k]
+    assert stats and all(torch.equal(before[k], after[k]) for k in stats)  # ... its ImageNet statistics stay

@@ -16,8 +16,10 @@ the regression baseline).
 Output: ``num_classes`` logits per ``output_stride``² block (zero-initialised: uniform at first), or
 ``out_channels`` pixels (pixel-shuffled) when ``num_classes`` is 0.
 
-``train_encoder = False`` freezes the encoder: its weights keep their ImageNet values, its batch-norm
-statistics stay fixed, and it runs without gradients (one forward pass per image in training). The
+``train_encoder = False`` freezes the encoder: its weights keep their ImageNet values and it runs without
+gradients (one forward pass per image in training). ``train_encoder = True`` fine-tunes its weights (at the
+optimiser's ``encoder_lr_scale`` of the learning rate); either way its batch-norm statistics stay the
+ImageNet ones, which a batch of a few dozen crops would only make noisier. The
 model file still holds the encoder's weights, so it loads without the package; training starts them
 from the package's ImageNet weights (:func:`EffNetUNet.load_pretrained_encoder`).
 """
@@ -163,8 +165,7 @@ class EffNetUNet(nn.Module):
 
     def train(self, mode: bool = True) -> "EffNetUNet":
         super().train(mode)
-        if not self.config.train_encoder:
-            self.encoder.eval()  # frozen: keep the ImageNet batch-norm statistics
+        self.encoder.eval()  # frozen or fine-tuned, the encoder keeps its ImageNet batch-norm statistics
         return self
 
     def load_pretrained_encoder(self) -> None:

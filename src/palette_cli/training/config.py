@@ -41,6 +41,8 @@ class OptimConfig:
     weight_decay: float = 0.0
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     grad_clip: float | None = 1.0
+    # a pretrained encoder that is fine-tuned (``net.train_encoder``) learns at ``lr × encoder_lr_scale``
+    encoder_lr_scale: float = 1.0
 
 
 @dataclass

@@ -125,8 +125,14 @@ class Trainer:
     def _make_optimizer(self) -> torch.optim.Optimizer:
         o = self.config.optim
         cls = torch.optim.AdamW if o.name == "adamw" else torch.optim.Adam
-        params = [p for p in self.model.parameters() if p.requires_grad]  # a frozen encoder is not trained
-        return cls(params, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
+        # a frozen encoder is not trained; a fine-tuned one learns at its own scale of the learning rate
+        named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+        encoder = [p for n, p in named if n.startswith("encoder.")]
+        rest = [p for n, p in named if not n.startswith("encoder.")]
+        groups = [{"params": rest, "lr_scale": 1.0}]
+        if encoder:
+            groups.append({"params": encoder, "lr_scale": o.encoder_lr_scale})
+        return cls(groups, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
 
     def _restore(self, ckpt: dict[str, Any]) -> None:
         if _network_config(ckpt["net"]) != self.net_config:
@@ -159,9 +165,9 @@ class Trainer:
             net, info = load_model(path)
         except CheckpointError as e:
             raise ConfigError(f"init: {e}") from None
-        theirs = _network_config(info.net)
-        new_head = theirs != self.net_config
-        if new_head and not _same_body(theirs, self.net_config):
+        theirs, ours = _weights_layout(_network_config(info.net)), _weights_layout(self.net_config)
+        new_head = theirs != ours
+        if new_head and not _same_body(theirs, ours):
             raise ConfigError(f"init: {path} holds a different network than the config's")
         state = net.state_dict()
         self.model.load_state_dict(_with_fresh_head(state, self.model) if new_head else state)
@@ -258,7 +264,7 @@ class Trainer:
         c = self.config
         lr = lr_at(self.step - self.warmup_from, c.optim)
         for group in self.optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)
         self.optimizer.zero_grad(set_to_none=True)
         total = 0.0
         for micro in range(c.grad_accum):
@@ -396,6 +402,14 @@ def _same_body(a, b) -> bool:
     if a is None or b is None or not (hasattr(a, "num_classes") and hasattr(b, "num_classes")):
         return False
     return dataclasses.replace(a, num_classes=0) == dataclasses.replace(b, num_classes=0)
+
+
+def _weights_layout(config):
+    """``config`` without the settings that change how it trains but not its weights (whether a pretrained
+    encoder is fine-tuned), so a frozen-encoder model file can start a fine-tuning run."""
+    if config is not None and hasattr(config, "train_encoder"):
+        return dataclasses.replace(config, train_encoder=False)
+    return config
 
 
 def _network_config(d: dict[str, Any]):
