@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import zipfile
@@ -204,6 +205,10 @@ Files: 16.04/*
 Copyright: none
 License: CC0
 
+Files: images/land/*-sfiera*
+Copyright: Someone Else
+License: CC-BY-SA-4.0
+
 License: GPL-2+
  This program is free software.
 """
@@ -211,7 +216,7 @@ License: GPL-2+
 
 def test_dep5_licences_follow_the_last_matching_stanza():
     stanzas = photos.parse_dep5(COPYRIGHT)
-    assert [s.licence for s in stanzas] == ["GPL-2+", "CC-BY-4.0", "CC0"]
+    assert [s.licence for s in stanzas] == ["GPL-2+", "CC-BY-4.0", "CC0", "CC-BY-SA-4.0"]
     garden = photos.licence_for(stanzas, "nature/Garden.jpg")
     assert garden.licence == "CC-BY-4.0" and garden.copyright == "2008, Charles Barbin; 2009, Another Person"
     assert photos.licence_for(stanzas, "nature/Dune.jpg").licence == "GPL-2+"
@@ -277,7 +282,7 @@ def fake_deb(package: str, workdir: Path) -> tuple[Path, str]:
     .rcc bundles where listed so, every other one zlib-compressed), a copyright file; one wallpaper and
     one bundled photo left out, one bundled photo too small."""
     root = workdir / "x"
-    source = next(s for s in photos.TRAINING_PHOTOS if s.package == package)
+    source = next(s for s in photos.FETCHED_PHOTOS if s.package == package)
     if isinstance(source, CreditedSource):
         bundles: dict[str, dict[str, bytes]] = {}
         for photo in source.photos:
@@ -314,7 +319,7 @@ def test_fetch_photos_extracts_attributes_splits_and_is_idempotent(tmp_path):
         f"gcompris-qt-data: {rcc}erase.rcc!/gcompris/src/activities/erase/resource/pika.webp (short side 199 px < 200)",
         f"gcompris-qt-data: {rcc}explore_world_animals.rcc!/gcompris/src/activities/explore_world_animals/resource/"
         "animals/lemur.webp"]
-    assert len(report.fetched) == 302 - 3 and len(fake_deb.calls) == 7
+    assert len(report.fetched) == 302 + 351 - 3 and len(fake_deb.calls) == 7 + 5
     assert (tmp_path / "mate-Garden.jpg").read_bytes() == b"photo usr/share/backgrounds/mate/nature/Garden.jpg"
     assert (tmp_path / "plasma-Kite.jpg").exists() and (tmp_path / "libjxl-flower.png").exists()
     assert (tmp_path / "gcompris-erase-gorilla.webp").read_bytes() == PHOTO
@@ -341,18 +346,22 @@ def test_fetch_photos_extracts_attributes_splits_and_is_idempotent(tmp_path):
            f"{rcc}explore_world_animals.rcc!/gcompris/src/activities/explore_world_animals/resource/animals/" \
            "koala.webp | public domain | BurningWell, https://commons.wikimedia.org/wiki/File:Koala_Perth_Zoo.jpg |" \
            in attribution
+    assert records["endlesssky-beach7-sfiera.jpg"]["licence"] == "CC-BY-SA-4.0"  # upstream path images/land/…
+    assert records["endlesssky-beach7-sfiera.jpg"]["original_path"] == \
+        "/usr/share/games/endless-sky/plugins/endless-sky-high-dpi/images/land/beach7-sfiera@2x.jpg"
+    assert records["scratch-hall.jpg"]["licence"] == "GPL-2+"
     split = json.loads((tmp_path / "split.json").read_text())
-    assert split == photos.validation_split(photos.heldout_split())
+    assert split == photos.photo_split()
     assert (tmp_path / "heldout.txt").read_text().split() == split["heldout"]
     assert (tmp_path / "train.txt").read_text().split() == split["train"]
     assert (tmp_path / "validation.txt").read_text().split() == split["validation"]
-    assert len(split["validation"]) == photos.VALIDATION_COUNT and len(split["train"]) == 273 - 24
+    assert len(split["validation"]) == photos.VALIDATION_COUNT and len(split["train"]) == 273 - 24 + 351
     assert "gcompris-wild-koala.webp" in split["heldout"] and "gcompris-erase-gorilla.webp" in split["train"]
 
     fake_deb.calls = []
     again = photos.fetch_photos(tmp_path, download=fake_deb)
     assert fake_deb.calls == ["mate-backgrounds", "gcompris-qt-data"]  # only the incomplete packages again
-    assert len(again.kept) == 302 - 12 - 255  # all but mate (12) and gcompris (255)
+    assert len(again.kept) == 302 + 351 - 12 - 255  # all but mate (12) and gcompris (255)
 
 
 def test_a_damaged_bundle_is_reported_and_the_rest_extracted(tmp_path):
@@ -404,3 +413,44 @@ def test_missing_tools_are_one_clear_error(tmp_path, monkeypatch):
         photos.fetch_photos(tmp_path / "out")
     result = CliRunner().invoke(app, ["fetch-photos", str(tmp_path / "out")])
     assert result.exit_code == 1 and "Traceback" not in result.output
+
+
+# The split as it was before any training-only source was added (the project reports results on these):
+# the held-out and validation lists in full, the 249 training names by the SHA-256 of their lines.
+HELDOUT_BEFORE = [
+    "gcompris-details-Nagoya.webp", "gcompris-erase-kingfisher.webp", "gcompris-erase-meerkats.webp",
+    "gcompris-erase-red_panda.webp", "gcompris-farm-sheep.webp", "gcompris-fishes-fish9.webp",
+    "gcompris-monument-france-montStMichel.webp", "gcompris-monument-india-hawaMahal.webp",
+    "gcompris-monument-usa-canyondeChelly.webp", "gcompris-monument-usa-lincolnMemorial.webp",
+    "gcompris-music-ireland.webp", "gcompris-music-italy.webp", "gcompris-music-mexico.webp",
+    "gcompris-others-bulb.webp", "gcompris-others-cup.webp", "gcompris-others-pan.webp",
+    "gcompris-renewable-geothermal.webp", "gcompris-renewable-windmill13.webp", "gcompris-sea-5.webp",
+    "gcompris-tools-plier4.webp", "gcompris-tools-spray.webp", "gcompris-wild-koala.webp", "libjxl-flower.png",
+    "lomiri-Bridge_by_Sander_Klootwijk.jpg", "lomiri-life_by_Aitzol_Berasategi.jpg", "mate-FreshFlower.jpg",
+    "palapeli-castle-maintenon.jpg", "palapeli-citrus-fruits.jpg", "plasma-OneStandsOut.jpg"]
+VALIDATION_BEFORE = [
+    "gcompris-braille-teach.webp", "gcompris-details-Chenonceau.webp", "gcompris-details-EgeskovSlotSpejling.webp",
+    "gcompris-details-Louvre_2007_02_24_c.webp", "gcompris-details-TourEiffel.webp", "gcompris-erase-dolphin.webp",
+    "gcompris-erase-heron.webp", "gcompris-erase-kitten.webp", "gcompris-erase-long_nosed_monkey.webp",
+    "gcompris-erase-spoonbills.webp", "gcompris-erase-swans.webp", "gcompris-fishes-fish10.webp",
+    "gcompris-fishes-fish12.webp", "gcompris-monument-egypt-greatPyramidOfGiza.webp",
+    "gcompris-monument-usa-navajo.webp", "gcompris-monument-wonders-machuPicchu.webp",
+    "gcompris-monuments-IndiaGate.webp", "gcompris-monuments-monument1.webp", "gcompris-monuments-parthenon.webp",
+    "gcompris-others-plate.webp", "gcompris-renewable-solar3.webp", "gcompris-renewable-windmill9.webp",
+    "gcompris-wild-panda.webp", "palapeli-panther-chameleon-female.jpg"]
+TRAIN_BEFORE_SHA256 = "accec6808d06b3dc396386104616de3b39fc39d90601bc4635e25ca8a70ec528"
+
+
+def test_training_only_sources_leave_the_heldout_and_validation_splits_unchanged():
+    split = photos.photo_split()
+    assert split["heldout"] == HELDOUT_BEFORE and split["validation"] == VALIDATION_BEFORE
+    added = [name for s in photos.TRAINING_ONLY_PHOTOS for _, name in s.outputs()]
+    assert len(added) == len(set(added)) == 351
+    assert {s.package: len(s.files) for s in photos.TRAINING_ONLY_PHOTOS} == {
+        "endless-sky-high-dpi": 262, "scratch": 52, "tuxpaint-data": 19, "lifeograph": 8, "lxqt-themes": 10}
+    assert "endlesssky-badlands0.jpg" in added and "scratch-hall.jpg" in added  # the @2x mark and folders go
+    every = {name for s in photos.TRAINING_PHOTOS for _, name in s.outputs()}
+    assert not set(added) & every and set(added) <= set(split["train"])
+    before = [n for n in split["train"] if n not in added]
+    assert len(before) == 249 and hashlib.sha256("\n".join(before).encode()).hexdigest() == TRAIN_BEFORE_SHA256
+    assert photos.photo_split(training_only=()) == photos.validation_split(photos.heldout_split())

