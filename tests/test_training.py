@@ -176,6 +176,9 @@ def test_resume_is_bit_identical(tmp_path, images):
     assert ck["step"] == 3 and ck["images_seen"] == 12 and ck["epoch"] == 2 and ck["index_in_epoch"] == 0
     resumed = Trainer(_config(images, steps=6, task="colorize+inpaint"), tmp_path / "b", resume=True)
     assert resumed.step == 3
+    # one parameter group, as in the checkpoints of earlier versions (the U-Net's own "encoder" is not a
+    # pretrained one that learns at its own rate)
+    assert len(resumed.optimizer.param_groups) == len(ck["optimizer"]["param_groups"]) == 1
     resumed.run()
 
     a, b = _weights(straight), _weights(resumed)
