@@ -546,3 +546,16 @@ def test_init_from_another_process_restarts_the_ema_warm_up(tmp_path, images):
     smooth = {**mirror, "process": {"sigma": 1.0, "start": "smooth", "steps": 8}}
     other = Trainer(_config(images, steps=5, init=str(exported), **smooth), tmp_path / "other")
     assert other.step == 3 and other.ema_from == 3
+
+
+def test_resume_with_optimizer_state_that_does_not_fit_is_one_clear_error(tmp_path, images):
+    from palette_cli.training import atomic_torch_save
+    from palette_cli.training.config import ConfigError
+
+    Trainer(_config(images, steps=2), tmp_path / "a").run()
+    original = load_checkpoint(list_checkpoints(tmp_path / "a")[-1])
+    groups = original["optimizer"]["param_groups"]
+    bad = {**original, "optimizer": {**original["optimizer"], "param_groups": groups + groups}}
+    atomic_torch_save(bad, tmp_path / "b" / "checkpoints" / "step-00000002.pt")
+    with pytest.raises(ConfigError, match="optimiser state does not fit"):
+        Trainer(_config(images, steps=4), tmp_path / "b", resume=True)

@@ -144,7 +144,10 @@ class Trainer:
         if ckpt.get("version", 1) < 2:
             self.position = int(ckpt["images_seen"])
         if "optimizer" in ckpt:
-            self.optimizer.load_state_dict(ckpt["optimizer"])
+            try:
+                self.optimizer.load_state_dict(ckpt["optimizer"])
+            except (ValueError, KeyError) as e:
+                raise ConfigError(f"--resume: the checkpoint's optimiser state does not fit this run ({e})") from None
             self.warmup_from = int(ckpt.get("warmup_from", 0))
         else:  # a checkpoint without optimiser state: Adam's moments start afresh, so warm the learning rate up again
             self.warmup_from = self.step
