@@ -125,12 +125,13 @@ class Trainer:
     def _make_optimizer(self) -> torch.optim.Optimizer:
         o = self.config.optim
         cls = torch.optim.AdamW if o.name == "adamw" else torch.optim.Adam
-        # a frozen pretrained encoder is not trained; a fine-tuned one learns at its own scale of the learning rate
-        named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
-        pretrained = hasattr(self.model, "load_pretrained_encoder")  # (a U-Net's own "encoder" is not)
-        encoder = [p for n, p in named if pretrained and n.startswith("encoder.")]
-        rest = [p for n, p in named if not (pretrained and n.startswith("encoder."))]
-        groups = [{"params": rest, "lr_scale": 1.0}]
+        # a frozen pretrained encoder is not trained; a fine-tuned one learns at its own scale of the learning
+        # rate (a U-Net's own "encoder" blocks are not a pretrained encoder)
+        pretrained = {id(p) for p in self.model.encoder.parameters()} \
+            if hasattr(self.model, "load_pretrained_encoder") else set()
+        trained = [p for p in self.model.parameters() if p.requires_grad]
+        encoder = [p for p in trained if id(p) in pretrained]
+        groups = [{"params": [p for p in trained if id(p) not in pretrained], "lr_scale": 1.0}]
         if encoder:
             groups.append({"params": encoder, "lr_scale": o.encoder_lr_scale})
         return cls(groups, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
