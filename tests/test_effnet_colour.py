@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from palette_cli.checkpoint import ModelInfo, load_model, save_model
-from palette_cli.diffusion.chroma import ChromaGrid, coherent_gumbel
+from palette_cli.diffusion.chroma import ChromaGrid, coherent_gumbel, rgb_to_ycc
 from palette_cli.metrics.pixel import ab_error, ab_spread, rgb_to_lab
 from palette_cli.nets import ARCHITECTURES, EffNetUNetConfig, network_config
 from palette_cli.nets.efficientnet_lite import VARIANTS, LiteTrunk
@@ -166,6 +166,33 @@ def test_chroma_process_first_sample_is_the_annealed_mean_and_draws_differ():
     assert not process.is_deterministic(SamplerSettings())
     with pytest.raises(ValueError, match="one step"):
         process.resolve(SamplerSettings(steps=4))
+
+
+def test_draws_at_their_own_temperature_sample_softmax_and_keep_the_mean_first():
+    """With ``draw_temperature`` near 0 and strength 1 each draw is a Gumbel-max sample: at every location its
+    chroma is one bin centre, picked with softmax(logits)'s probabilities; the first sample stays the annealed
+    mean at the model's temperature. The setting is written to a model file only when it is set."""
+    grid = ChromaGrid(3, 0.2)  # small chroma: no RGB clipping on a mid-grey luma
+    probs = torch.tensor([0.5, 0.3, 0.2] + [0.0] * 6) + 1e-9
+    logits = probs.log().view(1, 9, 1, 1).expand(1, 9, 2, 2)
+    process = ChromaBridgeProcess(p_start=1.0, bins=3, extent=0.2, draw_strength=1.0, draw_temperature=0.001)
+
+    def net(x, t, cond):
+        return logits.expand(x.shape[0], -1, -1, -1)
+
+    cond = torch.zeros(2001, 3, 2, 2)  # 2 × 2 output = the logits' grid: no upsampling
+    out = process.sample(net, cond, cond, SamplerSettings(), torch.Generator().manual_seed(0), samples_of_one=True)
+    assert torch.allclose(out[0], process.colour(logits, cond[:1])[0].clamp(-1, 1), atol=1e-5)
+    chroma = rgb_to_ycc(out[1:])[1][:, :, 0, 0]  # (2000, 2)
+    centres = grid.centres()[:3]
+    nearest = torch.cdist(chroma, centres).min(1)
+    assert float((nearest.values < 0.005).float().mean()) > 0.98  # draws sit on bin centres (bar near-ties)
+    freq = torch.bincount(nearest.indices, minlength=3).float() / 2000
+    assert torch.allclose(freq, probs[:3], atol=0.035)
+    assert "draw_temperature" in process.metadata()["process"]
+    assert "draw_temperature" not in ChromaBridgeProcess(p_start=1.0).metadata()["process"]
+    with pytest.raises(ValueError, match="draw_temperature"):
+        ChromaBridgeProcess(draw_temperature=-1.0)
 
 
 def test_deterministic_settings_are_known():

@@ -231,19 +231,26 @@ class ChromaBridgeProcess(BridgeProcess):
         "chroma_extent": ("extent", number), "temperature": ("temperature", number),
         "rebalance": ("rebalance", number), "draw_strength": ("draw_strength", number),
         "draw_cells": ("draw_cells", whole), "guide_radius": ("guide_radius", whole),
-        "chroma_gain": ("chroma_gain", number)}
-    #: Written only when it differs from its default, so the files made before it stay as they were.
-    LATER_SETTINGS: ClassVar[dict[str, Any]] = {"chroma_gain": 1.0}
+        "chroma_gain": ("chroma_gain", number), "draw_temperature": ("draw_temperature", number)}
+    #: Written only when they differ from their defaults, so the files made before them stay as they were.
+    LATER_SETTINGS: ClassVar[dict[str, Any]] = {"chroma_gain": 1.0, "draw_temperature": 0.0}
     tasks: ClassVar[tuple[str, ...] | None] = ("colorize",)
     losses: ClassVar[tuple[str, ...]] = ("ce",)
     #: Chosen after training on validation photos (``palette export --anneal / --decode``).
     decoding_keys: ClassVar[tuple[str, ...]] = ("temperature", "draw_strength", "draw_cells", "guide_radius",
-                                                "chroma_gain")
+                                                "chroma_gain", "draw_temperature")
 
     def __init__(self, sigma: float = 0.25, p_start: float = 0.5, bins: int = 17, extent: float = 0.8,
                  temperature: float = 0.38, rebalance: float = 0.0, draw_strength: float = 0.5,
-                 draw_cells: int = 2, guide_radius: int = 0, chroma_gain: float = 1.0):
+                 draw_cells: int = 2, guide_radius: int = 0, chroma_gain: float = 1.0,
+                 draw_temperature: float = 0.0):
         super().__init__(sigma, p_start)
+        if not (math.isfinite(draw_temperature) and 0 <= draw_temperature <= 10):
+            raise ValueError(f"chroma draw_temperature must be in [0, 10] (0: the annealing temperature), "
+                             f"got {draw_temperature!r}")
+        #: The draws' own annealing temperature (0: the same as the first sample's). A draw decoded at a
+        #: low temperature commits to its drawn colours, where at the mean's temperature it stays near the mean.
+        self.draw_temperature = float(draw_temperature)
         if not (math.isfinite(chroma_gain) and 0 < chroma_gain <= 3):
             raise ValueError(f"chroma_gain must be in (0, 3], got {chroma_gain!r}")
         self.chroma_gain = float(chroma_gain)
@@ -323,7 +330,7 @@ class ChromaBridgeProcess(BridgeProcess):
         """One step: the network's colour distribution at the start, decoded per sample. Each sample is the
         annealed mean, except with ``samples_of_one``, where all but the first are spatially coherent draws
         (:func:`~palette_cli.diffusion.chroma.coherent_gumbel` noise on the logits, times ``draw_strength``, over a
-        ``draw_cells``² lattice). More steps (models trained at every t) run the bridge sampler instead."""
+        ``draw_cells``² lattice), decoded at ``draw_temperature`` where it is set. More steps (models trained at every t) run the bridge sampler instead."""
         s = self.resolve(settings)
         if s.steps > 1 or self.draw_strength == 0:
             return super().sample(net, cond, start, settings, generator, impose=impose, on_step=on_step)
@@ -331,12 +338,17 @@ class ChromaBridgeProcess(BridgeProcess):
         if impose is not None:
             x = impose(x, 1.0)
         logits = net(x, torch.ones(x.shape[0], device=x.device), cond).float()
-        noise = None
-        if samples_of_one and logits.shape[0] > 1:  # the first sample stays the annealed mean
-            noise = coherent_gumbel(tuple(logits.shape), generator, self.draw_cells, logits.device)
-            noise[0] = 0
-            noise = noise * self.draw_strength
-        chroma = self.grid.decode(logits, self._temperature(settings), noise)
+        temperature = self._temperature(settings)
+        chroma = self.grid.decode(logits[:1], temperature)  # the first sample is always the annealed mean
+        if logits.shape[0] > 1:
+            if samples_of_one:
+                # drawn for the whole batch, as before draw_temperature, so a seed gives the same draws
+                noise = coherent_gumbel(tuple(logits.shape), generator, self.draw_cells, logits.device)[1:]
+                noise = noise * self.draw_strength
+                draws = self.grid.decode(logits[1:], self.draw_temperature or temperature, noise)
+            else:
+                draws = self.grid.decode(logits[1:], temperature)
+            chroma = torch.cat([chroma, draws])
         out = self._on_luma(chroma, cond)
         if impose is not None:
             out = impose(out, 0.0)
