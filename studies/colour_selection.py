@@ -7,8 +7,8 @@ The network runs once per photo; every decoding setting reuses its logits, so a 
 than one evaluation. The grey photo is scored as the baseline every colorizer must beat.
 
     python -m studies.colour_selection MODEL [MODEL ...] --photos data/photos/validation.txt \\
-        --temperatures 0.25,0.38,0.5 --strengths 0.5,1.0 [--draw-temperatures 0.1,0.4] [--guides 0,4] \\
-        [--gains 1,1.2] [--samples 4] [--out table.md]
+        --temperatures 0.25,0.38,0.5 --strengths 0.5,1.0 [--draw-temperatures 0.1,0.4] [--segments 0,8] \\
+        [--guides 0,4] [--gains 1,1.2] [--samples 4] [--out table.md]
 
 Report results on photos no choice was made on (``scripts/eval_side_by_side.sh``); this is for choosing.
 """
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from palette_cli.diffusion.chroma import coherent_gumbel
+from palette_cli.diffusion.chroma import coherent_gumbel, segment_gumbel
 from palette_cli.data import center_crop, list_images
 from palette_cli.imageio import load_image, pil_to_tensor
 from palette_cli.metrics.features import load_feature_net
@@ -81,7 +81,8 @@ def logits_of(pipe: Pipeline, gray: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def sweep(path: str, refs: torch.Tensor, judge: Judge, temperatures: list[float], strengths: list[float],
           samples: int, seed: int, guides: list[int], cells: list[int] | None = None,
-          gains: list[float] | None = None, draw_temperatures: list[float] | None = None) -> list[dict]:
+          gains: list[float] | None = None, draw_temperatures: list[float] | None = None,
+          segments: list[int] | None = None) -> list[dict]:
     pipe = Pipeline.from_file(path)
     process = pipe.process
     if not isinstance(process, ChromaBridgeProcess):
@@ -94,12 +95,16 @@ def sweep(path: str, refs: torch.Tensor, judge: Judge, temperatures: list[float]
         mean = process._on_luma(process.grid.decode(logits, t), gray).clamp(-1, 1)
         base = judge.score(mean)
         rows.append({"model": Path(path).name, "guide": radius, "T": t, "gain": gain, "draw": "mean", **base})
-        for s, n_cells, t_draw in [(s, c, d) for s in strengths for c in (cells or [process.draw_cells])
-                                   for d in (draw_temperatures or [t])]:
+        # a draw kind: ("cells", n) for a lattice's smooth noise, ("segments", n) for noise shared per segment
+        kinds = [("segments", n) if n else ("cells", c) for n in (segments or [process.draw_segments])
+                 for c in ((cells or [process.draw_cells]) if not n else [0])]
+        for s, (kind, n_kind), t_draw in [(s, k, d) for s in strengths for k in kinds
+                                          for d in (draw_temperatures or [t])]:
             gen = torch.Generator().manual_seed(seed)
             draws = []
             for _ in range(samples - 1):
-                noise = coherent_gumbel(tuple(logits.shape), gen, n_cells) * s
+                noise = (segment_gumbel(logits, gen, n_kind) if kind == "segments"
+                         else coherent_gumbel(tuple(logits.shape), gen, n_kind)) * s
                 draws.append(process._on_luma(process.grid.decode(logits, t_draw, noise), gray).clamp(-1, 1))
             scored = [judge.score(d) for d in draws]
             # the average over all samples: the annealed mean and the draws
@@ -107,7 +112,7 @@ def sweep(path: str, refs: torch.Tensor, judge: Judge, temperatures: list[float]
             spread = sum(ab_spread((torch.stack([mean[i], *[d[i] for d in draws]]) + 1) / 2)
                          for i in range(len(refs))) / len(refs)
             rows.append({"model": Path(path).name, "guide": radius, "T": t, "gain": gain,
-                         "draw": f"n={samples}, s={s:g}, cells={n_cells}, T={t_draw:g}", **avg,
+                         "draw": f"n={samples}, s={s:g}, {kind}={n_kind}, T={t_draw:g}", **avg,
                          "ab_spread": spread})
     return rows
 
@@ -136,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--guides", default="0", help="joint-bilateral upsampling radii of the chroma (0: bilinear)")
     ap.add_argument("--cells", default="", help="draw lattices to sweep (default: the model's draw_cells)")
     ap.add_argument("--gains", default="", help="chroma gains to sweep (default: the model's chroma_gain)")
+    ap.add_argument("--segments", default="", help="draws per segment to sweep (0: over a lattice; default: "
+                    "the model's draw_segments)")
     ap.add_argument("--draw-temperatures", default="", help="the draws' temperatures to sweep (default: the mean's)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out")
@@ -149,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
         rows += sweep(path, refs, judge, temps, strengths, args.samples, args.seed,
                       [int(r) for r in args.guides.split(",") if r], [int(c) for c in args.cells.split(",") if c],
                       [float(k) for k in args.gains.split(",") if k],
-                      [float(d) for d in args.draw_temperatures.split(",") if d])
+                      [float(d) for d in args.draw_temperatures.split(",") if d],
+                      [int(n) for n in args.segments.split(",") if n])
         print(table(rows), flush=True)
     text = f"{len(refs)} photos from {args.photos}, {args.size}² centre crops\n\n{table(rows)}\n"
     if args.out:

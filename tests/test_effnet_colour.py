@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from palette_cli.checkpoint import ModelInfo, load_model, save_model
-from palette_cli.diffusion.chroma import ChromaGrid, coherent_gumbel, rgb_to_ycc
+from palette_cli.diffusion.chroma import ChromaGrid, coherent_gumbel, rgb_to_ycc, segment_gumbel, segments_of
 from palette_cli.metrics.pixel import ab_error, ab_spread, rgb_to_lab
 from palette_cli.nets import ARCHITECTURES, EffNetUNetConfig, network_config
 from palette_cli.nets.efficientnet_lite import VARIANTS, LiteTrunk
@@ -143,6 +143,56 @@ def test_coherent_draws_sample_the_distribution_and_are_coherent():
     same_neighbour = (drawn[:, :, 1:] == drawn[:, :, :-1]).float().mean()
     independent = 0.6**2 + 0.3**2 + 0.1**2  # 0.46
     assert same_neighbour > independent + 0.35
+
+
+def _two_region_logits() -> torch.Tensor:
+    """(1, 3, 16, 16) logits: the left and right parts share one distribution (a split object), the middle
+    columns 5-10 another; both give each class some probability."""
+    a, b = torch.log(torch.tensor([0.5, 0.3, 0.2])), torch.log(torch.tensor([0.2, 0.2, 0.6]))
+    logits = a.view(1, 3, 1, 1).repeat(1, 1, 16, 16)
+    logits[..., 5:11] = b.view(1, 3, 1, 1)
+    return logits
+
+
+def test_segments_follow_the_predicted_distributions():
+    weights = segments_of(_two_region_logits(), 2)
+    member = weights.argmax(1)[0]
+    assert torch.allclose(weights.sum(1), torch.ones(1, 16, 16))
+    assert (member[:, :5] == member[0, 0]).all() and (member[:, 11:] == member[0, 0]).all()
+    assert (member[:, 5:11] != member[0, 0]).all()
+
+
+def test_segment_draws_sample_the_distribution_and_share_a_segment():
+    """Exact Gumbel-max draws at every location; the two far-apart parts of one segment draw the same class
+    in (nearly) every draw, and the other segment draws independently of them."""
+    logits = _two_region_logits()
+    noise = segment_gumbel(logits, torch.Generator().manual_seed(3), 2, samples=4000)
+    assert noise.shape == (4000, 3, 16, 16)
+    drawn = (logits + noise).argmax(1)
+    for (i, j), p in [((8, 1), [0.5, 0.3, 0.2]), ((8, 8), [0.2, 0.2, 0.6]), ((0, 15), [0.5, 0.3, 0.2])]:
+        freq = torch.bincount(drawn[:, i, j], minlength=3).float() / 4000
+        assert torch.allclose(freq, torch.tensor(p), atol=0.03)
+    assert float((drawn[:, 8, 0] == drawn[:, 8, 15]).float().mean()) > 0.99
+    same_other = float((drawn[:, 8, 0] == drawn[:, 8, 8]).float().mean())
+    independent = 0.5 * 0.2 + 0.3 * 0.2 + 0.2 * 0.6  # 0.28
+    assert abs(same_other - independent) < 0.04
+    with pytest.raises(ValueError, match="one photo"):
+        segment_gumbel(logits.expand(2, -1, -1, -1), None, 2, samples=3)
+
+
+def test_chroma_process_draws_per_segment_keep_the_mean_first():
+    logits = torch.full((1, 9, 16, 16), -20.0)  # a 3 × 3 grid; classes 3-8 unlikely
+    logits[:, :3] = _two_region_logits() * 2
+    process = ChromaBridgeProcess(p_start=1.0, bins=3, extent=0.2, draw_strength=1.0, draw_segments=2)
+    cond = torch.zeros(3, 3, 16, 16)
+    out = process.sample(lambda x, t, c: logits.expand(x.shape[0], -1, -1, -1), cond, cond, SamplerSettings(),
+                         torch.Generator().manual_seed(0), samples_of_one=True)
+    assert torch.allclose(out[0], process.colour(logits, cond[:1])[0].clamp(-1, 1), atol=1e-5)
+    assert float((out[1] - out[2]).abs().mean()) > 0.005  # small: the grid's chroma extent is 0.2
+    # both ends of the split segment take the same colour in each draw
+    assert all(torch.allclose(out[i, :, 8, 0], out[i, :, 8, 15], atol=1e-6) for i in (1, 2))
+    assert process.metadata()["process"]["draw_segments"] == 2
+    assert "draw_segments" not in ChromaBridgeProcess(p_start=1.0).metadata()["process"]
 
 
 def test_chroma_process_first_sample_is_the_annealed_mean_and_draws_differ():

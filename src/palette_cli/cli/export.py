@@ -33,7 +33,7 @@ def export(
     decode: Annotated[Optional[list[str]], typer.Option(
         "--decode", metavar="KEY=VALUE",
         help="A sampling default the file records: chroma-bin colorizers draw_strength, draw_cells, "
-             "draw_temperature, chroma_gain, guide_radius; bridge models steps, time_power, start (mirror, smooth "
+             "draw_segments, draw_temperature, chroma_gain, guide_radius; bridge models steps, time_power, start (mirror, smooth "
              "or exemplar), guess (none or a start to begin part-way from) and guess_time. E.g. --decode steps=8 "
              "(repeatable).")] = None,
 ) -> None:

@@ -21,7 +21,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from . import sampling
-from .chroma import ChromaGrid, coherent_gumbel, joint_bilateral_upsample, rgb_to_ycc, ycc_to_rgb
+from .chroma import (ChromaGrid, coherent_gumbel, joint_bilateral_upsample, rgb_to_ycc, segment_gumbel,
+                     ycc_to_rgb)
 from .process import (
     Impose,
     Process,
@@ -231,20 +232,27 @@ class ChromaBridgeProcess(BridgeProcess):
         "chroma_extent": ("extent", number), "temperature": ("temperature", number),
         "rebalance": ("rebalance", number), "draw_strength": ("draw_strength", number),
         "draw_cells": ("draw_cells", whole), "guide_radius": ("guide_radius", whole),
-        "chroma_gain": ("chroma_gain", number), "draw_temperature": ("draw_temperature", number)}
+        "chroma_gain": ("chroma_gain", number), "draw_temperature": ("draw_temperature", number),
+        "draw_segments": ("draw_segments", whole)}
     #: Written only when they differ from their defaults, so the files made before them stay as they were.
-    LATER_SETTINGS: ClassVar[dict[str, Any]] = {"chroma_gain": 1.0, "draw_temperature": 0.0}
+    LATER_SETTINGS: ClassVar[dict[str, Any]] = {"chroma_gain": 1.0, "draw_temperature": 0.0, "draw_segments": 0}
     tasks: ClassVar[tuple[str, ...] | None] = ("colorize",)
     losses: ClassVar[tuple[str, ...]] = ("ce",)
     #: Chosen after training on validation photos (``palette export --anneal / --decode``).
     decoding_keys: ClassVar[tuple[str, ...]] = ("temperature", "draw_strength", "draw_cells", "guide_radius",
-                                                "chroma_gain", "draw_temperature")
+                                                "chroma_gain", "draw_temperature", "draw_segments")
 
     def __init__(self, sigma: float = 0.25, p_start: float = 0.5, bins: int = 17, extent: float = 0.8,
                  temperature: float = 0.38, rebalance: float = 0.0, draw_strength: float = 0.5,
                  draw_cells: int = 2, guide_radius: int = 0, chroma_gain: float = 1.0,
-                 draw_temperature: float = 0.0):
+                 draw_temperature: float = 0.0, draw_segments: int = 0):
         super().__init__(sigma, p_start)
+        if not 0 <= int(draw_segments) <= 64:
+            raise ValueError(f"chroma draw_segments must be in [0, 64] (0: draws over a lattice), "
+                             f"got {draw_segments!r}")
+        #: Draws shared within this many segments of the predicted colour distributions (0: a smooth noise
+        #: field over a ``draw_cells``² lattice instead).
+        self.draw_segments = int(draw_segments)
         if not (math.isfinite(draw_temperature) and 0 <= draw_temperature <= 10):
             raise ValueError(f"chroma draw_temperature must be in [0, 10] (0: the annealing temperature), "
                              f"got {draw_temperature!r}")
@@ -330,7 +338,8 @@ class ChromaBridgeProcess(BridgeProcess):
         """One step: the network's colour distribution at the start, decoded per sample. Each sample is the
         annealed mean, except with ``samples_of_one``, where all but the first are spatially coherent draws
         (:func:`~palette_cli.diffusion.chroma.coherent_gumbel` noise on the logits, times ``draw_strength``, over a
-        ``draw_cells``² lattice), decoded at ``draw_temperature`` where it is set. More steps (models trained at every t) run the bridge sampler instead."""
+        ``draw_cells``² lattice, or :func:`~palette_cli.diffusion.chroma.segment_gumbel` noise shared within
+        ``draw_segments`` segments), decoded at ``draw_temperature`` where it is set. More steps (models trained at every t) run the bridge sampler instead."""
         s = self.resolve(settings)
         if s.steps > 1 or self.draw_strength == 0:
             return super().sample(net, cond, start, settings, generator, impose=impose, on_step=on_step)
@@ -342,8 +351,10 @@ class ChromaBridgeProcess(BridgeProcess):
         chroma = self.grid.decode(logits[:1], temperature)  # the first sample is always the annealed mean
         if logits.shape[0] > 1:
             if samples_of_one:
-                # drawn for the whole batch, as before draw_temperature, so a seed gives the same draws
-                noise = coherent_gumbel(tuple(logits.shape), generator, self.draw_cells, logits.device)[1:]
+                if self.draw_segments:
+                    noise = segment_gumbel(logits[:1], generator, self.draw_segments, samples=logits.shape[0] - 1)
+                else:  # drawn for the whole batch, as before draw_temperature, so a seed gives the same draws
+                    noise = coherent_gumbel(tuple(logits.shape), generator, self.draw_cells, logits.device)[1:]
                 noise = noise * self.draw_strength
                 draws = self.grid.decode(logits[1:], self.draw_temperature or temperature, noise)
             else:

@@ -155,8 +155,68 @@ def coherent_gumbel(shape: tuple[int, int, int, int], generator: torch.Generator
         return (1 - frac) ** 2 + frac ** 2
 
     z = z / (spread(h)[:, None] * spread(w)[None, :]).sqrt()
+    return _gaussian_to_gumbel(z).reshape(b, k, h, w)
+
+
+def _gaussian_to_gumbel(z: Tensor) -> Tensor:
+    """Standard normal values mapped through the normal and Gumbel CDFs: exactly Gumbel(0, 1)."""
     u = (0.5 * (1 + torch.erf(z / math.sqrt(2)))).clamp(1e-7, 1 - 1e-7)
-    return (-torch.log(-torch.log(u))).reshape(b, k, h, w)
+    return -torch.log(-torch.log(u))
+
+
+def segments_of(logits: Tensor, segments: int, iterations: int = 10) -> Tensor:
+    """Soft segment memberships (B, S, h, w) of each location, from what the network predicts there: k-means
+    (farthest-point start, so no randomness) on the square roots of ``softmax(logits)`` (Hellinger distance),
+    hard assignments blurred over a 5×5 window so that a draw changes colour smoothly where segments meet.
+
+    Locations with the same colour distribution (one object, the sky, a wall) fall in one segment wherever
+    they are, and a draw gives them one colour; the photo's luma plays no part."""
+    b, k, h, w = logits.shape
+    feats = F.softmax(logits.float(), dim=1).sqrt().flatten(2).transpose(1, 2).contiguous()  # (B, N, K)
+    s = max(1, min(int(segments), h * w))
+
+    def nearest(x: Tensor, centres: Tensor) -> Tensor:  # squared distances up to a per-row constant
+        return (centres.pow(2).sum(1) - 2 * x @ centres.T).argmin(1)
+
+    member = torch.empty(b, h * w, dtype=torch.long, device=logits.device)
+    for i in range(b):
+        x = feats[i]
+        picks = [int((x - x.mean(0)).pow(2).sum(1).argmin())]
+        dist = (x - x[picks[0]]).pow(2).sum(1)
+        for _ in range(s - 1):
+            picks.append(int(dist.argmax()))
+            dist = torch.minimum(dist, (x - x[picks[-1]]).pow(2).sum(1))
+        centres = x[picks]
+        for _ in range(iterations):
+            assign = nearest(x, centres)
+            sums = torch.zeros_like(centres).index_add_(0, assign, x)
+            counts = torch.bincount(assign, minlength=s).unsqueeze(1).to(x.dtype)
+            centres = torch.where(counts > 0, sums / counts.clamp(min=1), centres)
+        member[i] = nearest(x, centres)
+    onehot = F.one_hot(member, s).transpose(1, 2).reshape(b, s, h, w).float()
+    return F.avg_pool2d(onehot, 5, stride=1, padding=2, count_include_pad=False)
+
+
+def segment_gumbel(logits: Tensor, generator: torch.Generator | None, segments: int,
+                   samples: int | None = None) -> Tensor:
+    """Gumbel(0, 1) noise of the logits' shape (B, K, h, w) shared within segments of what the network
+    predicts (:func:`segments_of`): one standard normal per (sample, segment, class), mixed at each location
+    by its memberships, rescaled to unit variance and mapped to Gumbel. With ``samples``, the logits of one
+    photo (B = 1) are segmented once and ``samples`` draws of noise come back.
+
+    As with :func:`coherent_gumbel`, each location's noise is exactly Gumbel, so ``argmax(logits + noise)`` is
+    an exact draw from ``softmax(logits)`` there; here a whole segment (an object, wherever it reaches)
+    shares its draw, where a lattice's smooth noise paints blobs that cross objects."""
+    weights = segments_of(logits, segments)  # (B, S, h, w)
+    if samples is not None:
+        if logits.shape[0] != 1:
+            raise ValueError("samples= draws noise for the logits of one photo (batch of 1)")
+        weights = weights.expand(samples, -1, -1, -1)
+    b, k = weights.shape[0], logits.shape[1]
+    z = torch.randn((b, weights.shape[1], k), generator=generator, dtype=torch.float32).to(logits.device)
+    mixed = torch.einsum("bshw,bsk->bkhw", weights, z)
+    norm = weights.pow(2).sum(1, keepdim=True).sqrt()
+    return _gaussian_to_gumbel(mixed / norm)
 
 
 def joint_bilateral_upsample(chroma: Tensor, luma: Tensor, radius: int = 2, sigma_space: float = 1.0,
