@@ -304,7 +304,7 @@ def fake_deb(package: str, workdir: Path) -> tuple[Path, str]:
             (root / inner).parent.mkdir(parents=True, exist_ok=True)
             (root / inner).write_bytes(f"photo {inner}".encode())
     doc = root / "usr/share/doc" / package
-    doc.mkdir(parents=True)
+    doc.mkdir(parents=True, exist_ok=True)  # some packages keep their photos under their doc folder
     (doc / "copyright").write_text(COPYRIGHT)
     fake_deb.calls.append(package)
     return root, "1.0-1"
@@ -319,7 +319,7 @@ def test_fetch_photos_extracts_attributes_splits_and_is_idempotent(tmp_path):
         f"gcompris-qt-data: {rcc}erase.rcc!/gcompris/src/activities/erase/resource/pika.webp (short side 199 px < 200)",
         f"gcompris-qt-data: {rcc}explore_world_animals.rcc!/gcompris/src/activities/explore_world_animals/resource/"
         "animals/lemur.webp"]
-    assert len(report.fetched) == 302 + 351 - 3 and len(fake_deb.calls) == 7 + 5
+    assert len(report.fetched) == 302 + 417 - 3 and len(fake_deb.calls) == 7 + 11
     assert (tmp_path / "mate-Garden.jpg").read_bytes() == b"photo usr/share/backgrounds/mate/nature/Garden.jpg"
     assert (tmp_path / "plasma-Kite.jpg").exists() and (tmp_path / "libjxl-flower.png").exists()
     assert (tmp_path / "gcompris-erase-gorilla.webp").read_bytes() == PHOTO
@@ -355,13 +355,13 @@ def test_fetch_photos_extracts_attributes_splits_and_is_idempotent(tmp_path):
     assert (tmp_path / "heldout.txt").read_text().split() == split["heldout"]
     assert (tmp_path / "train.txt").read_text().split() == split["train"]
     assert (tmp_path / "validation.txt").read_text().split() == split["validation"]
-    assert len(split["validation"]) == photos.VALIDATION_COUNT and len(split["train"]) == 273 - 24 + 351
+    assert len(split["validation"]) == photos.VALIDATION_COUNT and len(split["train"]) == 273 - 24 + 417
     assert "gcompris-wild-koala.webp" in split["heldout"] and "gcompris-erase-gorilla.webp" in split["train"]
 
     fake_deb.calls = []
     again = photos.fetch_photos(tmp_path, download=fake_deb)
     assert fake_deb.calls == ["mate-backgrounds", "gcompris-qt-data"]  # only the incomplete packages again
-    assert len(again.kept) == 302 + 351 - 12 - 255  # all but mate (12) and gcompris (255)
+    assert len(again.kept) == 302 + 417 - 12 - 255  # all but mate (12) and gcompris (255)
 
 
 def test_a_damaged_bundle_is_reported_and_the_rest_extracted(tmp_path):
@@ -445,9 +445,11 @@ def test_training_only_sources_leave_the_heldout_and_validation_splits_unchanged
     split = photos.photo_split()
     assert split["heldout"] == HELDOUT_BEFORE and split["validation"] == VALIDATION_BEFORE
     added = [name for s in photos.TRAINING_ONLY_PHOTOS for _, name in s.outputs()]
-    assert len(added) == len(set(added)) == 351
+    assert len(added) == len(set(added)) == 417
     assert {s.package: len(s.files) for s in photos.TRAINING_ONLY_PHOTOS} == {
-        "endless-sky-high-dpi": 262, "scratch": 52, "tuxpaint-data": 19, "lifeograph": 8, "lxqt-themes": 10}
+        "endless-sky-high-dpi": 262, "scratch": 52, "tuxpaint-data": 19, "lifeograph": 8, "lxqt-themes": 10,
+        "opencv-doc": 33, "endless-sky-data": 10, "forensics-samples-files": 6, "psychtoolbox-3-common": 8,
+        "libjs-jquery-backstretch": 5, "ruby-rmagick-doc": 4}
     assert "endlesssky-badlands0.jpg" in added and "scratch-hall.jpg" in added  # the @2x mark and folders go
     every = {name for s in photos.TRAINING_PHOTOS for _, name in s.outputs()}
     assert not set(added) & every and set(added) <= set(split["train"])

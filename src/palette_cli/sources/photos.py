@@ -112,6 +112,12 @@ _TRAINING_ONLY_ROOTS = (
     ("tuxpaint-data", "usr/share/tuxpaint/templates", "templates/", "tuxpaint"),
     ("lifeograph", "usr/share/net.sourceforge.Lifeograph/backgrounds", "backgrounds/", "lifeograph"),
     ("lxqt-themes", "usr/share/lxqt/wallpapers", "wallpapers/", "lxqt"),
+    ("opencv-doc", "usr/share/doc/opencv-doc/examples", "samples/", "opencv"),
+    ("endless-sky-data", "usr/share/games/endless-sky/images/scene", "images/scene/", "endlesssky-scene"),
+    ("forensics-samples-files", "usr/share/forensics-samples/original-files", "original-files/", "forensics"),
+    ("psychtoolbox-3-common", "usr/share/psychtoolbox-3", "Psychtoolbox/", "psychtoolbox"),
+    ("libjs-jquery-backstretch", "usr/share/doc/libjs-jquery-backstretch/examples", "examples/", "backstretch"),
+    ("ruby-rmagick-doc", "usr/share/doc/ruby-rmagick-doc/html/ex/images", "doc/ex/images/", "rmagick"),
 )
 
 
