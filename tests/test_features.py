@@ -385,3 +385,7 @@ def test_score_outputs_with_two_effnet_judges(tmp_path):
         assert m[f"pd_{net}"] > 0 and 0 <= m[f"ca_{net}"] <= 1 and m[f"fid_{net}"] > 0
     assert m["pd_effnet_lite0"] != pytest.approx(m["pd_effnet_lite2"])
     assert set(result["feature_nets"]) >= {"effnet_lite0", "effnet_lite2"}
+    # each network's metrics name that network's features, and the note names both sets of metrics
+    assert "(EfficientNet-Lite2 features)" in result["descriptions"]["fid_effnet_lite2"]
+    assert "(EfficientNet-Lite0 features)" in result["descriptions"]["fid_effnet_lite0"]
+    assert any("*_effnet_lite0 and *_effnet_lite2" in note for note in result["notes"])

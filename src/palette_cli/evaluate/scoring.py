@@ -50,7 +50,8 @@ _EFFNET_KINDS = {"effnet-lite0": ("effnet-lite0",), "effnet-lite2": ("effnet-lit
                  "effnets": ("effnet-lite0", "effnet-lite2"), "all": ("effnet-lite0",)}
 METRICS_JSON = "metrics.json"
 METRICS_MD = "metrics.md"
-NOT_COMPARABLE = "not comparable to published FID/IS/CA numbers (EfficientNet-Lite0 features)"
+NOT_COMPARABLE_FOR = "not comparable to published FID/IS/CA numbers ({} features)"
+NOT_COMPARABLE = NOT_COMPARABLE_FOR.format("EfficientNet-Lite0")
 
 Log = Callable[[str], None]
 
@@ -289,7 +290,7 @@ def _network_scores(scores: _Scores, name: str, run: _NetRun, labels: np.ndarray
     ref_pooled, out_pooled = torch.cat(run.ref_pooled), torch.cat(run.out_pooled)
     ref_logits, out_logits = torch.cat(run.ref_logits), torch.cat(run.out_logits)
     n = len(ref_pooled)
-    tag = "" if net.comparable else f"; {NOT_COMPARABLE}"
+    tag = "" if net.comparable else f"; {NOT_COMPARABLE_FOR.format(net.title.split(' (')[0])}"
     put = scores.put
     if name == "inception_v3" or name.startswith("effnet_"):
         if n >= 2:
@@ -406,8 +407,10 @@ def score_outputs(outputs: PathSpec, references: References, *, feature_net: str
                             "and resized to the output size before scoring")
     if unmatched:
         scores.notes.append(f"{unmatched} output file(s) match no reference and were ignored")
-    if nets.effnet is not None:
-        scores.notes.append("metrics named *_effnet_lite0 use EfficientNet-Lite0 (ImageNet) features: real "
+    effnets = sorted(name for name in nets.runs if name.startswith("effnet_"))
+    if effnets:
+        named = " and ".join(f"*_{name}" for name in effnets)
+        scores.notes.append(f"metrics named {named} use EfficientNet-Lite (ImageNet) features: real "
                             "measurements, but not comparable to published FID/IS/CA numbers, which use "
                             "Inception-v3 / ResNet-50")
     timing = {"load_networks": t_loaded - t_start, **got.seconds, "set_metrics": time.perf_counter() - t0}
