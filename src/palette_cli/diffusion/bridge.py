@@ -339,7 +339,8 @@ class ChromaBridgeProcess(BridgeProcess):
         annealed mean, except with ``samples_of_one``, where all but the first are spatially coherent draws
         (:func:`~palette_cli.diffusion.chroma.coherent_gumbel` noise on the logits, times ``draw_strength``, over a
         ``draw_cells``² lattice, or :func:`~palette_cli.diffusion.chroma.segment_gumbel` noise shared within
-        ``draw_segments`` segments), decoded at ``draw_temperature`` where it is set. More steps (models trained at every t) run the bridge sampler instead."""
+        ``draw_segments`` segments), decoded at ``draw_temperature`` where it is set. More steps (models trained
+        at every t) run the bridge sampler instead."""
         s = self.resolve(settings)
         if s.steps > 1 or self.draw_strength == 0:
             return super().sample(net, cond, start, settings, generator, impose=impose, on_step=on_step)

@@ -206,7 +206,7 @@ def segment_gumbel(logits: Tensor, generator: torch.Generator | None, segments: 
 
     As with :func:`coherent_gumbel`, each location's noise is exactly Gumbel, so ``argmax(logits + noise)`` is
     an exact draw from ``softmax(logits)`` there; here a whole segment (an object, wherever it reaches)
-    shares its draw, where a lattice's smooth noise paints blobs that cross objects."""
+    shares its draw, where a lattice's smooth noise varies with the position alone."""
     weights = segments_of(logits, segments)  # (B, S, h, w)
     if samples is not None:
         if logits.shape[0] != 1:
