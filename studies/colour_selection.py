@@ -95,9 +95,11 @@ def sweep(path: str, refs: torch.Tensor, judge: Judge, temperatures: list[float]
         mean = process._on_luma(process.grid.decode(logits, t), gray).clamp(-1, 1)
         base = judge.score(mean)
         rows.append({"model": Path(path).name, "guide": radius, "T": t, "gain": gain, "draw": "mean", **base})
-        # a draw kind: ("cells", n) for a lattice's smooth noise, ("segments", n) for noise shared per segment
-        kinds = [("segments", n) if n else ("cells", c) for n in (segments or [process.draw_segments])
-                 for c in ((cells or [process.draw_cells]) if not n else [0])]
+        # a draw kind: ("cells", n) for a lattice's smooth noise, ("segments", n) for noise shared per segment;
+        # segments 0 stands for the lattices
+        kinds = []
+        for n in segments or [process.draw_segments]:
+            kinds += [("segments", n)] if n else [("cells", c) for c in cells or [process.draw_cells]]
         for s, (kind, n_kind), t_draw in [(s, k, d) for s in strengths for k in kinds
                                           for d in (draw_temperatures or [t])]:
             gen = torch.Generator().manual_seed(seed)

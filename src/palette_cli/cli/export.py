@@ -33,9 +33,9 @@ def export(
     decode: Annotated[Optional[list[str]], typer.Option(
         "--decode", metavar="KEY=VALUE",
         help="A sampling default the file records: chroma-bin colorizers draw_strength, draw_cells, "
-             "draw_segments, draw_temperature, chroma_gain, guide_radius; bridge models steps, time_power, start (mirror, smooth "
-             "or exemplar), guess (none or a start to begin part-way from) and guess_time. E.g. --decode steps=8 "
-             "(repeatable).")] = None,
+             "draw_segments, draw_temperature, chroma_gain, guide_radius; bridge models steps, time_power, "
+             "start (mirror, smooth or exemplar), guess (none or a start to begin part-way from) and guess_time. "
+             "E.g. --decode steps=8 (repeatable).")] = None,
 ) -> None:
     """Export the EMA weights with their network config, schedule, tasks and training facts."""
     from ..checkpoint import read_info, storage_dtype
