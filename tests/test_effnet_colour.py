@@ -411,19 +411,27 @@ def test_chroma_gain_scales_the_decoded_chroma_and_a_model_file_can_take_it(tmp_
         export_checkpoint(path, tmp_path / "x.safetensors", decoding={"steps": 4})
 
 
-def test_a_frozen_encoder_model_can_be_fine_tuned_at_a_lower_learning_rate(tmp_path):
-    from palette_cli.training import Trainer, export_checkpoint, load_config
+# a tiny effnet-unet colour run on two photos: the overrides common to every run, and the net table, whose
+# ``%s`` takes more net settings
+TINY_RUN_NET = ('net={arch = "effnet-unet", encoder = "lite0", image_size = 32, num_classes = 9, '
+                'decoder_channels = [8, 8, 8, 8], global_channels = 8%s}')
+
+
+def tiny_run_overrides(folder) -> list[str]:
     from tests.conftest import make_photo
 
     for i in range(2):
-        make_photo(64, 64, i).save(tmp_path / f"p{i}.png")
-    common = [
-        "task=colorize", "objective=bridge", "prediction=chroma-bins", "loss=ce",
-        "process={p_start = 1.0, chroma_bins = 3, rebalance = 0.5}",
-        f"data.source={tmp_path}", "data.size=32", "batch_size=2", "precision=fp32",
-        "channels_last=false", "val_every=1000", "log_every=1", "optim.lr=1e-3", "optim.warmup_steps=0"]
-    net = ('net={arch = "effnet-unet", encoder = "lite0", image_size = 32, num_classes = 9, '
-           'decoder_channels = [8, 8, 8, 8], global_channels = 8%s}')
+        make_photo(64, 64, i).save(folder / f"p{i}.png")
+    return ["task=colorize", "objective=bridge", "prediction=chroma-bins", "loss=ce",
+            "process={p_start = 1.0, chroma_bins = 3, rebalance = 0.5}",
+            f"data.source={folder}", "data.size=32", "batch_size=2", "precision=fp32",
+            "channels_last=false", "val_every=1000", "log_every=1", "optim.lr=1e-3", "optim.warmup_steps=0"]
+
+
+def test_a_frozen_encoder_model_can_be_fine_tuned_at_a_lower_learning_rate(tmp_path):
+    from palette_cli.training import Trainer, export_checkpoint, load_config
+
+    common, net = tiny_run_overrides(tmp_path), TINY_RUN_NET
     Trainer(load_config(None, common + [net % "", "steps=1"]), tmp_path / "frozen").run()
     frozen = export_checkpoint(tmp_path / "frozen", tmp_path / "frozen.safetensors")
     config = load_config(None, common + [net % ", train_encoder = true", "steps=3", f"init={frozen}",
@@ -438,3 +446,32 @@ def test_a_frozen_encoder_model_can_be_fine_tuned_at_a_lower_learning_rate(tmp_p
     assert moved  # the encoder learns ...
     stats = [k for k in before if "running_" in k]
     assert stats and all(torch.equal(before[k], after[k]) for k in stats)  # ... its ImageNet statistics stay
+
+
+def test_decoder_dropout_is_random_in_training_only_and_a_run_can_go_on_with_it(tmp_path):
+    """Dropout changes training, not weights: in eval mode a net with dropout gives exactly the output of the
+    same weights without it; in training two calls differ; and a run resumes with dropout switched on."""
+    from palette_cli.training import Trainer, load_config
+    from palette_cli.training.config import ConfigError
+
+    plain, dropped = tiny_net(3), tiny_net(3, dropout=0.5)
+    dropped.load_state_dict(plain.state_dict())
+    cond = torch.rand(2, 3, 64, 64) * 2 - 1
+    y = torch.zeros_like(cond)
+    with torch.no_grad():
+        assert torch.equal(plain(y, None, cond), dropped(y, None, cond))
+        dropped.train()
+        a, b = dropped(y, None, cond), dropped(y, None, cond)
+    assert (a - b).abs().max() > 1e-3
+    with pytest.raises(ValueError, match="dropout"):
+        EffNetUNetConfig(**{**TINY, "dropout": 1.0})
+
+    common, net = tiny_run_overrides(tmp_path) + ["ckpt_every=1"], TINY_RUN_NET
+    Trainer(load_config(None, common + [net % "", "steps=1"]), tmp_path / "run").run()
+    on = Trainer(load_config(None, common + [net % ", dropout = 0.2", "steps=2"]), tmp_path / "run", resume=True)
+    assert on.step == 1 and on.net_config.dropout == 0.2
+    on.run()
+    assert on.step == 2
+    with pytest.raises(ConfigError, match="network differs"):  # a change of weights still refuses to resume
+        Trainer(load_config(None, common + [net.replace("global_channels = 8", "global_channels = 16") % ""]),
+                tmp_path / "run", resume=True)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from typing import Any, ClassVar
 
+import torch
 from torch import Tensor
 
 from .bridge import BridgeProcess, sample_bridge
@@ -35,6 +36,7 @@ class PreconditionedBridgeProcess(BridgeProcess):
     settings: ClassVar[dict[str, tuple[str, Any]]] = {
         **BridgeProcess.settings, "spread": ("spread", number)}
     LATER_SETTINGS: ClassVar[dict[str, Any]] = {}  # a new kind: every setting is written
+    feature_loss: ClassVar[bool] = True
 
     def __init__(self, sigma: float = 1.0, p_start: float = 0.1, start: str = "smooth", steps: int = 8,
                  time_power: float = 1.0, spread: float = 0.5, guess: str = "none", guess_time: float = 1.0):
@@ -61,12 +63,20 @@ class PreconditionedBridgeProcess(BridgeProcess):
         g, c = self._scales(t, x)
         return start + g * (x - start) + c * out
 
-    def loss(self, net, batch, generator, *, loss="l2", autocast=False):
+    def loss(self, net, batch, generator, *, loss="l2", autocast=False, feature=None):
+        """The masked L2 (L1) error of the network's scaled correction; with ``feature = (weight, fn)`` plus
+        ``weight × fn(estimate, photo, mask)``, a feature loss on the clean estimate (``training.feature_loss``)."""
         t, x_t = self.training_state(batch, generator)
         start = batch.get("start", batch["cond"])
         g, c = self._scales(t, x_t)
         target = (batch["target"] - start - g * (x_t - start)) / c
-        return masked_loss(run_net(net, x_t, t, batch["cond"], autocast), target, batch["mask"], loss)
+        out = run_net(net, x_t, t, batch["cond"], autocast)
+        value = masked_loss(out, target, batch["mask"], loss)
+        if feature is not None:
+            weight, fn = feature
+            with torch.autocast(x_t.device.type, dtype=torch.bfloat16, enabled=autocast):
+                value = value + weight * fn(start + g * (x_t - start) + c * out, batch["target"], batch["mask"])
+        return value
 
     def sample(self, net, cond, start, settings, generator, *, impose=None, on_step=None, samples_of_one=False,
                guess=None):

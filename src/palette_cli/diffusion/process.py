@@ -116,6 +116,8 @@ class Process:
     tasks: ClassVar[tuple[str, ...] | None] = None
     #: The training losses it accepts (``loss`` of a training config).
     losses: ClassVar[tuple[str, ...]] = ("l2", "l1")
+    #: Whether its ``loss`` takes a feature loss on its clean estimate (``feature = (weight, fn)``).
+    feature_loss: ClassVar[bool] = False
     #: The settings ``palette export --decode KEY=VALUE`` may record as the model file's sampling defaults.
     decoding_keys: ClassVar[tuple[str, ...]] = ()
     #: Whether training and sampling call the network at one level only (a network without a level

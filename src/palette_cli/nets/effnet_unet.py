@@ -47,9 +47,11 @@ def _groups(channels: int) -> int:
 
 
 class ConvBlock(nn.Module):
-    """GroupNorm → SiLU → 3×3 conv, twice, with a residual connection and a FiLM from the global vector."""
+    """GroupNorm → SiLU → 3×3 conv, twice, with a residual connection and a FiLM from the global vector;
+    ``dropout`` zeroes whole channels before the second conv in training (as ADM's residual blocks drop units
+    there), so the decoder cannot lean on a few channels that recognise one training photo."""
 
-    def __init__(self, in_ch: int, out_ch: int, global_dim: int) -> None:
+    def __init__(self, in_ch: int, out_ch: int, global_dim: int, dropout: float = 0.0) -> None:
         super().__init__()
         self.norm1 = nn.GroupNorm(_groups(in_ch), in_ch)
         self.conv1 = nn.Conv2d(in_ch, out_ch, 3, padding=1)
@@ -57,6 +59,7 @@ class ConvBlock(nn.Module):
         self.film = nn.Linear(global_dim, 2 * out_ch)
         nn.init.zeros_(self.film.weight)
         nn.init.zeros_(self.film.bias)
+        self.drop = nn.Dropout2d(dropout) if dropout else nn.Identity()
         self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1)
         self.skip = nn.Conv2d(in_ch, out_ch, 1) if in_ch != out_ch else nn.Identity()
 
@@ -64,7 +67,7 @@ class ConvBlock(nn.Module):
         h = self.conv1(F.silu(self.norm1(x)))
         scale, shift = self.film(g)[:, :, None, None].chunk(2, dim=1)
         h = self.norm2(h) * (1 + scale) + shift
-        h = self.conv2(F.silu(h))
+        h = self.conv2(self.drop(F.silu(h)))
         return self.skip(x) + h
 
 
@@ -73,6 +76,8 @@ class EffNetUNetConfig:
     """Everything needed to rebuild an :class:`EffNetUNet`; JSON-able through :meth:`to_dict`.
 
     ``decoder_channels``: widths of the decoder at strides 32, 16, 8, 4 (and 2 when ``output_stride`` is 2).
+    ``dropout``: the share of each decoder block's channels dropped in training (0: none; no weights, so a
+    model file trained without it can start a run with it).
     """
 
     encoder: str = "lite1"
@@ -84,6 +89,7 @@ class EffNetUNetConfig:
     global_channels: int = 256
     output_stride: int = 4
     train_encoder: bool = False
+    dropout: float = 0.0
 
     arch = "effnet-unet"  # the architecture's name in model files (see nets.ARCHITECTURES)
     gamma_embedding = "none"  # the network takes no level: see the module docstring
@@ -104,6 +110,8 @@ class EffNetUNetConfig:
             low = 0 if key == "num_classes" else 1
             if not all(isinstance(v, int) and low <= v <= limit for v in values):
                 raise ValueError(f"{key} must be an integer from {low} to {limit}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
         if self.cond_channels != 3:
             raise ValueError("the pretrained encoder takes a 3-channel condition (cond_channels = 3)")
         if self.image_size % self.divisor:
@@ -148,13 +156,13 @@ class EffNetUNet(nn.Module):
         g = c.global_channels
         self.global_mlp = nn.Sequential(nn.Linear(HEAD_CHANNELS, g), nn.SiLU(), nn.Linear(g, g))
         dec = c.decoder_channels
-        self.bottom = ConvBlock(taps[4] + g, dec[0], g)
+        self.bottom = ConvBlock(taps[4] + g, dec[0], g, c.dropout)
         # Up from stride 32 to 16, 8, 4 (and 2): each level takes the upsampled decoder and the encoder's tap.
         skip_taps = [taps[3], taps[2], taps[1]] + ([taps[0]] if c.output_stride == 2 else [])
         self.ups = nn.ModuleList()
         for i, tap in enumerate(skip_taps):
             extra = c.in_channels * c.output_stride**2 if i == len(skip_taps) - 1 else 0
-            self.ups.append(ConvBlock(dec[i] + tap + extra, dec[i + 1], g))
+            self.ups.append(ConvBlock(dec[i] + tap + extra, dec[i + 1], g, c.dropout))
         self.stem = nn.Conv2d(c.in_channels * c.output_stride**2, c.in_channels * c.output_stride**2, 1)
         last = dec[-1]
         self.norm_out = nn.GroupNorm(_groups(last), last)

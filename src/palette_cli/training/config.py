@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import torch
 
 from ..diffusion.schedule import PAPER_TRAIN, ScheduleConfig
+from ..nets.efficientnet_lite import VARIANTS
 
 OPTIMIZERS = ("adam", "adamw")
 PRECISIONS = ("auto", "bf16", "fp32")
@@ -60,6 +62,10 @@ class TrainConfig:
     prediction: str = ""
     process: dict[str, Any] = field(default_factory=dict)
     loss: str = "l2"  # one of the process's losses: l2, l1; ce (cross-entropy) for chroma-bins
+    # plus feature_loss × a perceptual loss on the clean estimate (training/feature_loss.py), on the ImageNet
+    # features of feature_net (a frozen EfficientNet-Lite; not one the evaluation judges with); 0: none
+    feature_loss: float = 0.0
+    feature_net: str = "lite1"
     batch_size: int = 32
     grad_accum: int = 1
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -115,6 +121,13 @@ class TrainConfig:
             process.check_training(tasks, self.loss)
         except ValueError as e:
             raise ConfigError(str(e)) from None
+        if not (math.isfinite(self.feature_loss) and self.feature_loss >= 0):
+            raise ConfigError(f"feature_loss must be a number >= 0, got {self.feature_loss!r}")
+        if self.feature_loss and not process.feature_loss:
+            raise ConfigError(f"feature_loss: the {process.kind} process takes no feature loss "
+                              "(the preconditioned bridge does)")
+        if self.feature_loss and self.feature_net not in VARIANTS:
+            raise ConfigError(f"feature_net must be one of {', '.join(VARIANTS)}, got {self.feature_net!r}")
 
     def build_process(self):
         """The :class:`~palette_cli.diffusion.process.Process` this config trains; ``ConfigError`` (one line) for an

@@ -75,6 +75,18 @@ class Trainer:
         self.schedule = ScheduleConfig.from_dict(config.schedule)
         self.process = config.build_process()
         self.autocast = config.autocast(self.device)
+        self.loss_extra: dict[str, Any] = {}
+        if config.feature_loss:
+            from ..nets.efficientnet_lite import LiteWeightsError
+            from .feature_loss import FeatureLoss
+
+            try:
+                judge = FeatureLoss(config.feature_net).to(self.device)
+            except LiteWeightsError as e:
+                raise ConfigError(f"feature_loss: {e}") from None
+            if config.channels_last:
+                judge = judge.to(memory_format=torch.channels_last)
+            self.loss_extra["feature"] = (config.feature_loss, judge)
         self.net_config = build_net_config(config.net)
         try:
             self.process.check_network(self.net_config)
@@ -137,7 +149,7 @@ class Trainer:
         return cls(groups, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
 
     def _restore(self, ckpt: dict[str, Any]) -> None:
-        if _network_config(ckpt["net"]) != self.net_config:
+        if _weights_layout(_network_config(ckpt["net"])) != _weights_layout(self.net_config):
             raise ConfigError("--resume: the checkpoint's network differs from the config's network")
         self.model.load_state_dict(ckpt["model"])
         self.ema.load_state_dict(ckpt["ema"])
@@ -284,7 +296,7 @@ class Trainer:
             last = micro == c.grad_accum - 1
             sync = self.ddp.no_sync() if (self.dist.world > 1 and not last) else contextlib.nullcontext()
             with sync:
-                loss = self.process.loss(self.ddp, batch, gen, loss=c.loss, autocast=self.autocast)
+                loss = self.process.loss(self.ddp, batch, gen, loss=c.loss, autocast=self.autocast, **self.loss_extra)
                 (loss / c.grad_accum).backward()
             total += float(loss.detach()) / c.grad_accum
             self.position += c.batch_size * self.dist.world
@@ -409,12 +421,18 @@ def _same_body(a, b) -> bool:
     return dataclasses.replace(a, num_classes=0) == dataclasses.replace(b, num_classes=0)
 
 
+# network settings that change how it trains but not its weights
+_TRAINING_ONLY_FIELDS = {"train_encoder": False, "dropout": 0.0}
+
+
 def _weights_layout(config):
     """``config`` without the settings that change how it trains but not its weights (whether a pretrained
-    encoder is fine-tuned), so a frozen-encoder model file can start a fine-tuning run."""
-    if config is not None and hasattr(config, "train_encoder"):
-        return dataclasses.replace(config, train_encoder=False)
-    return config
+    encoder is fine-tuned, dropout), so a frozen-encoder model file can start a fine-tuning run and a run
+    can go on with more or less dropout."""
+    if config is None:
+        return None
+    fields = {k: v for k, v in _TRAINING_ONLY_FIELDS.items() if hasattr(config, k)}
+    return dataclasses.replace(config, **fields) if fields else config
 
 
 def _network_config(d: dict[str, Any]):
