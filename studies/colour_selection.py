@@ -74,7 +74,7 @@ def logits_of(pipe: Pipeline, gray: torch.Tensor) -> torch.Tensor:
     out = []
     for i in range(len(gray)):
         g = gray[i:i + 1].to(pipe.device)
-        out.append(pipe.net_fn(g, torch.ones(1, device=g.device), g).cpu())
+        out.append(pipe.process.logits(pipe.net_fn, g, torch.ones(1, device=g.device), g).cpu())
     return torch.cat(out)
 
 
@@ -82,19 +82,25 @@ def logits_of(pipe: Pipeline, gray: torch.Tensor) -> torch.Tensor:
 def sweep(path: str, refs: torch.Tensor, judge: Judge, temperatures: list[float], strengths: list[float],
           samples: int, seed: int, guides: list[int], cells: list[int] | None = None,
           gains: list[float] | None = None, draw_temperatures: list[float] | None = None,
-          segments: list[int] | None = None) -> list[dict]:
+          segments: list[int] | None = None, flips: list[int] | None = None) -> list[dict]:
     pipe = Pipeline.from_file(path)
     process = pipe.process
     if not isinstance(process, ChromaBridgeProcess):
         raise SystemExit(f"{path}: not a chroma-bin colorizer")
     gray = to_gray(refs)
-    logits = logits_of(pipe, gray)
+    logits_by_flip = {}
+    for flip in flips or [process.flip_average]:
+        process.flip_average = flip
+        logits_by_flip[flip] = logits_of(pipe, gray)
     rows = []
-    for radius, t, gain in [(r, t, k) for r in guides for t in temperatures for k in (gains or [process.chroma_gain])]:
-        process.guide_radius, process.chroma_gain = radius, gain
+    for flip, radius, t, gain in [(f, r, t, k) for f in logits_by_flip for r in guides for t in temperatures
+                                  for k in (gains or [process.chroma_gain])]:
+        process.flip_average, process.guide_radius, process.chroma_gain = flip, radius, gain
+        logits = logits_by_flip[flip]
         mean = process._on_luma(process.grid.decode(logits, t), gray).clamp(-1, 1)
         base = judge.score(mean)
-        rows.append({"model": Path(path).name, "guide": radius, "T": t, "gain": gain, "draw": "mean", **base})
+        rows.append({"model": Path(path).name, "flip": process.flip_average, "guide": radius, "T": t, "gain": gain,
+                     "draw": "mean", **base})
         # a draw kind: ("cells", n) for a lattice's smooth noise, ("segments", n) for noise shared per segment;
         # segments 0 stands for the lattices
         kinds = []
@@ -113,14 +119,14 @@ def sweep(path: str, refs: torch.Tensor, judge: Judge, temperatures: list[float]
             avg = {k: (base[k] + sum(r[k] for r in scored)) / samples for k in base}
             spread = sum(ab_spread((torch.stack([mean[i], *[d[i] for d in draws]]) + 1) / 2)
                          for i in range(len(refs))) / len(refs)
-            rows.append({"model": Path(path).name, "guide": radius, "T": t, "gain": gain,
+            rows.append({"model": Path(path).name, "flip": process.flip_average, "guide": radius, "T": t, "gain": gain,
                          "draw": f"n={samples}, s={s:g}, {kind}={n_kind}, T={t_draw:g}", **avg,
                          "ab_spread": spread})
     return rows
 
 
 def table(rows: list[dict]) -> str:
-    cols = ["model", "guide", "T", "gain", "draw", "pd_lite0", "pd_lite2", "ca_lite0", "ca_lite2", "ab_error", "colourfulness",
+    cols = ["model", "flip", "guide", "T", "gain", "draw", "pd_lite0", "pd_lite2", "ca_lite0", "ca_lite2", "ab_error", "colourfulness",
             "ab_spread"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
@@ -146,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--segments", default="", help="draws per segment to sweep (0: over a lattice; default: "
                     "the model's draw_segments)")
     ap.add_argument("--draw-temperatures", default="", help="the draws' temperatures to sweep (default: the mean's)")
+    ap.add_argument("--flips", default="", help="flip_average settings to sweep (0, 1; default: the model's)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out")
     args = ap.parse_args(argv)
@@ -159,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
                       [int(r) for r in args.guides.split(",") if r], [int(c) for c in args.cells.split(",") if c],
                       [float(k) for k in args.gains.split(",") if k],
                       [float(d) for d in args.draw_temperatures.split(",") if d],
-                      [int(n) for n in args.segments.split(",") if n])
+                      [int(n) for n in args.segments.split(",") if n], [int(f) for f in args.flips.split(",") if f])
         print(table(rows), flush=True)
     text = f"{len(refs)} photos from {args.photos}, {args.size}² centre crops\n\n{table(rows)}\n"
     if args.out:

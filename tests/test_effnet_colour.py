@@ -475,3 +475,36 @@ def test_decoder_dropout_is_random_in_training_only_and_a_run_can_go_on_with_it(
     with pytest.raises(ConfigError, match="network differs"):  # a change of weights still refuses to resume
         Trainer(load_config(None, common + [net.replace("global_channels = 8", "global_channels = 16") % ""]),
                 tmp_path / "run", resume=True)
+
+
+def test_flip_average_mixes_the_photo_and_its_mirror_image_distributions():
+    """flip_average = 1: the logits are the log of the mean of the two views' distributions, the mirrored one
+    mirrored back; a network that sees the mirror image as the mirror of what it sees gets the same logits'
+    distributions back; the setting is a decoding key written only when on."""
+    from palette_cli.diffusion.bridge import ChromaBridgeProcess
+
+    torch.manual_seed(0)
+    w = torch.randn(9, 3)
+
+    def net(x, t, cond):  # logits per pixel from the condition's colour plus a left-to-right ramp
+        ramp = torch.linspace(-2, 2, cond.shape[-1]).expand_as(cond[:, :1])
+        return torch.einsum("kc,bchw->bkhw", w, cond) + ramp * torch.arange(9.0)[None, :, None, None]
+
+    cond = torch.rand(2, 3, 4, 8) * 2 - 1
+    t = torch.ones(2)
+    plain, mixed = ChromaBridgeProcess(bins=3), ChromaBridgeProcess(bins=3, flip_average=1)
+    p = net(cond, t, cond).softmax(1)
+    q = net(cond.flip(-1), t, cond.flip(-1)).softmax(1).flip(-1)
+    assert torch.allclose(mixed.logits(net, cond, t, cond).softmax(1), (p + q) / 2, atol=1e-6)
+    assert torch.allclose(plain.logits(net, cond, t, cond), net(cond, t, cond))
+    assert not torch.allclose(p, q, atol=1e-2)  # the ramp makes the two views disagree
+
+    def equivariant(x, t, cond):
+        return torch.einsum("kc,bchw->bkhw", w, cond)
+
+    assert torch.allclose(mixed.logits(equivariant, cond, t, cond).softmax(1), equivariant(cond, t, cond).softmax(1),
+                          atol=1e-6)
+    assert "flip_average" not in plain.metadata()["process"] and mixed.metadata()["process"]["flip_average"] == 1
+    assert "flip_average" in ChromaBridgeProcess.decoding_keys
+    with pytest.raises(ValueError, match="flip_average"):
+        ChromaBridgeProcess(flip_average=2)

@@ -233,20 +233,26 @@ class ChromaBridgeProcess(BridgeProcess):
         "rebalance": ("rebalance", number), "draw_strength": ("draw_strength", number),
         "draw_cells": ("draw_cells", whole), "guide_radius": ("guide_radius", whole),
         "chroma_gain": ("chroma_gain", number), "draw_temperature": ("draw_temperature", number),
-        "draw_segments": ("draw_segments", whole)}
+        "draw_segments": ("draw_segments", whole), "flip_average": ("flip_average", whole)}
     #: Written only when they differ from their defaults, so the files made before them stay as they were.
-    LATER_SETTINGS: ClassVar[dict[str, Any]] = {"chroma_gain": 1.0, "draw_temperature": 0.0, "draw_segments": 0}
+    LATER_SETTINGS: ClassVar[dict[str, Any]] = {"chroma_gain": 1.0, "draw_temperature": 0.0, "draw_segments": 0,
+                                                "flip_average": 0}
     tasks: ClassVar[tuple[str, ...] | None] = ("colorize",)
     losses: ClassVar[tuple[str, ...]] = ("ce",)
     #: Chosen after training on validation photos (``palette export --anneal / --decode``).
     decoding_keys: ClassVar[tuple[str, ...]] = ("temperature", "draw_strength", "draw_cells", "guide_radius",
-                                                "chroma_gain", "draw_temperature", "draw_segments")
+                                                "chroma_gain", "draw_temperature", "draw_segments", "flip_average")
 
     def __init__(self, sigma: float = 0.25, p_start: float = 0.5, bins: int = 17, extent: float = 0.8,
                  temperature: float = 0.38, rebalance: float = 0.0, draw_strength: float = 0.5,
                  draw_cells: int = 2, guide_radius: int = 0, chroma_gain: float = 1.0,
-                 draw_temperature: float = 0.0, draw_segments: int = 0):
+                 draw_temperature: float = 0.0, draw_segments: int = 0, flip_average: int = 0):
         super().__init__(sigma, p_start)
+        if int(flip_average) not in (0, 1):
+            raise ValueError(f"chroma flip_average must be 0 or 1, got {flip_average!r}")
+        #: 1: the colour distributions are the average of the photo's and its mirror image's (mirrored back), a
+        #: test-time ensemble of two views that costs a second network call.
+        self.flip_average = int(flip_average)
         if not 0 <= int(draw_segments) <= 64:
             raise ValueError(f"chroma draw_segments must be in [0, 64] (0: draws over a lattice), "
                              f"got {draw_segments!r}")
@@ -326,9 +332,18 @@ class ChromaBridgeProcess(BridgeProcess):
                 chroma = F.interpolate(chroma, size=cond.shape[-2:], mode="bilinear", align_corners=False)
         return ycc_to_rgb(luma, chroma).to(cond.dtype)
 
+    def logits(self, net, x: Tensor, t: Tensor, cond: Tensor) -> Tensor:
+        """The network's chroma logits (float32); with ``flip_average`` the log of the mean of the photo's and
+        the mirrored photo's distributions (the second mirrored back)."""
+        logits = net(x, t, cond).float()
+        if not self.flip_average:
+            return logits
+        mirrored = net(x.flip(-1), t, cond.flip(-1)).float().flip(-1)
+        return torch.logaddexp(logits.log_softmax(1), mirrored.log_softmax(1)) - math.log(2)
+
     def denoiser(self, net, cond, settings: SamplerSettings | None = None):
         temperature = self._temperature(settings)
-        return lambda x, t: self.colour(net(x, t, cond), cond, temperature)
+        return lambda x, t: self.colour(self.logits(net, x, t, cond), cond, temperature)
 
     def is_deterministic(self, settings):
         return self.draw_strength == 0 and super().is_deterministic(settings)
@@ -347,7 +362,7 @@ class ChromaBridgeProcess(BridgeProcess):
         x = self.initial_state(cond, start, generator)
         if impose is not None:
             x = impose(x, 1.0)
-        logits = net(x, torch.ones(x.shape[0], device=x.device), cond).float()
+        logits = self.logits(net, x, torch.ones(x.shape[0], device=x.device), cond)
         temperature = self._temperature(settings)
         chroma = self.grid.decode(logits[:1], temperature)  # the first sample is always the annealed mean
         if logits.shape[0] > 1:
