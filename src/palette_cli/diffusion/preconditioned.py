@@ -75,7 +75,7 @@ class PreconditionedBridgeProcess(BridgeProcess):
         if feature is not None:
             weight, fn = feature
             with torch.autocast(x_t.device.type, dtype=torch.bfloat16, enabled=autocast):
-                value = value + weight * fn(start + g * (x_t - start) + c * out, batch["target"], batch["mask"])
+                value = value + weight * fn(self._estimate(out, x_t, start, t), batch["target"], batch["mask"])
         return value
 
     def sample(self, net, cond, start, settings, generator, *, impose=None, on_step=None, samples_of_one=False,

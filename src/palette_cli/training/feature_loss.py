@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..nets.efficientnet_lite import VARIANTS, LiteTrunk, pretrained_weights
+from ..nets.efficientnet_lite import LiteTrunk
 
 FEATURE_LEVELS = (1, 2, 3, 4)  # the taps at strides 4, 8, 16 and 32 (the stride-2 tap is mostly edges)
 
@@ -29,14 +29,10 @@ FEATURE_LEVELS = (1, 2, 3, 4)  # the taps at strides 4, 8, 16 and 32 (the stride
 class FeatureLoss(nn.Module):
     """``loss(estimate, target, mask)``: the mean squared distance of unit-normalised Lite features."""
 
-    def __init__(self, variant: str = "lite1", *, pretrained: bool = True) -> None:
+    def __init__(self, variant: str = "lite1") -> None:
         super().__init__()
-        if variant not in VARIANTS:
-            raise ValueError(f"feature_net must be one of {', '.join(VARIANTS)}, got {variant!r}")
         self.trunk = LiteTrunk(variant)
-        if pretrained:
-            state = torch.load(pretrained_weights(variant), map_location="cpu", weights_only=True)
-            self.trunk.load_state_dict({k: v for k, v in state.items() if not k.startswith("_fc.")}, strict=True)
+        self.trunk.load_imagenet()
         self.trunk.requires_grad_(False)
         self.trunk.eval()
 
