@@ -9,9 +9,13 @@ feature — what the photo shows as a whole — modulates every decoder level (a
 Iizuka et al. 2016's fusion of a global feature vector).
 
 The decoder also sees ``[cond, y_t]`` through a small stem at its output stride, so it knows the pixels
-it works on. It has **no level input**: the network suits processes that call it at one level only
-(a bridge trained at its start, ``p_start = 1``, as :class:`~palette_cli.diffusion.bridge.ChromaBridgeProcess`;
-the regression baseline).
+it works on. With ``gamma_embedding = "none"`` (the default) it has **no level input** and suits processes
+that call it at one level only (a bridge trained at its start, ``p_start = 1``, as
+:class:`~palette_cli.diffusion.bridge.ChromaBridgeProcess`; the regression baseline). With a level
+embedding (``"time"`` for a bridge trained at every t, as the generating fill of
+:class:`~palette_cli.diffusion.preconditioned.PreconditionedBridgeProcess`) an MLP of the level's
+sinusoidal features is added to the global vector, so the level reaches every decoder block through its FiLM,
+as ADM adds its timestep embedding to every residual block.
 
 Output: ``num_classes`` logits per ``output_stride``² block (zero-initialised: uniform at first), or
 ``out_channels`` pixels (pixel-shuffled) when ``num_classes`` is 0.
@@ -34,6 +38,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .efficientnet_lite import HEAD_CHANNELS, VARIANTS, LiteTrunk
+from .unet import GAMMA_EMBEDDINGS, full_precision, gamma_embedding
 
 LIMITS = {"image_size": 16384, "cond_channels": 64, "out_channels": 64, "num_classes": 4096,
           "global_channels": 4096, "decoder_channel": 2048}
@@ -78,6 +83,8 @@ class EffNetUNetConfig:
     ``decoder_channels``: widths of the decoder at strides 32, 16, 8, 4 (and 2 when ``output_stride`` is 2).
     ``dropout``: the share of each decoder block's channels dropped in training (0: none; no weights, so a
     model file trained without it can start a run with it).
+    ``gamma_embedding``: ``"none"`` (no level input) or how the level is embedded (see
+    :func:`~palette_cli.nets.unet.gamma_embedding`).
     """
 
     encoder: str = "lite1"
@@ -90,10 +97,9 @@ class EffNetUNetConfig:
     output_stride: int = 4
     train_encoder: bool = False
     dropout: float = 0.0
+    gamma_embedding: str = "none"
 
     arch = "effnet-unet"  # the architecture's name in model files (see nets.ARCHITECTURES)
-    gamma_embedding = "none"  # the network takes no level: see the module docstring
-    uses_level = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "decoder_channels", tuple(int(c) for c in self.decoder_channels))
@@ -110,12 +116,20 @@ class EffNetUNetConfig:
             low = 0 if key == "num_classes" else 1
             if not all(isinstance(v, int) and low <= v <= limit for v in values):
                 raise ValueError(f"{key} must be an integer from {low} to {limit}")
+        if self.gamma_embedding not in ("none", *GAMMA_EMBEDDINGS):
+            raise ValueError(f"gamma_embedding must be one of none, {', '.join(GAMMA_EMBEDDINGS)}, "
+                             f"got {self.gamma_embedding!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
         if self.cond_channels != 3:
             raise ValueError("the pretrained encoder takes a 3-channel condition (cond_channels = 3)")
         if self.image_size % self.divisor:
             raise ValueError(f"image_size {self.image_size} is not divisible by {self.divisor}")
+
+    @property
+    def uses_level(self) -> bool:
+        """Whether the network takes a level input (see the module docstring)."""
+        return self.gamma_embedding != "none"
 
     @property
     def divisor(self) -> int:
@@ -129,6 +143,8 @@ class EffNetUNetConfig:
     def to_dict(self) -> dict[str, Any]:
         d = {"arch": self.arch, **asdict(self)}
         d["decoder_channels"] = list(self.decoder_channels)
+        if not self.uses_level:
+            del d["gamma_embedding"]  # files of level-free networks stay as they were before the field
         return d
 
     @classmethod
@@ -144,7 +160,8 @@ class EffNetUNetConfig:
 
 
 class EffNetUNet(nn.Module):
-    """``forward(y_t, level, cond)``: logits (B, K, H/s, W/s) or pixels (B, out, H, W); ``level`` is unused."""
+    """``forward(y_t, level, cond)``: logits (B, K, H/s, W/s) or pixels (B, out, H, W); ``level`` (B,) or one
+    number is used only with a level embedding."""
 
     def __init__(self, config: EffNetUNetConfig) -> None:
         super().__init__()
@@ -155,6 +172,7 @@ class EffNetUNet(nn.Module):
         taps = VARIANTS[c.encoder].level_channels  # strides 2, 4, 8, 16, 32
         g = c.global_channels
         self.global_mlp = nn.Sequential(nn.Linear(HEAD_CHANNELS, g), nn.SiLU(), nn.Linear(g, g))
+        self.level_mlp = nn.Sequential(nn.Linear(g, g), nn.SiLU(), nn.Linear(g, g)) if c.uses_level else None
         dec = c.decoder_channels
         self.bottom = ConvBlock(taps[4] + g, dec[0], g, c.dropout)
         # Up from stride 32 to 16, 8, 4 (and 2): each level takes the upsampled decoder and the encoder's tap.
@@ -198,6 +216,13 @@ class EffNetUNet(nn.Module):
             with torch.no_grad():
                 taps, pooled = self._encode(cond)
         g = self.global_mlp(pooled.float().to(next(self.global_mlp.parameters()).dtype))
+        if self.level_mlp is not None:
+            if level is None:
+                raise ValueError("this effnet-unet network needs its level")
+            level = torch.as_tensor(level, device=y_t.device).reshape(-1)
+            if level.numel() == 1:
+                level = level.expand(y_t.shape[0])
+            g = g + full_precision(self.level_mlp, gamma_embedding(level, c.global_channels, c.gamma_embedding))
         x = taps[4]
         x = torch.cat([x, g[:, :, None, None].to(x.dtype).expand(-1, -1, *x.shape[-2:])], dim=1)
         h = self.bottom(x, g)
