@@ -112,3 +112,44 @@ def test_a_generating_fill_on_the_encoder_trains_exports_and_inpaints(tmp_path):
     assert np.array_equal(a[keep], outs[0][keep]) and np.array_equal(a[keep], outs[1][keep])
     assert not np.array_equal(a[~keep], outs[0][~keep])
     assert np.abs(outs[0][~keep] - outs[1][~keep]).mean() > 1  # each seed another fill
+
+
+def test_a_sampler_runs_the_encoder_once_per_condition_and_never_on_stale_features():
+    """Out of training the encoder's features of the last condition are kept (it reads only the condition, so a
+    sampler's steps share them): one encoder call for many steps on one condition and on slices of it as the
+    pipeline makes them, and the same output as without the cache; a new condition, the same one changed in
+    place, changed encoder weights or training mode each encode again."""
+    net = level_net(1)
+    calls = []
+    net.encoder._conv_stem.register_forward_pre_hook(lambda module, args: calls.append(1))
+    cond = torch.rand(2, 3, 64, 64) * 2 - 1
+    y = torch.randn(2, 3, 64, 64)
+
+    def fresh(level, c):  # the output of the same weights with nothing cached
+        net._last_encoding = None
+        return net(y, level, c)
+
+    with torch.no_grad():
+        expected = [fresh(t, cond) for t in (0.9, 0.5, 0.1)]
+        net._last_encoding = None
+        before = len(calls)
+        got = [net(y, t, cond) for t in (0.9, 0.5, 0.1)]
+        got_sliced = [net(y[:1], t, cond[:1]) for t in (0.9, 0.5)]
+    assert all(torch.equal(a, b) for a, b in zip(got, expected))
+    assert torch.allclose(got_sliced[0], expected[0][:1], atol=1e-5)
+    assert len(calls) - before == 2  # the whole batch once, then its first slice once
+
+    with torch.no_grad():
+        other = torch.rand(2, 3, 64, 64) * 2 - 1
+        assert torch.equal(net(y, 0.5, other), fresh(0.5, other))
+        net(y, 0.5, cond)
+        cond.mul_(-1)  # changed in place: the cached features would be stale
+        assert torch.equal(net(y, 0.5, cond), fresh(0.5, cond))
+        net(y, 0.5, cond)
+        net.encoder._conv_stem.weight.mul_(0.5)  # as an optimiser or an EMA update changes weights in place
+        assert torch.equal(net(y, 0.5, cond), fresh(0.5, cond))
+        n = len(calls)
+        net.train()
+        net(y, 0.5, cond)
+        net(y, 0.5, cond)
+        assert len(calls) - n == 2 and net._last_encoding is None  # training never reuses features

@@ -172,6 +172,7 @@ class EffNetUNet(nn.Module):
         taps = VARIANTS[c.encoder].level_channels  # strides 2, 4, 8, 16, 32
         g = c.global_channels
         self.global_mlp = nn.Sequential(nn.Linear(HEAD_CHANNELS, g), nn.SiLU(), nn.Linear(g, g))
+        self._last_encoding: tuple | None = None  # see _encode_cached
         self.level_mlp = nn.Sequential(nn.Linear(g, g), nn.SiLU(), nn.Linear(g, g)) if c.uses_level else None
         dec = c.decoder_channels
         self.bottom = ConvBlock(taps[4] + g, dec[0], g, c.dropout)
@@ -192,6 +193,7 @@ class EffNetUNet(nn.Module):
     def train(self, mode: bool = True) -> "EffNetUNet":
         super().train(mode)
         self.encoder.eval()  # frozen or fine-tuned, the encoder keeps its ImageNet batch-norm statistics
+        self._last_encoding = None
         return self
 
     def load_pretrained_encoder(self) -> None:
@@ -203,18 +205,37 @@ class EffNetUNet(nn.Module):
         head = self.encoder.trunk(LiteTrunk.normalise(cond), taps)
         return taps, head.mean(dim=(2, 3))
 
+    def _encode_cached(self, cond: Tensor, dtype: torch.dtype) -> tuple[list[Tensor], Tensor]:
+        """The encoder's features of ``cond`` without gradients. Out of training, those of the last condition
+        are kept: a sampler calls the network on one condition at every step (and the encoder reads only the
+        condition), so its features are computed once per image, not once per step. A hit needs the same
+        memory (the same pointer, shape and strides; the cached tensor is held, so its memory cannot be
+        reused for another image meanwhile), unchanged in place (its version counter), the same dtype and
+        autocast state, and encoder weights unchanged since (their version counters)."""
+        if self.training or cond.is_inference():  # an inference tensor keeps no version counter: never cached
+            self._last_encoding = None
+            with torch.no_grad():
+                return self._encode(cond.to(dtype))
+        key = (cond.data_ptr(), cond.device, cond.shape, cond.stride(), cond._version, dtype,
+               torch.is_autocast_enabled(cond.device.type), sum(p._version for p in self.encoder.parameters()))
+        if self._last_encoding is not None and self._last_encoding[0][1:] == key:
+            return self._last_encoding[1]
+        with torch.no_grad():
+            encoded = self._encode(cond.to(dtype))
+        self._last_encoding = ((cond, *key), encoded)
+        return encoded
+
     def forward(self, y_t: Tensor, level: Tensor | float | None = None, cond: Tensor | None = None) -> Tensor:
         c = self.config
         if cond is None:
             raise ValueError("the effnet-unet network needs its condition image")
         if y_t.shape[-1] % c.divisor or y_t.shape[-2] % c.divisor:
             raise ValueError(f"input size {tuple(y_t.shape[-2:])} must be divisible by {c.divisor}")
-        cond = cond.to(y_t.dtype)
         if c.train_encoder and self.training:
-            taps, pooled = self._encode(cond)
+            taps, pooled = self._encode(cond.to(y_t.dtype))
         else:
-            with torch.no_grad():
-                taps, pooled = self._encode(cond)
+            taps, pooled = self._encode_cached(cond, y_t.dtype)
+        cond = cond.to(y_t.dtype)
         g = self.global_mlp(pooled.float().to(next(self.global_mlp.parameters()).dtype))
         if self.level_mlp is not None:
             if level is None:
