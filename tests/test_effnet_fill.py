@@ -153,3 +153,29 @@ def test_a_sampler_runs_the_encoder_once_per_condition_and_never_on_stale_featur
         net(y, 0.5, cond)
         net(y, 0.5, cond)
         assert len(calls) - n == 2 and net._last_encoding is None  # training never reuses features
+
+
+def test_the_state_pyramid_gives_every_coarse_decoder_level_the_pooled_state_and_condition():
+    """With it, the input of the bottom block and of each up block but the last (which has the stem) ends with
+    ``[cond, y_t]`` average-pooled to that level; without it those inputs are 6 channels narrower; files without
+    it keep their layout."""
+    import torch.nn.functional as F
+
+    cond = torch.rand(1, 3, 64, 64) * 2 - 1
+    y = torch.randn(1, 3, 64, 64)
+    widths = {}
+    for pyramid in (False, True):
+        net = level_net(2, state_pyramid=pyramid)
+        seen = []
+        for block in [net.bottom, *net.ups[:-1]]:
+            block.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+        with torch.no_grad():
+            net(y, 0.5, cond)
+        widths[pyramid] = [x.shape[1] for x in seen]
+        if pyramid:
+            for x in seen:
+                expected = F.avg_pool2d(torch.cat([cond, y], 1), 64 // x.shape[-1])
+                assert torch.allclose(x[:, -6:], expected, atol=1e-6)
+        assert ("state_pyramid" in net.config.to_dict()) == pyramid
+        assert network_config(net.config.to_dict()) == net.config
+    assert len(widths[True]) == 4 and [w - 6 for w in widths[True]] == widths[False]

@@ -17,6 +17,12 @@ embedding (``"time"`` for a bridge trained at every t, as the generating fill of
 sinusoidal features is added to the global vector, so the level reaches every decoder block through its FiLM,
 as ADM adds its timestep embedding to every residual block.
 
+The encoder reads the condition only, so without more the network would see the state ``y_t`` only through
+the stem at its output stride, a few pixels around each one: enough to denoise locally, not to read the layout
+that earlier sampling steps laid out over a wide unknown region. ``state_pyramid = True`` gives every decoder
+level coarser than the stem's the state and the condition average-pooled to its resolution (6 channels each), as a
+U-Net's own encoder would see them: the noise averages out there and the layout remains.
+
 Output: ``num_classes`` logits per ``output_stride``² block (zero-initialised: uniform at first), or
 ``out_channels`` pixels (pixel-shuffled) when ``num_classes`` is 0.
 
@@ -84,7 +90,8 @@ class EffNetUNetConfig:
     ``dropout``: the share of each decoder block's channels dropped in training (0: none; no weights, so a
     model file trained without it can start a run with it).
     ``gamma_embedding``: ``"none"`` (no level input) or how the level is embedded (see
-    :func:`~palette_cli.nets.unet.gamma_embedding`).
+    :func:`~palette_cli.nets.unet.gamma_embedding`). ``state_pyramid``: the decoder levels also see the
+    pooled state and condition (see the module docstring).
     """
 
     encoder: str = "lite1"
@@ -98,6 +105,7 @@ class EffNetUNetConfig:
     train_encoder: bool = False
     dropout: float = 0.0
     gamma_embedding: str = "none"
+    state_pyramid: bool = False
 
     arch = "effnet-unet"  # the architecture's name in model files (see nets.ARCHITECTURES)
 
@@ -145,6 +153,8 @@ class EffNetUNetConfig:
         d["decoder_channels"] = list(self.decoder_channels)
         if not self.uses_level:
             del d["gamma_embedding"]  # files of level-free networks stay as they were before the field
+        if not self.state_pyramid:
+            del d["state_pyramid"]
         return d
 
     @classmethod
@@ -175,12 +185,13 @@ class EffNetUNet(nn.Module):
         self._last_encoding: tuple | None = None  # see _encode_cached
         self.level_mlp = nn.Sequential(nn.Linear(g, g), nn.SiLU(), nn.Linear(g, g)) if c.uses_level else None
         dec = c.decoder_channels
-        self.bottom = ConvBlock(taps[4] + g, dec[0], g, c.dropout)
+        pooled = c.in_channels if c.state_pyramid else 0  # the pooled [cond, y_t] at each coarse level
+        self.bottom = ConvBlock(taps[4] + g + pooled, dec[0], g, c.dropout)
         # Up from stride 32 to 16, 8, 4 (and 2): each level takes the upsampled decoder and the encoder's tap.
         skip_taps = [taps[3], taps[2], taps[1]] + ([taps[0]] if c.output_stride == 2 else [])
         self.ups = nn.ModuleList()
         for i, tap in enumerate(skip_taps):
-            extra = c.in_channels * c.output_stride**2 if i == len(skip_taps) - 1 else 0
+            extra = c.in_channels * c.output_stride**2 if i == len(skip_taps) - 1 else pooled
             self.ups.append(ConvBlock(dec[i] + tap + extra, dec[i + 1], g, c.dropout))
         self.stem = nn.Conv2d(c.in_channels * c.output_stride**2, c.in_channels * c.output_stride**2, 1)
         last = dec[-1]
@@ -245,15 +256,19 @@ class EffNetUNet(nn.Module):
                 level = level.expand(y_t.shape[0])
             g = g + full_precision(self.level_mlp, gamma_embedding(level, c.global_channels, c.gamma_embedding))
         x = taps[4]
-        x = torch.cat([x, g[:, :, None, None].to(x.dtype).expand(-1, -1, *x.shape[-2:])], dim=1)
+        state = torch.cat([cond, y_t], dim=1)
+        x = torch.cat([x, g[:, :, None, None].to(x.dtype).expand(-1, -1, *x.shape[-2:])]
+                      + ([F.adaptive_avg_pool2d(state, x.shape[-2:]).to(x.dtype)] if c.state_pyramid else []), dim=1)
         h = self.bottom(x, g)
         skips = [taps[3], taps[2], taps[1]] + ([taps[0]] if c.output_stride == 2 else [])
-        pixels = F.pixel_unshuffle(torch.cat([cond, y_t], dim=1), c.output_stride)
+        pixels = F.pixel_unshuffle(state, c.output_stride)
         for i, (block, skip) in enumerate(zip(self.ups, skips)):
             h = F.interpolate(h, size=skip.shape[-2:], mode="nearest")
             parts = [h, skip.to(h.dtype)]
             if i == len(self.ups) - 1:
                 parts.append(self.stem(pixels.to(h.dtype)))
+            elif c.state_pyramid:
+                parts.append(F.adaptive_avg_pool2d(state, skip.shape[-2:]).to(h.dtype))
             h = block(torch.cat(parts, dim=1), g)
         out = self.conv_out(F.silu(self.norm_out(h)))
         if not c.num_classes:
