@@ -26,6 +26,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .efficientnet_lite import HEAD_CHANNELS as LITE_HEAD_CHANNELS
+from .efficientnet_lite import VARIANTS as LITE_VARIANTS
+from .efficientnet_lite import LiteTrunk
+
 ATTENTION_KINDS = ("global", "local", "none_more_res", "none_dilated")
 GAMMA_EMBEDDINGS = ("logsnr", "janspiry", "time")
 LOGSNR_LIMIT = 20.0
@@ -49,6 +53,10 @@ class UNetConfig:
     shuffle): the whole network then runs at 1/p of the image side, p² times cheaper per level.
     ``num_classes`` K > 0 replaces the pixel output by a classification head: a zero-initialised 1×1 conv
     giving K logits per p×p block, ``(B, K, H/p, W/p)`` (the chroma-bin colorizer's output).
+    ``context`` (``"none"``, or an EfficientNet-Lite variant such as ``"lite1"``): a frozen ImageNet-trained
+    encoder reads the condition, and an MLP of its pooled 1280-d feature (what the picture shows as a whole)
+    is added to the level embedding, so every residual block knows whether it continues a beach, a street or
+    a face. The MLP's last layer starts at zero: a network without context starts a run with it unchanged.
     """
 
     image_size: int = 256
@@ -69,6 +77,7 @@ class UNetConfig:
     attention: str = "global"
     patch_size: int = 1
     num_classes: int = 0
+    context: str = "none"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "channel_mult", tuple(int(m) for m in self.channel_mult))
@@ -79,6 +88,8 @@ class UNetConfig:
             raise ValueError(f"gamma_embedding must be one of {', '.join(GAMMA_EMBEDDINGS)}, got {self.gamma_embedding!r}")
         if self.patch_size not in (1, 2, 4):
             raise ValueError(f"patch_size must be 1, 2 or 4, got {self.patch_size}")
+        if self.context != "none" and self.context not in LITE_VARIANTS:
+            raise ValueError(f"context must be none or one of {', '.join(LITE_VARIANTS)}, got {self.context!r}")
         if not 0 <= self.num_classes <= 4096:
             raise ValueError(f"num_classes must be in [0, 4096], got {self.num_classes}")
         if not self.channel_mult or self.num_res_blocks < 1 or self.model_channels < 1:
@@ -125,6 +136,8 @@ class UNetConfig:
         d = {"arch": self.arch, **asdict(self)}
         d["channel_mult"] = list(self.channel_mult)
         d["attention_resolutions"] = list(self.attention_resolutions)
+        if self.context == "none":
+            del d["context"]  # files without a context encoder stay as they were before the field
         return d
 
     def build(self) -> "UNet":
@@ -354,6 +367,11 @@ class UNet(nn.Module):
         self.config = c = config
         mc, emb_dim = c.model_channels, 4 * c.model_channels
         self.gamma_mlp = nn.Sequential(nn.Linear(mc, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+        if c.context != "none":
+            self.context_encoder = LiteTrunk(c.context).requires_grad_(False).eval()
+            self.context_mlp = nn.Sequential(nn.Linear(LITE_HEAD_CHANNELS, emb_dim), nn.SiLU(),
+                                             zero_init(nn.Linear(emb_dim, emb_dim)))
+            self._last_context: tuple | None = None
 
         ch = c.channel_mult[0] * mc
         self.conv_in = nn.Conv2d(c.in_channels * c.patch_size**2, ch, 3, padding=1)
@@ -412,6 +430,33 @@ class UNet(nn.Module):
             return [DilatedConvBlock(channels, num_groups=c.num_groups)]
         return []
 
+    def train(self, mode: bool = True) -> "UNet":
+        super().train(mode)
+        if self.config.context != "none":
+            self.context_encoder.eval()  # frozen, with its ImageNet batch-norm statistics
+            self._last_context = None
+        return self
+
+    def load_pretrained_context(self) -> None:
+        """Put the installed package's ImageNet weights into the context encoder (``context`` networks only)."""
+        self.context_encoder.load_imagenet()
+
+    def _context_feature(self, cond: Tensor) -> Tensor:
+        """The context encoder's pooled feature of ``cond`` (B, 1280), without gradients; out of training the
+        last condition's is kept for the next call on the same memory, unchanged (as the sampler's steps
+        call it), like :meth:`~palette_cli.nets.effnet_unet.EffNetUNet._encode_cached`."""
+        key = None
+        if not self.training and not cond.is_inference():
+            key = (cond.data_ptr(), cond.device, cond.shape, cond.stride(), cond._version,
+                   torch.is_autocast_enabled(cond.device.type),
+                   sum(p._version for p in self.context_encoder.parameters()))
+            if self._last_context is not None and self._last_context[0][1:] == key:
+                return self._last_context[1]
+        with torch.no_grad():
+            feature = self.context_encoder.trunk(LiteTrunk.normalise(cond)).float().mean(dim=(2, 3))
+        self._last_context = ((cond, *key), feature) if key is not None else None
+        return feature
+
     def forward(self, y_t: Tensor, gamma: Tensor | float, cond: Tensor | None = None) -> Tensor:
         """Noise estimate for ``y_t`` (B, out, H, W) at noise level ``gamma`` (B,) given ``cond``.
 
@@ -424,6 +469,10 @@ class UNet(nn.Module):
         if gamma.numel() == 1:
             gamma = gamma.expand(y_t.shape[0])
         emb = full_precision(self.gamma_mlp, gamma_embedding(gamma, c.model_channels, c.gamma_embedding))
+        if c.context != "none":
+            if cond is None:
+                raise ValueError("a network with a context encoder needs its condition image")
+            emb = emb + full_precision(self.context_mlp, self._context_feature(cond))
         x = y_t if cond is None else torch.cat([cond.to(y_t.dtype), y_t], dim=1)
         if c.patch_size > 1:
             x = F.pixel_unshuffle(x, c.patch_size)

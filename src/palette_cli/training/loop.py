@@ -118,11 +118,8 @@ class Trainer:
             self._restore(load_checkpoint(ckpts[-1]))
         elif config.init:
             self._init_from_model_file(config.init)
-        elif hasattr(self.model, "load_pretrained_encoder"):
-            try:
-                self.model.load_pretrained_encoder()
-            except (ValueError, OSError) as e:
-                raise ConfigError(f"net: {e}") from None
+        elif hasattr(self.model, "load_pretrained_encoder") or _has_context(self.net_config):
+            self._load_pretrained()
             self.ema.load_state_dict(self.model.state_dict())
         if self.dist.world > 1:
             from torch.nn.parallel import DistributedDataParallel
@@ -173,6 +170,16 @@ class Trainer:
         if "python" in rng:
             random.setstate(python_state_from_list(rng["python"]))
 
+    def _load_pretrained(self) -> None:
+        """The installed packages' ImageNet weights into the network's pretrained encoder or context encoder."""
+        try:
+            if hasattr(self.model, "load_pretrained_encoder"):
+                self.model.load_pretrained_encoder()
+            else:
+                self.model.load_pretrained_context()
+        except (ValueError, OSError) as e:
+            raise ConfigError(f"net: {e}") from None
+
     def _init_from_model_file(self, path: str) -> None:
         """Continue from an exported model file (e.g. the shipped weights): its EMA weights seed both the
         model and the EMA, the step count and training record carry on, Adam starts afresh (warm-up again)."""
@@ -183,10 +190,17 @@ class Trainer:
         except CheckpointError as e:
             raise ConfigError(f"init: {e}") from None
         theirs, ours = _weights_layout(_network_config(info.net)), _weights_layout(self.net_config)
-        new_head = theirs != ours
+        # a U-Net without a context encoder can start a run of the same U-Net with one (its MLP starts at zero,
+        # so the network starts as the file's)
+        new_context = _has_context(ours) and not _has_context(theirs) and \
+            dataclasses.replace(ours, context="none") == theirs
+        new_head = theirs != ours and not new_context
         if new_head and not _same_body(theirs, ours):
             raise ConfigError(f"init: {path} holds a different network than the config's")
         state = net.state_dict()
+        if new_context:
+            self._load_pretrained()
+            state.update({k: v for k, v in self.model.state_dict().items() if k.startswith("context_")})
         self.model.load_state_dict(_with_fresh_head(state, self.model) if new_head else state)
         self.ema.load_state_dict(self.model.state_dict())
         facts = info.training
@@ -195,7 +209,7 @@ class Trainer:
             same_process = process_from_metadata(info.extra, facts).metadata() == self.process.metadata()
         except ValueError:
             same_process = False
-        if new_head or not same_process:
+        if new_head or new_context or not same_process:
             # the EMA must not average in for long a fresh head's zero start, nor weights made for another
             # process (a bridge with another start or noise): its warm-up starts again
             self.ema_from = self.step
@@ -412,6 +426,11 @@ def _with_fresh_head(state: dict[str, Any], model: nn.Module) -> dict[str, Any]:
     state = {k: v for k, v in state.items() if not k.startswith("conv_out.")}
     state.update({k: v for k, v in model.state_dict().items() if k.startswith("conv_out.")})
     return state
+
+
+def _has_context(config) -> bool:
+    """Whether a network config has a context encoder (:class:`~palette_cli.nets.unet.UNetConfig`'s ``context``)."""
+    return getattr(config, "context", "none") != "none"
 
 
 def _same_body(a, b) -> bool:
