@@ -21,6 +21,7 @@ import importlib.resources
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -167,3 +168,15 @@ class LiteTrunk(nn.Module):
             if taps is not None and i in ends:
                 taps.append(x)
         return F.relu6(self._bn1(self._conv_head(x)))
+
+
+def reuse_key(cond: Tensor, weights: nn.Module, *extra: Any) -> tuple | None:
+    """What must match for features of ``cond`` computed by ``weights`` earlier to be reused: the same memory
+    (pointer, shape and strides; the caller holds the tensor, so its memory cannot go to another image
+    meanwhile), no in-place change since (its version counter), the same autocast state and ``extra``, and
+    ``weights``' parameters unchanged (their version counters). None for an inference tensor, which keeps no
+    version counter: never reused."""
+    if cond.is_inference():
+        return None
+    return (cond.data_ptr(), cond.device, cond.shape, cond.stride(), cond._version,
+            torch.is_autocast_enabled(cond.device.type), sum(p._version for p in weights.parameters()), *extra)

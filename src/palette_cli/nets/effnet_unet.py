@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .efficientnet_lite import HEAD_CHANNELS, VARIANTS, LiteTrunk
+from .efficientnet_lite import HEAD_CHANNELS, VARIANTS, LiteTrunk, reuse_key
 from .unet import GAMMA_EMBEDDINGS, full_precision, gamma_embedding
 
 LIMITS = {"image_size": 16384, "cond_channels": 64, "out_channels": 64, "num_classes": 4096,
@@ -219,21 +219,14 @@ class EffNetUNet(nn.Module):
     def _encode_cached(self, cond: Tensor, dtype: torch.dtype) -> tuple[list[Tensor], Tensor]:
         """The encoder's features of ``cond`` without gradients. Out of training, those of the last condition
         are kept: a sampler calls the network on one condition at every step (and the encoder reads only the
-        condition), so its features are computed once per image, not once per step. A hit needs the same
-        memory (the same pointer, shape and strides; the cached tensor is held, so its memory cannot be
-        reused for another image meanwhile), unchanged in place (its version counter), the same dtype and
-        autocast state, and encoder weights unchanged since (their version counters)."""
-        if self.training or cond.is_inference():  # an inference tensor keeps no version counter: never cached
-            self._last_encoding = None
-            with torch.no_grad():
-                return self._encode(cond.to(dtype))
-        key = (cond.data_ptr(), cond.device, cond.shape, cond.stride(), cond._version, dtype,
-               torch.is_autocast_enabled(cond.device.type), sum(p._version for p in self.encoder.parameters()))
-        if self._last_encoding is not None and self._last_encoding[0][1:] == key:
+        condition), so its features are computed once per image, not once per step (when
+        :func:`~palette_cli.nets.efficientnet_lite.reuse_key` matches, the dtype included)."""
+        key = None if self.training else reuse_key(cond, self.encoder, dtype)
+        if key is not None and self._last_encoding is not None and self._last_encoding[0][1:] == key:
             return self._last_encoding[1]
         with torch.no_grad():
             encoded = self._encode(cond.to(dtype))
-        self._last_encoding = ((cond, *key), encoded)
+        self._last_encoding = ((cond, *key), encoded) if key is not None else None
         return encoded
 
     def forward(self, y_t: Tensor, level: Tensor | float | None = None, cond: Tensor | None = None) -> Tensor:

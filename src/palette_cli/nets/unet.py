@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from .efficientnet_lite import HEAD_CHANNELS as LITE_HEAD_CHANNELS
 from .efficientnet_lite import VARIANTS as LITE_VARIANTS
-from .efficientnet_lite import LiteTrunk
+from .efficientnet_lite import LiteTrunk, reuse_key
 
 ATTENTION_KINDS = ("global", "local", "none_more_res", "none_dilated")
 GAMMA_EMBEDDINGS = ("logsnr", "janspiry", "time")
@@ -445,13 +445,9 @@ class UNet(nn.Module):
         """The context encoder's pooled feature of ``cond`` (B, 1280), without gradients; out of training the
         last condition's is kept for the next call on the same memory, unchanged (as the sampler's steps
         call it), like :meth:`~palette_cli.nets.effnet_unet.EffNetUNet._encode_cached`."""
-        key = None
-        if not self.training and not cond.is_inference():
-            key = (cond.data_ptr(), cond.device, cond.shape, cond.stride(), cond._version,
-                   torch.is_autocast_enabled(cond.device.type),
-                   sum(p._version for p in self.context_encoder.parameters()))
-            if self._last_context is not None and self._last_context[0][1:] == key:
-                return self._last_context[1]
+        key = None if self.training else reuse_key(cond, self.context_encoder)
+        if key is not None and self._last_context is not None and self._last_context[0][1:] == key:
+            return self._last_context[1]
         with torch.no_grad():
             feature = self.context_encoder.trunk(LiteTrunk.normalise(cond)).float().mean(dim=(2, 3))
         self._last_context = ((cond, *key), feature) if key is not None else None
