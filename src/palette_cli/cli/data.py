@@ -19,8 +19,10 @@ Folder = Annotated[Path, typer.Argument(help="Folder to put the photos in (creat
 Force = Annotated[bool, typer.Option("--force", help="Download and extract again even if the photos are there.")]
 
 
-def _fetch(fetch_name: str, folder: Path, force: bool, what: str) -> None:
-    from ..sources import people, photos
+def _fetch(module: str, fetch_name: str, folder: Path, force: bool, what: str) -> None:
+    from importlib import import_module
+
+    from ..sources import photos
     from ..imageio import display_name, os_reason
     from ..outputs import folder_problem
 
@@ -28,7 +30,7 @@ def _fetch(fetch_name: str, folder: Path, force: bool, what: str) -> None:
     if problem:
         raise fail(f"{display_name(folder)}: {problem}")
     try:
-        fetch = getattr(people if fetch_name == "fetch_people_photos" else photos, fetch_name)
+        fetch = getattr(import_module(f"palette_cli.sources.{module}"), fetch_name)
         report = fetch(folder, force=force, log=lambda m: typer.echo(m, err=True))
     except photos.PhotoFetchError as e:
         raise fail(str(e))
@@ -47,16 +49,16 @@ def _fetch(fetch_name: str, folder: Path, force: bool, what: str) -> None:
 @command(app, "fetch-photos")
 def fetch_photos(folder: Folder, force: Force = False) -> None:
     """Training photos from Debian packages (apt-get download + dpkg -x), with ATTRIBUTION.md and split.json."""
-    _fetch("fetch_photos", folder, force, "training photos")
+    _fetch("photos", "fetch_photos", folder, force, "training photos")
 
 
 @command(app, "fetch-dev-photos")
 def fetch_dev_photos(folder: Folder, force: Force = False) -> None:
     """Development photos from scikit-image, scikit-learn and matplotlib wheels (pip download)."""
-    _fetch("fetch_dev_photos", folder, force, "development photos")
+    _fetch("photos", "fetch_dev_photos", folder, force, "development photos")
 
 
 @command(app, "fetch-people-photos")
 def fetch_people_photos(folder: Folder, force: Force = False) -> None:
     """Photos of people from Debian and Python packages, for the colorizer's skin tones, with a fixed split."""
-    _fetch("fetch_people_photos", folder, force, "photos of people")
+    _fetch("people", "fetch_people_photos", folder, force, "photos of people")

