@@ -63,19 +63,22 @@ class PreconditionedBridgeProcess(BridgeProcess):
         g, c = self._scales(t, x)
         return start + g * (x - start) + c * out
 
-    def loss(self, net, batch, generator, *, loss="l2", autocast=False, feature=None):
+    def loss(self, net, batch, generator, *, loss="l2", autocast=False, feature=None, adversarial=None):
         """The masked L2 (L1) error of the network's scaled correction; with ``feature = (weight, fn)`` plus
-        ``weight × fn(estimate, photo, mask)``, a feature loss on the clean estimate (``training.feature_loss``)."""
+        ``weight × fn(estimate, photo, mask)``, a feature loss on the clean estimate (``training.feature_loss``),
+        and the same for ``adversarial`` (``training.adversarial_loss``: a patch critic's generator term)."""
         t, x_t = self.training_state(batch, generator)
         start = batch.get("start", batch["cond"])
         g, c = self._scales(t, x_t)
         target = (batch["target"] - start - g * (x_t - start)) / c
         out = run_net(net, x_t, t, batch["cond"], autocast)
         value = masked_loss(out, target, batch["mask"], loss)
-        if feature is not None:
-            weight, fn = feature
+        extras = [term for term in (feature, adversarial) if term is not None]
+        if extras:
             with torch.autocast(x_t.device.type, dtype=torch.bfloat16, enabled=autocast):
-                value = value + weight * fn(self._estimate(out, x_t, start, t), batch["target"], batch["mask"])
+                estimate = self._estimate(out, x_t, start, t)
+                for weight, fn in extras:
+                    value = value + weight * fn(estimate, batch["target"], batch["mask"])
         return value
 
     def sample(self, net, cond, start, settings, generator, *, impose=None, on_step=None, samples_of_one=False,

@@ -66,6 +66,10 @@ class TrainConfig:
     # features of feature_net (a frozen EfficientNet-Lite; not one the evaluation judges with); 0: none
     feature_loss: float = 0.0
     feature_net: str = "lite1"
+    # plus adversarial_loss × a patch critic's generator term on the clean estimate's made pixels
+    # (training/adversarial.py); the critic trains side by side at adversarial_lr (Adam); 0: none
+    adversarial_loss: float = 0.0
+    adversarial_lr: float = 1e-4
     batch_size: int = 32
     grad_accum: int = 1
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -126,6 +130,15 @@ class TrainConfig:
         if self.feature_loss and not process.feature_loss:
             raise ConfigError(f"feature_loss: the {process.kind} process takes no feature loss "
                               "(the preconditioned bridge does)")
+        for name in ("adversarial_loss", "adversarial_lr"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise ConfigError(f"{name} must be a number >= 0, got {value!r}")
+        if self.adversarial_loss and not process.feature_loss:
+            raise ConfigError(f"adversarial_loss: the {process.kind} process takes no loss on its clean estimate "
+                              "(the preconditioned bridge does)")
+        if self.adversarial_loss and not self.adversarial_lr > 0:
+            raise ConfigError("adversarial_lr must be > 0 when adversarial_loss is on")
         if self.feature_loss and self.feature_net not in VARIANTS:
             raise ConfigError(f"feature_net must be one of {', '.join(VARIANTS)}, got {self.feature_net!r}")
 

@@ -10,7 +10,7 @@ from ..scale.distributed import Dist, barrier
 from ..scale.distributed import init_distributed as _init_distributed
 from .config import ConfigError
 
-__all__ = ["Dist", "any_rank", "barrier", "hardware", "init_distributed"]
+__all__ = ["Dist", "all_reduce_mean", "any_rank", "barrier", "hardware", "init_distributed"]
 
 
 def init_distributed(device_name: str) -> tuple[Dist, torch.device]:
@@ -39,3 +39,13 @@ def hardware(device: torch.device, world: int) -> str:
     else:
         name = f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
     return f"{world}× {name}" if world > 1 else name
+
+
+def all_reduce_mean(d: Dist, tensor: torch.Tensor) -> None:
+    """Average ``tensor`` over the ranks, in place (gradients of a module DistributedDataParallel does not wrap)."""
+    if d.world == 1:
+        return
+    import torch.distributed as dist
+
+    dist.all_reduce(tensor)
+    tensor.div_(d.world)

@@ -30,7 +30,7 @@ from .checkpoints import (
     python_state_to_list,
 )
 from .config import ConfigError, OptimConfig, TrainConfig, build_net_config
-from .distributed import any_rank, barrier, hardware, init_distributed
+from .distributed import all_reduce_mean, any_rank, barrier, hardware, init_distributed
 from .stream import SampleStream, build_dataset, make_loader, rank_seed
 from .validation import atomic_save_png, image_grid, predict
 
@@ -87,6 +87,13 @@ class Trainer:
             if config.channels_last:
                 judge = judge.to(memory_format=torch.channels_last)
             self.loss_extra["feature"] = (config.feature_loss, judge)
+        self.critic = None
+        if config.adversarial_loss:
+            from .adversarial import AdversarialLoss
+
+            torch.manual_seed(rank_seed(config.seed, 0xC0DE))  # the same critic on every rank
+            self.critic = AdversarialLoss(config.adversarial_lr).to(self.device)
+            self.loss_extra["adversarial"] = (config.adversarial_loss, self.critic)
         self.net_config = build_net_config(config.net)
         try:
             self.process.check_network(self.net_config)
@@ -161,6 +168,11 @@ class Trainer:
             self.warmup_from = int(ckpt.get("warmup_from", 0))
         else:  # a checkpoint without optimiser state: Adam's moments start afresh, so warm the learning rate up again
             self.warmup_from = self.step
+        if self.critic is not None and "critic" in ckpt:  # else (a run without one so far) the critic starts afresh
+            try:
+                self.critic.load_state(ckpt["critic"])
+            except (ValueError, KeyError, RuntimeError) as e:
+                raise ConfigError(f"--resume: the checkpoint's critic does not fit this run ({e})") from None
         self.ema_from = int(ckpt.get("ema_from", 0))
         self.wall_s = float(ckpt.get("wall_s", 0.0))
         self.stints = list(ckpt.get("stints", []))
@@ -240,6 +252,7 @@ class Trainer:
             "model": self.model.state_dict(),
             "ema": self.ema.state_dict(),
             "optimizer": self.optimizer.state_dict(),
+            **({"critic": self.critic.state()} if self.critic is not None else {}),
             "rng": {"torch": torch.get_rng_state(), "python": python_state_to_list(random.getstate())},
         }
 
@@ -317,6 +330,9 @@ class Trainer:
         if c.optim.grad_clip:
             nn.utils.clip_grad_norm_(self.model.parameters(), c.optim.grad_clip)
         self.optimizer.step()
+        if self.critic is not None:  # the critic's step on this step's (last micro-batch's) fill
+            reduce = (lambda g: all_reduce_mean(self.dist, g)) if self.dist.world > 1 else None
+            self.critic.update(lr / c.optim.lr if c.optim.lr else 1.0, reduce)
         self.step += 1
         ema_update(self.ema, self.model, ema_decay_at(self.step - 1 - self.ema_from, c.ema_decay))
         return total
@@ -354,6 +370,8 @@ class Trainer:
                        "images_per_s": window_imgs / dt, "steps_per_s": len(window_losses) / dt,
                        "lr": lr_at(self.step - 1 - self.warmup_from, c.optim), "images_seen": self.images_seen,
                        "epoch": self.images_seen // len(self.dataset), "wall_s": round(self.wall_s, 1)}
+                if self.critic is not None:
+                    rec.update(self.critic.last)  # the critic's loss at its last step (log 2 = a coin toss each side)
                 self._emit("log", rec)
                 window_t, window_imgs, window_losses = time.monotonic(), 0, []
             else:
