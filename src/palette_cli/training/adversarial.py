@@ -5,9 +5,9 @@ is not in the input, and the mean of many plausible textures is a blur. A critic
 the photo from the fill, patch by patch, rewards what no pixel loss can: detail that looks made by a camera
 (pix2pix, Isola et al. 2017; LaMa, Suvorov et al. 2022, trains its fills the same way).
 
-The critic is a small fully convolutional network (strided 4×4 convolutions, spectral normalisation for a
-stable game at small batches, leaky ReLU) whose output is one logit per patch of 54×54 pixels (its receptive field). It sees
-the image only, not the mask. Its targets follow LaMa: every patch of a photo is real; in a fill (the estimate
+The critic is a small fully convolutional network (three strided 4×4 convolutions and two 3×3 ones, spectral
+normalisation for a stable game at small batches, leaky ReLU) whose output is one logit per patch of 54×54
+pixels, its receptive field, every 8 pixels. It sees the image only, not the mask. Its targets follow LaMa: every patch of a photo is real; in a fill (the estimate
 pasted into the photo), patches in the made region are fake and the others real, so the critic has to find the
 made pixels themselves and cannot learn "a hole was here". Both sides use the non-saturating logistic loss.
 
