@@ -125,15 +125,13 @@ class TrainConfig:
             process.check_training(tasks, self.loss)
         except ValueError as e:
             raise ConfigError(str(e)) from None
-        if not (math.isfinite(self.feature_loss) and self.feature_loss >= 0):
-            raise ConfigError(f"feature_loss must be a number >= 0, got {self.feature_loss!r}")
-        if self.feature_loss and not process.feature_loss:
-            raise ConfigError(f"feature_loss: the {process.kind} process takes no feature loss "
-                              "(the preconditioned bridge does)")
-        for name in ("adversarial_loss", "adversarial_lr"):
+        for name in ("feature_loss", "adversarial_loss", "adversarial_lr"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise ConfigError(f"{name} must be a number >= 0, got {value!r}")
+        if self.feature_loss and not process.feature_loss:
+            raise ConfigError(f"feature_loss: the {process.kind} process takes no feature loss "
+                              "(the preconditioned bridge does)")
         if self.adversarial_loss and not process.feature_loss:
             raise ConfigError(f"adversarial_loss: the {process.kind} process takes no loss on its clean estimate "
                               "(the preconditioned bridge does)")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import functools
 import json
 import random
 import signal
@@ -331,8 +332,7 @@ class Trainer:
             nn.utils.clip_grad_norm_(self.model.parameters(), c.optim.grad_clip)
         self.optimizer.step()
         if self.critic is not None:  # the critic's step on this step's (last micro-batch's) fill
-            reduce = (lambda g: all_reduce_mean(self.dist, g)) if self.dist.world > 1 else None
-            self.critic.update(lr / c.optim.lr if c.optim.lr else 1.0, reduce)
+            self.critic.update(lr / c.optim.lr if c.optim.lr else 1.0, functools.partial(all_reduce_mean, self.dist))
         self.step += 1
         ema_update(self.ema, self.model, ema_decay_at(self.step - 1 - self.ema_from, c.ema_decay))
         return total
