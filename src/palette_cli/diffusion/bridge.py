@@ -239,6 +239,7 @@ class ChromaBridgeProcess(BridgeProcess):
                                                 "flip_average": 0}
     tasks: ClassVar[tuple[str, ...] | None] = ("colorize",)
     losses: ClassVar[tuple[str, ...]] = ("ce",)
+    class_loss: ClassVar[bool] = True
     #: Chosen after training on validation photos (``palette export --anneal / --decode``).
     decoding_keys: ClassVar[tuple[str, ...]] = ("temperature", "draw_strength", "draw_cells", "guide_radius",
                                                 "chroma_gain", "draw_temperature", "draw_segments", "flip_average")
@@ -303,14 +304,24 @@ class ChromaBridgeProcess(BridgeProcess):
         t = self.resolve(settings).temperature if settings is not None else None
         return self.temperature if t is None else float(t)
 
-    def loss(self, net, batch, generator, *, loss="ce", autocast=False):
+    def loss(self, net, batch, generator, *, loss="ce", autocast=False, classes=None):
+        """The soft cross-entropy of the chroma logits; with ``classes = (weight, fn)`` plus
+        ``weight × fn(estimate, photo, mask)`` on the clean estimate the sampler would make (the annealed mean at
+        ``temperature``, times ``chroma_gain``, on the condition's luma): a class-consistency loss
+        (``training.class_loss``)."""
         target, mask = batch["target"], batch["mask"]
         t, x_t = self.training_state(batch, generator)
         logits = run_net(net, x_t, t, batch["cond"], autocast)
         factor = target.shape[-1] // logits.shape[-1]
         small = F.avg_pool2d(target.float(), factor) if factor > 1 else target.float()
         weight = F.avg_pool2d(mask.float(), factor) if factor > 1 else mask.float()
-        return self.grid.cross_entropy(logits, rgb_to_ycc(small)[1], weight[:, :1], rebalance=self.rebalance)
+        value = self.grid.cross_entropy(logits, rgb_to_ycc(small)[1], weight[:, :1], rebalance=self.rebalance)
+        if classes is not None:
+            w, fn = classes
+            estimate = self.colour(logits.float(), batch["cond"].float())
+            with torch.autocast(x_t.device.type, dtype=torch.bfloat16, enabled=autocast):
+                value = value + w * fn(estimate, target, mask)
+        return value
 
     def colour(self, logits: Tensor, cond: Tensor, temperature: float | None = None) -> Tensor:
         """RGB clean estimate (B,3,H,W): ``cond``'s luma with the logits' annealed-mean chroma."""

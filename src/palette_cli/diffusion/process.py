@@ -118,6 +118,8 @@ class Process:
     losses: ClassVar[tuple[str, ...]] = ("l2", "l1")
     #: Whether its ``loss`` takes a feature loss on its clean estimate (``feature = (weight, fn)``).
     feature_loss: ClassVar[bool] = False
+    #: Whether its ``loss`` takes a class-consistency loss on its clean estimate (``classes = (weight, fn)``).
+    class_loss: ClassVar[bool] = False
     #: The settings ``palette export --decode KEY=VALUE`` may record as the model file's sampling defaults.
     decoding_keys: ClassVar[tuple[str, ...]] = ()
     #: Whether training and sampling call the network at one level only (a network without a level

@@ -70,6 +70,9 @@ class TrainConfig:
     # (training/adversarial.py); the critic trains side by side at adversarial_lr (Adam); 0: none
     adversarial_loss: float = 0.0
     adversarial_lr: float = 1e-4
+    # plus class_loss × KL(ImageNet classes of the photo ‖ of the clean estimate) on feature_net's classifier
+    # (training/class_loss.py; the colorizer's chroma-bins process); 0: none
+    class_loss: float = 0.0
     batch_size: int = 32
     grad_accum: int = 1
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -125,7 +128,7 @@ class TrainConfig:
             process.check_training(tasks, self.loss)
         except ValueError as e:
             raise ConfigError(str(e)) from None
-        for name in ("feature_loss", "adversarial_loss", "adversarial_lr"):
+        for name in ("feature_loss", "adversarial_loss", "adversarial_lr", "class_loss"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise ConfigError(f"{name} must be a number >= 0, got {value!r}")
@@ -135,9 +138,12 @@ class TrainConfig:
         if self.adversarial_loss and not process.feature_loss:
             raise ConfigError(f"adversarial_loss: the {process.kind} process takes no loss on its clean estimate "
                               "(the preconditioned bridge does)")
+        if self.class_loss and not process.class_loss:
+            raise ConfigError(f"class_loss: the {process.kind} process takes no class-consistency loss "
+                              "(the chroma-bins colorizer does)")
         if self.adversarial_loss and not self.adversarial_lr > 0:
             raise ConfigError("adversarial_lr must be > 0 when adversarial_loss is on")
-        if self.feature_loss and self.feature_net not in VARIANTS:
+        if (self.feature_loss or self.class_loss) and self.feature_net not in VARIANTS:
             raise ConfigError(f"feature_net must be one of {', '.join(VARIANTS)}, got {self.feature_net!r}")
 
     def build_process(self):

@@ -48,12 +48,16 @@ class FeatureLoss(nn.Module):
 
     def forward(self, estimate: Tensor, target: Tensor, mask: Tensor) -> Tensor:
         """``estimate`` and ``target`` (B,3,H,W) in [-1, 1]; ``mask`` (B,1,H,W), 1 where the pixels are made."""
-        mask = mask.to(estimate.dtype)
-        pasted = mask * estimate + (1 - mask) * target.to(estimate.dtype)
         with torch.no_grad():
             want = self.features(target.to(estimate.dtype))
-        got = self.features(pasted)
+        got = self.features(paste(estimate, target, mask))
         return torch.stack([(a - b).square().sum(dim=1).mean() for a, b in zip(got, want)]).mean()
+
+
+def paste(estimate: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+    """``estimate`` where ``mask`` is 1 (made pixels), ``target`` elsewhere, in the estimate's dtype."""
+    mask = mask.to(estimate.dtype)
+    return mask * estimate + (1 - mask) * target.to(estimate.dtype)
 
 
 def _unit(f: Tensor) -> Tensor:

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from ..diffusion.registry import process_from_metadata
+from ..nets.efficientnet_lite import LiteWeightsError
 from ..diffusion.schedule import ScheduleConfig
 from ..scale.threads import ThreadGovernor
 from ..tasks.starts import restart_fills
@@ -30,8 +31,10 @@ from .checkpoints import (
     python_state_from_list,
     python_state_to_list,
 )
+from .class_loss import ClassLoss
 from .config import ConfigError, OptimConfig, TrainConfig, build_net_config
 from .distributed import all_reduce_mean, any_rank, barrier, hardware, init_distributed
+from .feature_loss import FeatureLoss
 from .stream import SampleStream, build_dataset, make_loader, rank_seed
 from .validation import atomic_save_png, image_grid, predict
 
@@ -77,17 +80,9 @@ class Trainer:
         self.process = config.build_process()
         self.autocast = config.autocast(self.device)
         self.loss_extra: dict[str, Any] = {}
-        if config.feature_loss:
-            from ..nets.efficientnet_lite import LiteWeightsError
-            from .feature_loss import FeatureLoss
-
-            try:
-                judge = FeatureLoss(config.feature_net).to(self.device)
-            except LiteWeightsError as e:
-                raise ConfigError(f"feature_loss: {e}") from None
-            if config.channels_last:
-                judge = judge.to(memory_format=torch.channels_last)
-            self.loss_extra["feature"] = (config.feature_loss, judge)
+        for key, name, cls in (("feature", "feature_loss", FeatureLoss), ("classes", "class_loss", ClassLoss)):
+            if getattr(config, name):
+                self.loss_extra[key] = (getattr(config, name), self._frozen_network(name, cls))
         self.critic = None
         if config.adversarial_loss:
             from .adversarial import AdversarialLoss
@@ -139,6 +134,16 @@ class Trainer:
         self._stop_requested = False
 
     # -- setup
+    def _frozen_network(self, name: str, cls: type[nn.Module]) -> nn.Module:
+        """The frozen ImageNet network of one extra loss, built on ``feature_net`` with the installed package's
+        weights; a missing package is a one-line ConfigError."""
+        try:
+            net = cls(self.config.feature_net)
+        except LiteWeightsError as e:
+            raise ConfigError(f"{name}: {e}") from None
+        net = net.to(self.device)
+        return net.to(memory_format=torch.channels_last) if self.config.channels_last else net
+
     def _make_optimizer(self) -> torch.optim.Optimizer:
         o = self.config.optim
         cls = torch.optim.AdamW if o.name == "adamw" else torch.optim.Adam
