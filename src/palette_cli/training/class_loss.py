@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..nets.efficientnet_lite import HEAD_CHANNELS, LiteTrunk, pretrained_weights
+from ..nets.efficientnet_lite import HEAD_CHANNELS, LiteTrunk
 from .feature_loss import paste
 
 
@@ -31,9 +31,7 @@ class ClassLoss(nn.Module):
         super().__init__()
         self.trunk = LiteTrunk(variant)
         self.fc = nn.Linear(HEAD_CHANNELS, 1000)
-        state = torch.load(pretrained_weights(variant), map_location="cpu", weights_only=True)
-        self.trunk.load_state_dict({k: v for k, v in state.items() if not k.startswith("_fc.")}, strict=True)
-        self.fc.load_state_dict({"weight": state["_fc.weight"], "bias": state["_fc.bias"]})
+        self.fc.load_state_dict(self.trunk.load_imagenet())
         self.requires_grad_(False)
         self.eval()
 
