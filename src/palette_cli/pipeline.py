@@ -169,10 +169,11 @@ class Pipeline:
 
     def panorama(self, image: Image.Image, steps: int, settings: SamplerSettings, generator: torch.Generator,
                  direction: str = "both", on_step: StepCallback | None = None,
-                 on_frame: Callable[[Image.Image], None] | None = None) -> Image.Image:
-        """Repeated uncropping by half the image height per step, on the left, the right or both."""
+                 on_frame: Callable[[Image.Image], None] | None = None, colour_anchor: float = 0.0) -> Image.Image:
+        """Repeated uncropping by half the image height per step, on the left, the right or both; each new
+        band's mean colour kept within ``colour_anchor`` ΔE of the input's (0: off)."""
         self.check_task("panorama")
-        return panorama_photo(self, image, steps, settings, generator, direction, on_step, on_frame)
+        return panorama_photo(self, image, steps, settings, generator, direction, on_step, on_frame, colour_anchor)
 
     def restore(self, image: Image.Image, settings: SamplerSettings, generator: torch.Generator,
                 num_samples: int = 1, tile: int | None = None, overlap: int | None = None,

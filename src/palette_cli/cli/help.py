@@ -65,7 +65,7 @@ def in_range(low: float, high: float | None = None) -> Callable[[Any], Any]:
     def check(value: Any) -> Any:
         if value is None:
             return value
-        if value < low or (high is not None and value > high):
+        if value != value or value < low or (high is not None and value > high):  # NaN is in no range
             bound = f"from {low} to {high}" if high is not None else f"at least {low}"
             raise typer.BadParameter(f"{value} is not {bound}")
         return value

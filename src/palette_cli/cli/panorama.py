@@ -14,6 +14,7 @@ from .options import (AllowHuge, Force, BatchSize, DeviceOpt, Inputs, Model, Num
 from .runner import run_batch
 
 MAX_STEPS = 64
+DEFAULT_COLOUR_ANCHOR = 7.0
 
 
 class PanoramaDirection(str, Enum):
@@ -27,6 +28,10 @@ def panorama(inputs: Inputs,
                  "--steps", metavar="N", callback=in_range(1, MAX_STEPS),
                  help=f"Extensions per side, 1 to {MAX_STEPS}, each by half the image height.")] = 8,
              direction: Annotated[PanoramaDirection, typer.Option(help="Which side(s) to grow.")] = PanoramaDirection.both,
+             colour_anchor: Annotated[float, typer.Option(
+                 "--colour-anchor", metavar="ΔE", callback=in_range(0, 100),
+                 help="Keep the mean colour of each new band within this CIELAB ΔE of the input's, so colour "
+                      "and brightness cannot wander pass after pass; 0 turns it off.")] = DEFAULT_COLOUR_ANCHOR,
              frames: Annotated[bool, typer.Option(help="Also save every intermediate canvas (OUTPUT_frames/).")] = False,
              output: Output = None, ext: OutputExt = None, model: Model = None, sampler: Sampler = None,
              sampling_steps: SamplingSteps = None, spacing: SpacingOpt = None, seed: Seed = None,
@@ -36,8 +41,9 @@ def panorama(inputs: Inputs,
              shard: Shard = None, force: Force = False) -> None:
     """Make panoramas: a 256×256 photo with --steps 8 on both sides becomes 256×2304, as in the paper."""
     opts = RunOptions.from_cli(**{k: v for k, v in locals().items()
-                                  if k not in ("inputs", "steps", "direction", "frames")})
-    opts.task_options = {"panorama_steps": str(steps), "direction": direction.value}
+                                  if k not in ("inputs", "steps", "direction", "frames", "colour_anchor")})
+    opts.task_options = {"panorama_steps": str(steps), "direction": direction.value,
+                         "colour_anchor": f"{colour_anchor:g}"}
 
     def check(_job, size: tuple[int, int]) -> None:
         from ..imageio import check_canvas
@@ -54,7 +60,8 @@ def panorama(inputs: Inputs,
             saved = []
             results.append(pipe.panorama(img, steps, settings, generator, direction.value,
                                          on_step=offset_progress(on_step, n, len(extra.outputs)),
-                                         on_frame=saved.append if frames else None))
+                                         on_frame=saved.append if frames else None,
+                                         colour_anchor=colour_anchor))
             if frames:
                 save_frames(saved, out)
         return results

@@ -160,6 +160,24 @@ def rgb_to_lab(x: Tensor, data_range: float = 1.0) -> Tensor:
     return torch.stack([lightness, a, b], dim=1)
 
 
+def lab_to_rgb(lab: Tensor) -> Tensor:
+    """sRGB in [0, 1] (float64, clamped to the gamut) of (B, 3, H, W) CIELAB values: the inverse of
+    :func:`rgb_to_lab` for colours inside the sRGB gamut."""
+    if lab.ndim != 4 or lab.shape[1] != 3:
+        raise ValueError(f"expected a (B, 3, H, W) tensor, got {tuple(lab.shape)}")
+    lab = lab.to(torch.float64)
+    fy = (lab[:, 0] + 16) / 116
+    f = torch.stack([fy + lab[:, 1] / 500, fy, fy - lab[:, 2] / 200], dim=1)
+    delta = 6 / 29
+    t = torch.where(f > delta, f ** 3, 3 * delta ** 2 * (f - 4 / 29))
+    white = torch.tensor([0.95047, 1.0, 1.08883], dtype=torch.float64, device=lab.device).view(1, 3, 1, 1)
+    m = torch.tensor([[0.4124564, 0.3575761, 0.1804375],
+                      [0.2126729, 0.7151522, 0.0721750],
+                      [0.0193339, 0.1191920, 0.9503041]], dtype=torch.float64, device=lab.device)
+    linear = torch.einsum("ij,bjhw->bihw", torch.linalg.inv(m), t * white).clamp(0, 1)
+    return torch.where(linear <= 0.0031308, linear * 12.92, 1.055 * linear.clamp(min=1e-12) ** (1 / 2.4) - 0.055).clamp(0, 1)
+
+
 def ab_error(x: Tensor, y: Tensor, data_range: float = 1.0) -> Tensor:
     """Mean per-pixel CIELAB a*b* distance between outputs and originals (B,): how far the colours are
     from the true ones whatever the lightness (a grey output scores the originals' mean chroma)."""

@@ -120,12 +120,47 @@ def _grown(canvas: Tensor, side: str, add: int, window: int) -> tuple[Tensor, Te
     return grown, mask, (0, y0, w, y1)
 
 
+def anchor_band(image: "Image.Image", side: str, width: int, target: Tensor, radius: float) -> "Image.Image":
+    """Pull the mean CIELAB colour of the outermost ``width`` columns on ``side`` back to within ``radius``
+    (ΔE) of ``target`` (L*, a*, b*) when it has wandered further: the whole band is shifted in CIELAB by the
+    excess, ramped in from 0 at the band's inner edge over its first quarter so no seam appears. A band
+    within the radius is returned unchanged (the same object)."""
+    from ..metrics.pixel import lab_to_rgb, rgb_to_lab
+
+    rgb = (pil_to_tensor(image.convert("RGB")).unsqueeze(0) + 1) / 2
+    w = rgb.shape[-1]
+    width = min(width, w)
+    x0 = 0 if side == "left" else w - width
+    lab = rgb_to_lab(rgb[..., x0:x0 + width])
+    drift = lab.mean(dim=(0, 2, 3)) - target.to(torch.float64)
+    distance = float(drift.norm())
+    if distance <= radius:
+        return image
+    excess = drift * (1 - radius / distance)
+    inner = torch.arange(width, dtype=torch.float64)  # distance from the inner edge
+    if side == "left":
+        inner = inner.flip(0)
+    ramp = (inner / max(1.0, width / 4)).clamp(max=1.0)
+    fixed = lab_to_rgb(lab - excess.view(1, 3, 1, 1) * ramp.view(1, 1, 1, -1))
+    out = rgb.to(torch.float64).clone()
+    out[..., x0:x0 + width] = fixed
+    return tensor_to_pil((out[0] * 2 - 1).float())
+
+
 def panorama_photo(pipe: PipelineLike, image: "Image.Image", steps: int, settings: "SamplerSettings",
                    generator: torch.Generator, direction: str = "both", on_step: StepCallback | None = None,
-                   on_frame: Callable[["Image.Image"], None] | None = None) -> "Image.Image":
-    """Repeated uncropping by half the image height per step, on the left, the right or both."""
+                   on_frame: Callable[["Image.Image"], None] | None = None,
+                   colour_anchor: float = 0.0) -> "Image.Image":
+    """Repeated uncropping by half the image height per step, on the left, the right or both.
+
+    ``colour_anchor`` > 0: after each pass, the new band's mean CIELAB colour is pulled back to within that
+    ΔE of the input's mean (:func:`anchor_band`), so colour and brightness cannot wander pass after pass;
+    0 leaves every pass as the model made it."""
+    from ..metrics.pixel import rgb_to_lab
+
     sides = {"both": ("left", "right"), "left": ("left",), "right": ("right",)}[direction]
     half = max(1, image.height // 2)
+    target = rgb_to_lab((pil_to_tensor(image.convert("RGB")).unsqueeze(0) + 1) / 2).mean(dim=(0, 2, 3))
     current = image
     total = steps * len(sides)
     k = 0
@@ -133,6 +168,8 @@ def panorama_photo(pipe: PipelineLike, image: "Image.Image", steps: int, setting
         for side in sides:
             current = extend_photo(pipe, current, side, half, settings, generator,
                                    on_step=offset_progress(on_step, k, total))[0]
+            if colour_anchor > 0:
+                current = anchor_band(current, side, half, target, colour_anchor)
             k += 1
             if on_frame is not None:
                 on_frame(current)
