@@ -13,8 +13,11 @@ The outputs and references are written as 256² PNGs, so ``palette eval --output
 same judges as every uncropping table::
 
     python -m studies.continuation_probe runs/c26/val90.txt runs/s17/references.txt --out runs/probe
+    palette eval --task uncrop --method mirror --method telea --method ns --references runs/probe/references \
+        --feature-net effnets --out runs/probe/classical          # the same inputs, and their masks/
     for m in mirror shift16 shift32 shift64 other; do
       palette eval --task uncrop --outputs runs/probe/$m --references runs/probe/references \
+        --masks runs/probe/classical/masks \
         --feature-net effnets --out runs/probe/score-$m
     done
 """

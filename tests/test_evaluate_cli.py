@@ -193,5 +193,34 @@ def test_user_errors_are_one_line(refs, tmp_path, tiny_model_file):
     one_line_error("--references", refs, "--model", tiny_model_file, *FAST, expect="--out")
     one_line_error("--outputs", tmp_path / "empty", "--references", refs, expect="folder holds no image files")
     one_line_error("--outputs", refs, "--references", tmp_path / "empty", expect="no reference photos")
+    one_line_error("--references", refs, "--masks", refs, "--out", out, *FAST, expect="--masks goes with --outputs")
+    one_line_error("--outputs", refs, "--references", refs, "--masks", tmp_path / "nope", expect="no such folder")
     with pytest.raises(EvaluationError, match="unknown task"):
         EvalTask("sharpen")
+
+
+@needs_effnet
+def test_score_only_with_masks_gives_the_copy_score_of_a_mirror_and_of_a_real_continuation(tmp_path):
+    """--masks adds the fill metrics to --outputs scoring: an uncropped half that is the mirror of the known
+    half copies it (copy score 1); the photo's own other half does not (near 0)."""
+    refs, outs, mirrors, masks = (tmp_path / d for d in ("refs", "outs", "mirrors", "masks"))
+    for d in (refs, outs, mirrors, masks):
+        d.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        photo = (rng.random((32, 32, 3)) * 255).astype(np.uint8)
+        Image.fromarray(photo).save(refs / f"p{i}.png")
+        Image.fromarray(photo).save(outs / f"p{i}.png")
+        mirrored = photo.copy()
+        mirrored[:, 16:] = photo[:, :16][:, ::-1]
+        Image.fromarray(mirrored).save(mirrors / f"p{i}.png")
+        mask = np.zeros((32, 32), np.uint8)
+        mask[:, 16:] = 255
+        Image.fromarray(mask).save(masks / f"p{i}.png")
+    scores = {}
+    for name, folder in (("real", outs), ("mirror", mirrors)):
+        r = run("eval", "--task", "uncrop", "--outputs", folder, "--references", refs, "--masks", masks,
+                "--out", tmp_path / f"score-{name}", "--threads", 1, "--quiet")
+        assert r.exit_code == 0, r.output
+        scores[name] = json.loads((tmp_path / f"score-{name}" / "metrics.json").read_text())["metrics"]["copy_score"]
+    assert scores["mirror"] > 0.99 and scores["real"] < 0.3

@@ -246,6 +246,11 @@ def test_init_from_an_exported_model_continues_its_record(tmp_path, images):
                     net={**TINY_NET, "model_channels": 16})
     with pytest.raises(ConfigError, match="different network"):
         Trainer(other, tmp_path / "run3")
+    # another working resolution is the same network (no weight depends on it): a coarse run starts from it
+    coarse = _config(images, steps=4, task="colorize+jpeg", init=str(exported),
+                     net={**TINY_NET, "image_size": 32})
+    t = Trainer(coarse, tmp_path / "run4")
+    assert t.step == 3 and all(torch.equal(t.model.state_dict()[k], v.float()) for k, v in ema.items())
 
 
 def test_chroma_model_starts_from_a_pixel_model_body_and_learns_colour(tmp_path, images):

@@ -66,6 +66,10 @@ def eval_(
         metavar="FOLDER", parser=nonempty_path,
         help="Only score the images in this folder (made by any tool, named NAME[_suffix][_sK].*) "
              "against the references; nothing is generated.")] = None,
+    masks: Annotated[Optional[Path], typer.Option(
+        metavar="FOLDER", parser=nonempty_path,
+        help="With --outputs: the generated region of each output (NAME.png, white = generated, as "
+             "the masks/ of a run folder), adding the fill metrics (copy score, fill spread).")] = None,
     n_images: Annotated[Optional[int], typer.Option(
         metavar="N", callback=in_range(1), help="Use the first N reference photos (default: all).")]
     = None,
@@ -151,6 +155,10 @@ def eval_(
     kinds = [value(m) for m in method or [MethodName.model]]
     if model and "model" not in kinds:
         raise fail("--model gives the rows of --method model; add --method model", 2)
+    if masks is not None and outputs is None:
+        raise fail("--masks goes with --outputs (a generating run writes its own masks/)", 2)
+    if masks is not None and not masks.is_dir():
+        raise fail(f"--masks {masks}: no such folder", 2)
     if outputs is not None and (method or len(model or []) > 1):
         raise fail("--outputs scores existing results; it does not combine with --method or several --model", 2)
     standard = StandardWeights(inception_v3, inception_v1, resnet50, lpips, lpips_backbone, value(lpips_net))
@@ -164,7 +172,7 @@ def eval_(
                       log=lambda msg: console.print(msg, markup=False))
         rows = plan_methods(kinds, model or [], spec.name)
         if outputs is not None:
-            result = evaluate(None, spec, references, out or outputs, outputs=outputs, **common)
+            result = evaluate(None, spec, references, out or outputs, outputs=outputs, masks=masks, **common)
         else:
             generation = dict(size=size, settings=settings, seed=seed, precision=value(precision),
                               batch_size=batch_size, overwrite=overwrite, force=force)

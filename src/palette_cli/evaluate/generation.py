@@ -333,11 +333,13 @@ def evaluate(model: Any, task: str | EvalTask, references: References, out_dir: 
              feature_net: str = "effnet-lite0", standard: StandardWeights | None = None,
              labels: Mapping[str, int] | PathSpec | None = None, score_batch_size: int = 16,
              kid_subsets: int = 100, kid_subset_size: int = 1000, is_splits: int = 10, device: str = "auto",
-             threads: int | None = None, log: Log | None = print, **generation: Any) -> dict[str, Any]:
+             threads: int | None = None, log: Log | None = print, masks: PathSpec | None = None,
+             **generation: Any) -> dict[str, Any]:
     """``palette eval``: generate outputs (:func:`generate_outputs`) and score them (:func:`score_outputs`).
 
     With ``outputs`` nothing is generated: the images there (made by any tool) are scored against
-    ``references`` and the report goes to ``out_dir``. Writes ``metrics.json`` and ``metrics.md`` into
+    ``references`` and the report goes to ``out_dir``; ``masks`` (a folder of ``NAME.png``, 1 = generated)
+    adds the fill metrics there. Writes ``metrics.json`` and ``metrics.md`` into
     ``out_dir``; after generation they also carry the generation record (settings and timing).
     ``generation`` holds the other keyword arguments of :func:`generate_outputs`.
     """
@@ -355,7 +357,7 @@ def evaluate(model: Any, task: str | EvalTask, references: References, out_dir: 
     if outputs is not None:
         refs = select_references(references, n_images)
         with _Threads(threads, score_device):
-            return score_outputs(outputs, [str(p) for p in refs], **score_kw)
+            return score_outputs(outputs, [str(p) for p in refs], masks=masks, **score_kw)
 
     record = generate_outputs(model, task, references, out_dir, n_images=n_images, samples_per_image=samples_per_image,
                               device=device, threads=threads, log=log, **generation)

@@ -464,7 +464,9 @@ def _same_body(a, b) -> bool:
 
 
 # network settings that change how it trains but not its weights
-_TRAINING_ONLY_FIELDS = {"train_encoder": False, "dropout": 0.0}
+# settings that leave the weights' names and shapes alone: how it trains (a fine-tuned encoder, dropout) and
+# the working resolution (no weight of either network depends on it), so a run at 64² can start from a 256² file
+_TRAINING_ONLY_FIELDS = {"train_encoder": False, "dropout": 0.0, "image_size": 256}
 
 
 def _weights_layout(config):
