@@ -41,7 +41,7 @@ def layout(image: Tensor, mask: Tensor, n: int) -> Tensor:
 
 
 def coarse_guess(coarse: Pipeline, known: Tensor, mask: Tensor, size: int, steps: int | None,
-                 generator: torch.Generator) -> Tensor:
+                 generator: torch.Generator, eta: float | None = None) -> Tensor:
     """The coarse model's fill of the photo shrunk to ``size`` across, enlarged into the unknown part."""
     h, w = known.shape[-2:]
     small_size = (max(1, size * h // w), size)
@@ -50,7 +50,7 @@ def coarse_guess(coarse: Pipeline, known: Tensor, mask: Tensor, size: int, steps
     small = small * (1 - m)
     cond = noise_fill(small, m, generator)
     start = fill_start(coarse.process.fill_start, small, m, generator)
-    out = coarse.sample(cond, SamplerSettings(steps=steps), generator, known=small, mask=m, start=start)
+    out = coarse.sample(cond, SamplerSettings(steps=steps, eta=eta), generator, known=small, mask=m, start=start)
     big = F.interpolate(out, size=(h, w), mode="bicubic", align_corners=False).clamp(-1, 1)
     return torch.where(mask.bool(), big, known)
 
@@ -69,10 +69,11 @@ def main(argv: list[str] | None = None) -> None:
                         help="a coarse fill model: its sample at --coarse-size, enlarged, is a further guess (coarse)")
     parser.add_argument("--coarse-size", type=int, default=64)
     parser.add_argument("--coarse-steps", type=int, default=None)
+    parser.add_argument("--coarse-eta", type=float, default=None)
     parser.add_argument("--samples", type=int, default=1, help="samples per photo (NAME_sK files from 2 on)")
     parser.add_argument("--no-own", action="store_true", help="skip the model's own guess (patch synthesis is slow)")
     args = parser.parse_args(argv)
-    levels = [int(x) for x in args.levels.split(",")]
+    levels = [int(x) for x in args.levels.split(",") if x.strip()]
 
     pipe = Pipeline.from_file(args.model, device="cpu", precision="auto")
     if args.guess_time is not None:
@@ -102,7 +103,7 @@ def main(argv: list[str] | None = None) -> None:
                 if k == "own":
                     guess = fill_start(pipe.process.fill_guess, known, mask, g)
                 elif k == "coarse":
-                    guess = coarse_guess(coarse, known, mask, args.coarse_size, args.coarse_steps, g)
+                    guess = coarse_guess(coarse, known, mask, args.coarse_size, args.coarse_steps, g, args.coarse_eta)
                     tensor_to_pil(guess[0]).save(args.out / "guesscoarse" / name)
                 else:
                     guess = layout(image, mask, int(k[3:]))

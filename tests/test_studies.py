@@ -56,3 +56,48 @@ def test_panorama_check_catches_copied_strips_and_colour_drift():
     tinted[:, -32:, 0] = np.clip(tinted[:, -32:, 0].astype(int) + 60, 0, 255)
     drift = check(Image.fromarray(tinted), Image.fromarray(original))["drift_delta_e"]
     assert drift["right"] > 10 and drift["right"] > 3 * drift["left"]
+
+
+def test_continuation_probe_cuts_the_evaluation_square_and_real_continuations(tmp_path):
+    """The probe's reference is the evaluation's centre square; shiftS holds the photo's own pixels S px
+    further right; the mirror reflects the known half; narrow photos are left out."""
+    import numpy as np
+    from PIL import Image
+
+    from palette_cli.data import center_crop
+    from studies.continuation_probe import main as probe, strip_of
+
+    x = np.linspace(0, 255, 600)
+    wide = np.stack([np.tile(x, (200, 1)), np.tile(x[::-1], (200, 1)), np.full((200, 600), 90.0)], -1)
+    Image.fromarray(wide.astype(np.uint8)).save(tmp_path / "wide.png")
+    Image.fromarray(np.zeros((300, 200, 3), np.uint8)).save(tmp_path / "tall.png")
+    assert strip_of(Image.open(tmp_path / "tall.png"), 64, 8) is None
+    (tmp_path / "list.txt").write_text(f"{tmp_path / 'wide.png'}\n{tmp_path / 'tall.png'}\n")
+    probe([str(tmp_path / "list.txt"), "--out", str(tmp_path / "p"), "--size", "64", "--shifts", "4,8"])
+    ref = np.asarray(Image.open(tmp_path / "p/references/wide.png"), dtype=float)
+    assert not (tmp_path / "p/references/tall.png").exists()
+    assert np.abs(ref - np.asarray(center_crop(Image.open(tmp_path / "wide.png"), 64), dtype=float)).mean() < 2
+    mirror = np.asarray(Image.open(tmp_path / "p/mirror/wide.png"), dtype=float)
+    assert np.array_equal(mirror[:, 32:], ref[:, :32][:, ::-1])
+    shifted = np.asarray(Image.open(tmp_path / "p/shift8/wide.png"), dtype=float)
+    assert np.array_equal(shifted[:, :32], ref[:, :32])
+    # a horizontal ramp: 8 px further right is 8 resized px of red further up the ramp
+    step = (ref[:, 48, 0].mean() - ref[:, 16, 0].mean()) / 32
+    assert shifted[:, 40:56, 0].mean() - ref[:, 40:56, 0].mean() == pytest.approx(8 * step, rel=0.1)
+
+
+def test_layout_oracle_keeps_the_known_half_and_only_the_layout_of_the_rest():
+    import torch
+
+    from studies.layout_oracle import layout
+
+    g = torch.Generator().manual_seed(0)
+    image = torch.rand(1, 3, 32, 32, generator=g) * 2 - 1
+    mask = torch.zeros(1, 1, 32, 32)
+    mask[..., 16:] = 1
+    out = layout(image, mask, 4)
+    assert torch.equal(out[..., :16], image[..., :16])
+    # 4 px across: the fine noise is gone, the mean stays
+    assert out[..., 20:28].std() < 0.3 * image[..., 16:].std()
+    assert out[..., 16:].mean() == pytest.approx(image[..., 16:].mean().item(), abs=0.05)
+    assert torch.allclose(layout(image, mask, 32), image, atol=1e-6)
