@@ -63,6 +63,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--levels", default="16,32,64")
     parser.add_argument("--guess-time", type=float, default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--precision", default="auto", help="auto|fp32|bf16 (both models)")
     parser.add_argument("--steps", type=int, default=None, help="sampling steps (default: the model's)")
     parser.add_argument("--eta", type=float, default=None, help="fresh noise per step (default: the model's)")
     parser.add_argument("--coarse", type=Path, default=None,
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     levels = [int(x) for x in args.levels.split(",") if x.strip()]
 
-    pipe = Pipeline.from_file(args.model, device="cpu", precision="auto")
+    pipe = Pipeline.from_file(args.model, device="cpu", precision=args.precision)
     if args.guess_time is not None:
         pipe.process.guess_time = args.guess_time
     if pipe.process.fill_guess is None:
@@ -85,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
     kinds = ([] if args.no_own else ["own"]) + [f"low{n}" for n in levels]
     coarse = None
     if args.coarse is not None:
-        coarse = Pipeline.from_file(args.coarse, device="cpu", precision="auto")
+        coarse = Pipeline.from_file(args.coarse, device="cpu", precision=args.precision)
         kinds.append("coarse")
     for k in kinds + [f"guess{n}" for n in levels] + (["guesscoarse"] if coarse else []):
         (args.out / k).mkdir(parents=True, exist_ok=True)
