@@ -127,11 +127,11 @@ def anchor_band(image: "Image.Image", side: str, width: int, target: Tensor, rad
     within the radius is returned unchanged (the same object)."""
     from ..metrics.pixel import lab_to_rgb, rgb_to_lab
 
-    rgb = (pil_to_tensor(image.convert("RGB")).unsqueeze(0) + 1) / 2
-    w = rgb.shape[-1]
+    w, h = image.size
     width = min(width, w)
     x0 = 0 if side == "left" else w - width
-    lab = rgb_to_lab(rgb[..., x0:x0 + width])
+    band = image.crop((x0, 0, x0 + width, h)).convert("RGB")  # only the band is read and written
+    lab = rgb_to_lab((pil_to_tensor(band).unsqueeze(0) + 1) / 2)
     drift = lab.mean(dim=(0, 2, 3)) - target.to(torch.float64)
     distance = float(drift.norm())
     if distance <= radius:
@@ -142,9 +142,9 @@ def anchor_band(image: "Image.Image", side: str, width: int, target: Tensor, rad
         inner = inner.flip(0)
     ramp = (inner / max(1.0, width / 4)).clamp(max=1.0)
     fixed = lab_to_rgb(lab - excess.view(1, 3, 1, 1) * ramp.view(1, 1, 1, -1))
-    out = rgb.to(torch.float64).clone()
-    out[..., x0:x0 + width] = fixed
-    return tensor_to_pil((out[0] * 2 - 1).float())
+    out = image.convert("RGB")  # a copy
+    out.paste(tensor_to_pil((fixed[0] * 2 - 1).float()), (x0, 0))
+    return out
 
 
 def panorama_photo(pipe: PipelineLike, image: "Image.Image", steps: int, settings: "SamplerSettings",
