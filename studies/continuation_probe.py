@@ -29,12 +29,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from palette_cli.data import RESAMPLE
+from palette_cli.data import RESAMPLE, read_image_list
 from palette_cli.imageio import load_image
-
-
-def read_list(path: Path) -> list[Path]:
-    return [Path(line.strip()) for line in path.read_text().splitlines() if line.strip()]
 
 
 def strip_of(image: Image.Image, size: int, extra: int) -> Image.Image | None:
@@ -66,7 +62,7 @@ def main(argv: list[str] | None = None) -> None:
 
     strips: dict[str, Image.Image] = {}
     for lst in args.lists:
-        for path in read_list(lst):
+        for path in read_image_list(lst, root=Path.cwd()):  # the lists hold paths from the project root
             strip = strip_of(load_image(path).convert("RGB"), size, extra)
             if strip is not None and path.stem not in strips:
                 strips[path.stem] = strip

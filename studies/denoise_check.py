@@ -15,11 +15,16 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
+
+from palette_cli.metrics.pixel import psnr as psnr_batch
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    return float(10 * np.log10(255.0 ** 2 / np.mean((a.astype(float) - b.astype(float)) ** 2)))
+    """PSNR in dB of two (H, W, 3) uint8 arrays."""
+    a_t, b_t = (torch.from_numpy(np.ascontiguousarray(x)).permute(2, 0, 1)[None].double() for x in (a, b))
+    return float(psnr_batch(a_t, b_t, data_range=255.0))
 
 
 def main(argv: list[str] | None = None) -> None:

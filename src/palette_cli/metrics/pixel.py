@@ -140,17 +140,22 @@ def colourfulness(x: Tensor, data_range: float = 1.0) -> Tensor:
     return sigma + 0.3 * mu
 
 
+# linear sRGB → CIE XYZ (sRGB primaries), and the D65 white point, shared by both CIELAB conversions
+_SRGB_TO_XYZ = ((0.4124564, 0.3575761, 0.1804375),
+                (0.2126729, 0.7151522, 0.0721750),
+                (0.0193339, 0.1191920, 0.9503041))
+_D65_WHITE = (0.95047, 1.0, 1.08883)
+
+
 def rgb_to_lab(x: Tensor, data_range: float = 1.0) -> Tensor:
     """CIELAB (D65 white, sRGB primaries and transfer curve) of (B, 3, H, W) sRGB images in [0, range]."""
     if x.ndim != 4 or x.shape[1] != 3:
         raise ValueError(f"expected a (B, 3, H, W) tensor, got {tuple(x.shape)}")
     c = (x.to(torch.float64) / data_range).clamp(0, 1)
     linear = torch.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
-    m = torch.tensor([[0.4124564, 0.3575761, 0.1804375],
-                      [0.2126729, 0.7151522, 0.0721750],
-                      [0.0193339, 0.1191920, 0.9503041]], dtype=torch.float64, device=x.device)
+    m = torch.tensor(_SRGB_TO_XYZ, dtype=torch.float64, device=x.device)
     xyz = torch.einsum("ij,bjhw->bihw", m, linear)
-    white = torch.tensor([0.95047, 1.0, 1.08883], dtype=torch.float64, device=x.device).view(1, 3, 1, 1)
+    white = torch.tensor(_D65_WHITE, dtype=torch.float64, device=x.device).view(1, 3, 1, 1)
     t = xyz / white
     eps = (6 / 29) ** 3
     f = torch.where(t > eps, t.clamp(min=eps) ** (1 / 3), t / (3 * (6 / 29) ** 2) + 4 / 29)
@@ -170,10 +175,8 @@ def lab_to_rgb(lab: Tensor) -> Tensor:
     f = torch.stack([fy + lab[:, 1] / 500, fy, fy - lab[:, 2] / 200], dim=1)
     delta = 6 / 29
     t = torch.where(f > delta, f ** 3, 3 * delta ** 2 * (f - 4 / 29))
-    white = torch.tensor([0.95047, 1.0, 1.08883], dtype=torch.float64, device=lab.device).view(1, 3, 1, 1)
-    m = torch.tensor([[0.4124564, 0.3575761, 0.1804375],
-                      [0.2126729, 0.7151522, 0.0721750],
-                      [0.0193339, 0.1191920, 0.9503041]], dtype=torch.float64, device=lab.device)
+    white = torch.tensor(_D65_WHITE, dtype=torch.float64, device=lab.device).view(1, 3, 1, 1)
+    m = torch.tensor(_SRGB_TO_XYZ, dtype=torch.float64, device=lab.device)
     linear = torch.einsum("ij,bjhw->bihw", torch.linalg.inv(m), t * white).clamp(0, 1)
     return torch.where(linear <= 0.0031308, linear * 12.92, 1.055 * linear.clamp(min=1e-12) ** (1 / 2.4) - 0.055).clamp(0, 1)
 
