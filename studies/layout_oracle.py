@@ -41,8 +41,9 @@ def layout(image: Tensor, mask: Tensor, n: int) -> Tensor:
 
 
 def coarse_guess(coarse: Pipeline, known: Tensor, mask: Tensor, size: int, steps: int | None,
-                 generator: torch.Generator, eta: float | None = None) -> Tensor:
-    """The coarse model's fill of the photo shrunk to ``size`` across, enlarged into the unknown part."""
+                 generator: torch.Generator, eta: float | None = None, detail: Tensor | None = None) -> Tensor:
+    """The coarse model's fill of the photo shrunk to ``size`` across, enlarged into the unknown part; with
+    ``detail`` (an image of the same size), its frequencies above the coarse size added on top."""
     h, w = known.shape[-2:]
     small_size = (max(1, size * h // w), size)
     small = F.interpolate(known, size=small_size, mode="area")
@@ -51,8 +52,12 @@ def coarse_guess(coarse: Pipeline, known: Tensor, mask: Tensor, size: int, steps
     cond = noise_fill(small, m, generator)
     start = fill_start(coarse.process.fill_start, small, m, generator)
     out = coarse.sample(cond, SamplerSettings(steps=steps, eta=eta), generator, known=small, mask=m, start=start)
-    big = F.interpolate(out, size=(h, w), mode="bicubic", align_corners=False).clamp(-1, 1)
-    return torch.where(mask.bool(), big, known)
+    big = F.interpolate(out, size=(h, w), mode="bicubic", align_corners=False)
+    if detail is not None:
+        low = F.interpolate(F.interpolate(detail, size=small_size, mode="area"), size=(h, w), mode="bicubic",
+                            align_corners=False)
+        big = big + (detail - low)
+    return torch.where(mask.bool(), big.clamp(-1, 1), known)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -71,6 +76,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--coarse-size", type=int, default=64)
     parser.add_argument("--coarse-steps", type=int, default=None)
     parser.add_argument("--coarse-eta", type=float, default=None)
+    parser.add_argument("--coarse-detail", choices=("none", "exemplar"), default="none",
+                        help="add the detail (above the coarse size) of a patch-synthesis fill to the coarse guess")
     parser.add_argument("--samples", type=int, default=1, help="samples per photo (NAME_sK files from 2 on)")
     parser.add_argument("--no-own", action="store_true", help="skip the model's own guess (patch synthesis is slow)")
     args = parser.parse_args(argv)
@@ -104,7 +111,9 @@ def main(argv: list[str] | None = None) -> None:
                 if k == "own":
                     guess = fill_start(pipe.process.fill_guess, known, mask, g)
                 elif k == "coarse":
-                    guess = coarse_guess(coarse, known, mask, args.coarse_size, args.coarse_steps, g, args.coarse_eta)
+                    detail = (fill_start("exemplar", known, mask, g) if args.coarse_detail == "exemplar" else None)
+                    guess = coarse_guess(coarse, known, mask, args.coarse_size, args.coarse_steps, g, args.coarse_eta,
+                                         detail)
                     tensor_to_pil(guess[0]).save(args.out / "guesscoarse" / name)
                 else:
                     guess = layout(image, mask, int(k[3:]))

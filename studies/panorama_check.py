@@ -22,17 +22,11 @@ import sys
 import time
 from pathlib import Path
 
-import torch
 from PIL import Image
 
 from palette_cli.imageio import pil_to_tensor
 from palette_cli.metrics.fills import copy_score, detail
-from palette_cli.metrics.pixel import rgb_to_lab
-
-
-def mean_lab(image: torch.Tensor) -> torch.Tensor:
-    """Mean CIELAB colour of a (3,H,W) image in [0, 1]."""
-    return rgb_to_lab(image[None]).mean((0, 2, 3))
+from palette_cli.metrics.pixel import mean_lab
 
 
 def check(panorama: Image.Image, original: Image.Image, direction: str = "both") -> dict:

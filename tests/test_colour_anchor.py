@@ -6,14 +6,14 @@ import torch
 from PIL import Image
 
 from palette_cli.imageio import pil_to_tensor
-from palette_cli.metrics.pixel import lab_to_rgb, rgb_to_lab
+from palette_cli.metrics.pixel import lab_to_rgb, mean_lab as mean_lab_of, rgb_to_lab
 from palette_cli.pipeline import SamplerSettings
 from palette_cli.tasks.uncrop import anchor_band, panorama_photo
 
 
 def mean_lab(image: Image.Image, x0: int = 0, x1: int | None = None) -> torch.Tensor:
-    x = (pil_to_tensor(image.convert("RGB")).unsqueeze(0) + 1) / 2
-    return rgb_to_lab(x[..., x0:x1]).mean(dim=(0, 2, 3))
+    x = (pil_to_tensor(image.convert("RGB")) + 1) / 2
+    return mean_lab_of(x[..., x0:x1])
 
 
 def test_lab_to_rgb_inverts_rgb_to_lab():
@@ -89,3 +89,13 @@ def test_the_anchor_keeps_an_8_pass_panorama_s_ends_near_the_input_colour(anchor
         assert min(ends) > 30  # without the anchor the colour runs away
     else:
         assert max(ends) <= bound
+
+
+def test_mean_lab_averages_over_pixels_and_images():
+    x = torch.zeros(2, 3, 4, 4, dtype=torch.float64)
+    x[0, :, :, 2:] = 1.0  # half white, half black; the second image all black
+    m = mean_lab_of(x)
+    assert m.shape == (3,)
+    assert m[0].item() == pytest.approx(25.0, abs=1e-4)  # L* 100 on a quarter of the pixels, 0 elsewhere
+    assert m[1:].abs().max().item() < 1e-3
+    assert torch.allclose(mean_lab_of(x[0] * 255, data_range=255), mean_lab_of(x[:1]))

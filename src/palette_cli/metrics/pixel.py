@@ -165,6 +165,12 @@ def rgb_to_lab(x: Tensor, data_range: float = 1.0) -> Tensor:
     return torch.stack([lightness, a, b], dim=1)
 
 
+def mean_lab(x: Tensor, data_range: float = 1.0) -> Tensor:
+    """The mean CIELAB colour (L*, a*, b*; float64) of a (3, H, W) or (B, 3, H, W) sRGB image in [0, range],
+    averaged over every pixel (of every image)."""
+    return rgb_to_lab(x.unsqueeze(0) if x.ndim == 3 else x, data_range).mean(dim=(0, 2, 3))
+
+
 def lab_to_rgb(lab: Tensor) -> Tensor:
     """sRGB in [0, 1] (float64, clamped to the gamut) of (B, 3, H, W) CIELAB values: the inverse of
     :func:`rgb_to_lab` for colours inside the sRGB gamut."""

@@ -156,11 +156,11 @@ def panorama_photo(pipe: PipelineLike, image: "Image.Image", steps: int, setting
     ``colour_anchor`` > 0: after each pass, the new band's mean CIELAB colour is pulled back to within that
     ΔE of the input's mean (:func:`anchor_band`), so colour and brightness cannot wander pass after pass;
     0 leaves every pass as the model made it."""
-    from ..metrics.pixel import rgb_to_lab
+    from ..metrics.pixel import mean_lab
 
     sides = {"both": ("left", "right"), "left": ("left",), "right": ("right",)}[direction]
     half = max(1, image.height // 2)
-    target = rgb_to_lab((pil_to_tensor(image.convert("RGB")).unsqueeze(0) + 1) / 2).mean(dim=(0, 2, 3))
+    target = mean_lab((pil_to_tensor(image.convert("RGB")) + 1) / 2) if colour_anchor > 0 else None
     current = image
     total = steps * len(sides)
     k = 0
@@ -168,7 +168,7 @@ def panorama_photo(pipe: PipelineLike, image: "Image.Image", steps: int, setting
         for side in sides:
             current = extend_photo(pipe, current, side, half, settings, generator,
                                    on_step=offset_progress(on_step, k, total))[0]
-            if colour_anchor > 0:
+            if target is not None:
                 current = anchor_band(current, side, half, target, colour_anchor)
             k += 1
             if on_frame is not None:
