@@ -30,6 +30,9 @@ NET_LIMITS = {"image_size": 16384, "cond_channels": 64, "out_channels": 64, "mod
               "num_classes": 4096}
 MAX_LEVELS = 8  # entries of channel_mult
 MAX_CHANNEL_MULT = 64
+# A two-stage fill's coarse network (palette_cli.tasks.coarse): its tensors' prefix, its config's key in ``extra``.
+COARSE_PREFIX = "coarse."
+COARSE_KEY = "coarse"
 
 
 class CheckpointError(ValueError):
@@ -196,6 +199,17 @@ def read_info(path: str | Path) -> ModelInfo:
     if not all(isinstance(t, str) for t in meta.get("tasks") or []):
         raise CheckpointError(f"{path}: corrupt palette-cli config (tasks must be names)")
     _check_net(path, meta["net"])
+    coarse = (meta.get("extra") or {}).get(COARSE_KEY)
+    if coarse is not None:
+        if not (isinstance(coarse, dict) and isinstance(coarse.get("net"), dict) and _is_int(coarse.get("size"))
+                and 8 <= coarse["size"] <= NET_LIMITS["image_size"]):
+            raise CheckpointError(f"{path}: corrupt palette-cli config (its coarse stage needs a network section "
+                                  "and a working size from 8 px)")
+        for key in ("schedule", "training", "extra"):
+            if not isinstance(coarse.get(key) or {}, dict):
+                raise CheckpointError(f"{path}: corrupt palette-cli config (the coarse stage's {key} is not a "
+                                      "JSON object)")
+        _check_net(path, coarse["net"])
     return ModelInfo(
         net=meta["net"],
         schedule=meta.get("schedule") or {},
@@ -234,36 +248,60 @@ def load_state_dict(path: str | Path) -> dict[str, Tensor]:
 def load_model(path: str | Path, device: str | torch.device = "cpu"):
     """Rebuild the network of a model file, weights loaded, in eval mode, as float32.
 
-    Returns ``(net, info)``.
+    Returns ``(net, info)``. A file with a coarse stage (:mod:`palette_cli.tasks.coarse`) keeps that
+    network's tensors under ``coarse.``: they are checked and read by :func:`load_coarse`, not here.
     """
+    info = read_info(path)
+    net = _build_and_load(Path(path), info.net, "", COARSE_PREFIX if COARSE_KEY in info.extra else None)
+    return net.to(device).eval(), info
+
+
+def load_coarse(path: str | Path, info: ModelInfo, device: str | torch.device = "cpu"):
+    """The coarse stage of a model file whose header ``info`` records one: ``(net, coarse_info, size)``,
+    the network in eval mode as float32; None for a file without a coarse stage."""
+    record = info.extra.get(COARSE_KEY)
+    if record is None:
+        return None
+    coarse_info = ModelInfo(net=record["net"], schedule=record.get("schedule") or {},
+                            tasks=list(record.get("tasks") or []), training=record.get("training") or {},
+                            extra=record.get("extra") or {})
+    net = _build_and_load(Path(path), coarse_info.net, COARSE_PREFIX, None)
+    return net.to(device).eval(), coarse_info, int(record["size"])
+
+
+def _build_and_load(path: Path, net_config: dict[str, Any], prefix: str, exclude: str | None) -> torch.nn.Module:
+    """The network of ``net_config`` with the file's tensors under ``prefix`` (less those under ``exclude``)."""
     from .nets import build_network, network_config
 
-    info = read_info(path)
     try:
-        config = network_config(info.net)
+        config = network_config(net_config)
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"{path}: invalid network config ({e})") from None
-    _check_tensors(path, config)
-    state = load_state_dict(path)
+    _check_tensors(path, config, prefix, exclude)
+    state = {k[len(prefix):]: v for k, v in load_state_dict(path).items()
+             if k.startswith(prefix) and not (exclude and k.startswith(exclude))}
     broken = next((k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()), None)
     if broken is not None:
-        raise CheckpointError(f"{path}: tensor {broken!r} holds NaN or infinite values; the model file is damaged")
+        raise CheckpointError(f"{path}: tensor {prefix + broken!r} holds NaN or infinite values; the model file "
+                              "is damaged")
     net = build_network(config)
     try:
         net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
     except RuntimeError as e:
         raise CheckpointError(f"{path}: weights do not match the network config ({str(e).splitlines()[0]})") from None
-    return net.to(device).eval(), info
+    return net
 
 
-def _check_tensors(path: Path, config) -> None:
-    """Compare the file's tensor names and shapes with those of the network its config describes, before
-    any weight is read: a network built on the ``meta`` device allocates nothing."""
+def _check_tensors(path: Path, config, prefix: str = "", exclude: str | None = None) -> None:
+    """Compare the file's tensor names and shapes (those under ``prefix``, less those under ``exclude``)
+    with those of the network its config describes, before any weight is read: a network built on the
+    ``meta`` device allocates nothing."""
     from .nets import build_network
 
     with torch.device("meta"):
-        expected = {k: list(v.shape) for k, v in build_network(config).state_dict().items()}
-    found = {k: v["shape"] for k, v in _read_header(Path(path)).items() if k != "__metadata__"}
+        expected = {prefix + k: list(v.shape) for k, v in build_network(config).state_dict().items()}
+    found = {k: v["shape"] for k, v in _read_header(Path(path)).items()
+             if k != "__metadata__" and k.startswith(prefix) and not (exclude and k.startswith(exclude))}
 
     def more(names: list[str]) -> str:
         return f" (and {len(names) - 1} more)" if len(names) > 1 else ""

@@ -20,13 +20,14 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from .checkpoint import ModelInfo, file_hash, load_model, read_info
+from .checkpoint import CheckpointError, ModelInfo, file_hash, load_coarse, load_model, read_info
 from .scale.devices import resolve_device
 from .hub import ModelTaskError, task_of, task_refusal
 from .diffusion.detail import lock_low_frequencies  # noqa: F401  (re-exported, as the windows names below)
 from .diffusion.process import NetFn, SamplerSettings, sample_known
 from .diffusion.registry import process_from_metadata
 from .tasks.base import noise_fill
+from .tasks.coarse import coarse_guess
 from .tasks.colorize import colorize_photo
 from .tasks.starts import fill_start
 from .tasks.inpaint import inpaint_photo
@@ -59,7 +60,7 @@ class Pipeline:
 
     def __init__(self, net: torch.nn.Module, info: ModelInfo, *, device: str = "auto", precision: str = "auto",
                  model_id: str = "", model_hash: str = "", resolution: int | None = None, batch_size: int = 4,
-                 force: bool = False):
+                 force: bool = False, coarse: "Pipeline | None" = None):
         from .nets import inference_mode
 
         self.device = resolve_device(device)
@@ -79,6 +80,11 @@ class Pipeline:
         self.process = process_from_metadata(info.extra, info.training, info.schedule)
         self.objective = self.process.objective
         self.force = force
+        #: The coarse stage of a two-stage fill (:mod:`palette_cli.tasks.coarse`), or None.
+        self.coarse = coarse
+        if self.process.fill_guess == "coarse" and coarse is None:
+            raise ValueError(f"{model_id or 'this model'}: its fill starts from a coarse stage, but it holds none "
+                             "(export it with --coarse)")
 
     @classmethod
     def from_file(cls, path, *, task: str | None = None, force: bool = False, **kwargs) -> "Pipeline":
@@ -89,7 +95,16 @@ class Pipeline:
             check_task(read_info(path), kwargs["model_id"], task, force)
         net, info = load_model(path)
         kwargs.setdefault("model_hash", file_hash(path))
-        return cls(net, info, force=force, **kwargs)
+        stage = load_coarse(path, info)
+        if stage is not None:
+            c_net, c_info, size = stage
+            kwargs["coarse"] = cls(c_net, c_info, device=kwargs.get("device", "auto"),
+                                   precision=kwargs.get("precision", "auto"), model_id=f"{kwargs['model_id']} (coarse)",
+                                   resolution=size, batch_size=kwargs.get("batch_size", 4), force=True)
+        try:
+            return cls(net, info, force=force, **kwargs)
+        except ValueError as e:
+            raise CheckpointError(str(e)) from None
 
     def check_task(self, task: str) -> None:
         """Refuse, in one line, a task (or command) this model may not run."""
@@ -140,7 +155,10 @@ class Pipeline:
         cond = noise_fill(known, m_small, generator)
         start = fill_start(self.process.fill_start, known, m_small, generator)
         kind = self.process.fill_guess
-        guess = fill_start(kind, known, m_small, generator) if kind else None
+        if kind == "coarse":
+            guess = coarse_guess(self.coarse, known, m_small, generator)
+        else:
+            guess = fill_start(kind, known, m_small, generator) if kind else None
         out = self.sample(cond, settings, generator, known=known, mask=m_small, on_step=on_step, start=start,
                           guess=guess)
         filled = resize(out, (x1 - x0, y1 - y0)).clamp(-1, 1)

@@ -52,21 +52,25 @@ class BridgeProcess(Process):
     settings: ClassVar[dict[str, tuple[str, Any]]] = {
         "sigma": ("sigma", number), "p_start": ("p_start", number), "start": ("start", text),
         "steps": ("steps", whole), "time_power": ("time_power", number), "guess": ("guess", text),
-        "guess_time": ("guess_time", number)}
+        "guess_time": ("guess_time", number), "eta": ("eta", number)}
     #: Settings that the files of the first bridge models did not record: written only when one differs
     #: from its default, so those files' metadata stays as it was.
     LATER_SETTINGS: ClassVar[dict[str, Any]] = {"start": "mirror", "steps": 1, "time_power": 1.0, "guess": "none",
-                                                "guess_time": 1.0}
+                                                "guess_time": 1.0, "eta": 1.0}
     #: Sampling defaults chosen after training (``palette export --decode``), the fill's start among them.
-    decoding_keys: ClassVar[tuple[str, ...]] = ("steps", "time_power", "start", "guess", "guess_time")
+    decoding_keys: ClassVar[tuple[str, ...]] = ("steps", "time_power", "start", "guess", "guess_time", "eta")
 
     #: The starts a fill may take (``tasks.starts.FILL_STARTS``): ``mirror`` (the known part reflected into the
     #: unknown one: the model refines a copy), ``smooth`` (local mean colours only: the model must make every
     #: detail) or ``exemplar`` (patches of the known part laid out anew: real texture, not a mirror).
     FILL_STARTS = ("mirror", "smooth", "exemplar")
+    #: The guesses sampling may start from part-way: any start, or ``coarse``: the sample of the model file's
+    #: coarse stage (a second network that lays the unknown part out at a low resolution,
+    #: :mod:`palette_cli.tasks.coarse`).
+    FILL_GUESSES = (*FILL_STARTS, "coarse")
 
     def __init__(self, sigma: float = 0.1, p_start: float = 0.25, start: str = "mirror", steps: int = 1,
-                 time_power: float = 1.0, guess: str = "none", guess_time: float = 1.0):
+                 time_power: float = 1.0, guess: str = "none", guess_time: float = 1.0, eta: float = 1.0):
         if not (math.isfinite(sigma) and sigma >= 0):
             raise ValueError(f"bridge sigma must be a finite number >= 0, got {sigma!r}")
         if not 0 <= p_start <= 1:
@@ -77,13 +81,18 @@ class BridgeProcess(Process):
             raise ValueError(f"bridge steps must be a whole number >= 1, got {steps!r}")
         if not (math.isfinite(time_power) and time_power > 0):
             raise ValueError(f"bridge time_power must be a finite number > 0, got {time_power!r}")
-        if guess != "none" and guess not in self.FILL_STARTS:
-            raise ValueError(f"bridge guess must be none or one of {', '.join(self.FILL_STARTS)}, got {guess!r}")
+        if guess != "none" and guess not in self.FILL_GUESSES:
+            raise ValueError(f"bridge guess must be none or one of {', '.join(self.FILL_GUESSES)}, got {guess!r}")
         if not (math.isfinite(guess_time) and 0 < guess_time <= 1):
             raise ValueError(f"bridge guess_time must be in (0, 1], got {guess_time!r}")
         self.sigma, self.p_start = float(sigma), float(p_start)
         self.start, self.steps, self.time_power = start, int(steps), float(time_power)
         self.guess, self.guess_time = guess, float(guess_time)
+        if not (math.isfinite(eta) and 0 <= eta <= 1):
+            raise ValueError(f"bridge eta must be in [0, 1], got {eta!r}")
+        #: The fresh noise of each step when the user gives none (``--eta``): 1 the ancestral bridge sampler,
+        #: 0 none after the first state (the deterministic path, each sample's spread from its start).
+        self.eta = float(eta)
 
     @property
     def fill_start(self) -> str:  # type: ignore[override]
@@ -135,15 +144,19 @@ class BridgeProcess(Process):
                      "bridge_sigma": f"{self.sigma:g}"}
         if self.fill_guess:
             described["bridge_guess"] = f"{self.fill_guess} from t = {self.guess_time:g}"
+        if s.eta != 1:
+            described["bridge_eta"] = f"{s.eta:g}"
         return described
 
     def resolve(self, settings):
-        return replace(super().resolve(settings), spacing="uniform")  # the bridge's own time spacing (levels)
+        # the bridge's own time spacing (levels), and the file's fresh-noise default where the user gives none
+        return replace(super().resolve(settings), spacing="uniform",
+                       eta=self.eta if settings.eta is None else float(settings.eta))
 
     def is_deterministic(self, settings):
         """One step returns the network's estimate at the start; more steps add noise σ (scaled by η)."""
         s = self.resolve(settings)
-        return s.steps == 1 or self.sigma == 0 or (s.eta is not None and s.eta == 0)
+        return s.steps == 1 or self.sigma == 0 or s.eta == 0
 
     def keeps_start_detail(self, settings: SamplerSettings) -> bool:
         """Yes for one step. That step is the conditional mean E[photo | start]: the right local colours,
@@ -208,7 +221,7 @@ class BridgeProcess(Process):
         x, times = self.sampling_path(cond, start, settings, generator, guess)
         return sample_bridge(self.denoiser(net, cond, settings), x, start.to(cond.device), times, self.sigma,
                              generator=generator, impose=impose, on_step=on_step,
-                             eta=1.0 if settings.eta is None else float(settings.eta))
+                             eta=self.resolve(settings).eta)
 
 
 class ChromaBridgeProcess(BridgeProcess):

@@ -76,3 +76,45 @@ def redecode_model(source: str | Path, out: str | Path, temperature: float | Non
         training["process"] = {**training["process"], **decoding}
     new = replace(info, training=training, extra={**info.extra, **rebuilt.metadata(), **(extra or {})})
     return save_model(out, new, load_state_dict(source), dtype=storage_dtype(source))
+
+
+def attach_coarse(model: str | Path, coarse: str | Path, out: str | Path, size: int | None = None) -> Path:
+    """``model`` with ``coarse`` as its coarse stage (:mod:`palette_cli.tasks.coarse`): the fill model's own
+    tensors and record, the coarse model's tensors under ``coarse.`` and its config, with the working size
+    ``size`` (default: the size it trained at), in ``extra["coarse"]``; stored in ``model``'s precision. A
+    coarse stage already in ``model`` is replaced. Both must be fill models; the coarse one may not itself
+    have a coarse stage."""
+    from dataclasses import replace
+
+    from ..checkpoint import COARSE_KEY, COARSE_PREFIX, load_state_dict, read_info, save_model, storage_dtype
+    from ..tasks.coarse import coarse_record
+
+    info, c_info = read_info(model), read_info(coarse)
+    fills = {"inpaint", "uncrop"}
+    for path, i in ((model, info), (coarse, c_info)):
+        if not fills & set(i.tasks):
+            raise ValueError(f"{path}: not a fill model (its tasks: {', '.join(i.tasks) or 'none'}); a coarse "
+                             "stage joins two inpainting / uncropping models")
+    if COARSE_KEY in c_info.extra:
+        raise ValueError(f"{coarse}: has a coarse stage of its own; give the plain coarse model")
+    if size is None:
+        size = c_info.training.get("resolution")
+        if not isinstance(size, int) or isinstance(size, bool):
+            raise ValueError(f"{coarse}: its training resolution is not recorded; give --coarse-size")
+    if not 8 <= size <= 16384:
+        raise ValueError(f"coarse size must be 8 to 16384 px, got {size}")
+    state = {k: v for k, v in load_state_dict(model).items() if not k.startswith(COARSE_PREFIX)}
+    state.update({COARSE_PREFIX + k: v for k, v in load_state_dict(coarse).items()})
+    new = replace(info, extra={**info.extra, COARSE_KEY: coarse_record(c_info, size)})
+    return save_model(out, new, state, dtype=storage_dtype(model))
+
+
+def check_stages(path: str | Path) -> None:
+    """Refuse (``ValueError``, one line) a model file whose fill starts from a coarse stage it does not hold."""
+    from ..checkpoint import COARSE_KEY, read_info
+    from ..diffusion.registry import process_from_metadata
+
+    info = read_info(path)
+    process = process_from_metadata(info.extra, info.training, info.schedule)
+    if process.fill_guess == "coarse" and COARSE_KEY not in info.extra:
+        raise ValueError(f"{path}: guess=coarse needs a coarse stage: give one with --coarse MODEL")

@@ -1,0 +1,64 @@
+"""The coarse stage of a two-stage fill: the unknown part laid out at a low resolution first.
+
+A fill network trained on 128² close-ups sees a few objects at a time; the layout of a wide unknown band
+(where the horizon runs, how far the sky, the water or a building goes) needs a view of the whole scene.
+A model file may hold a second, **coarse** network, trained on small views of whole scenes
+(``configs/fill-coarse.toml``): at sampling time the window is shrunk to about ``size²`` pixels, the coarse
+network fills it with its own process and settings, its sample is enlarged into the window's unknown part,
+and the fine network starts part-way from that guess (the bridge's ``guess = "coarse"`` at ``guess_time``),
+keeping its layout and making the detail (docs/RESULTS.md, Studies 18 and 19).
+
+The model file keeps the coarse network's weights under ``coarse.`` and its config (network, schedule,
+process, training record) with its working size under ``extra["coarse"]`` (``palette export --coarse``;
+:data:`palette_cli.checkpoint.COARSE_PREFIX` and ``COARSE_KEY``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .base import noise_fill
+from .starts import fill_start
+
+if TYPE_CHECKING:
+    from ..pipeline import Pipeline
+
+
+
+def coarse_size(width: int, height: int, size: int, divisor: int = 1) -> tuple[int, int]:
+    """(W, H) of the coarse view of a width × height window: about ``size²`` pixels at the window's aspect
+    ratio, both sides multiples of ``divisor`` (at least one multiple)."""
+    from ..windows import working_size
+
+    return working_size(width, height, size, divisor)
+
+
+def coarse_guess(coarse: "Pipeline", known: Tensor, mask: Tensor, generator: torch.Generator) -> Tensor:
+    """The coarse stage's fill of the window ``known`` (B,3,H,W, unknown part zero) with ``mask`` (B,1,H,W,
+    1 = unknown): the window shrunk to the coarse view (area average; a coarse pixel is unknown where at
+    least half of what it covers is), filled by the coarse model with its own defaults, enlarged (bicubic)
+    into the unknown part. Known pixels are returned as they are."""
+    from ..diffusion.process import SamplerSettings
+
+    h, w = known.shape[-2:]
+    small_w, small_h = coarse_size(w, h, coarse.resolution, coarse.divisor)
+    small = F.interpolate(known, size=(small_h, small_w), mode="area")
+    m = (F.interpolate(mask.float(), size=(small_h, small_w), mode="area") > 0.5).to(known.dtype)
+    small = small * (1 - m)
+    cond = noise_fill(small, m, generator)
+    start = fill_start(coarse.process.fill_start, small, m, generator)
+    out = coarse.sample(cond, SamplerSettings(), generator, known=small, mask=m, start=start)
+    big = F.interpolate(out, size=(h, w), mode="bicubic", align_corners=False).clamp(-1, 1)
+    return torch.where(mask.bool(), big, known)
+
+
+def coarse_record(info: Any, size: int) -> dict[str, Any]:
+    """What a model file keeps of its coarse stage: the coarse model's own config and its working size."""
+    meta = info.to_metadata()
+    meta.pop("format", None)
+    meta.pop("format_version", None)
+    return {**meta, "size": int(size)}
