@@ -54,6 +54,9 @@ def test_a_bridge_file_records_its_fresh_noise_default_and_the_user_overrides_it
     assert p.resolve(SamplerSettings(eta=0.5)).eta == 0.5
     assert p.is_deterministic(SamplerSettings(steps=8))
     assert not PreconditionedBridgeProcess().is_deterministic(SamplerSettings(steps=8))
+    # from a guess, the state at guess_time holds noise: -n gives different samples even with η = 0
+    assert not PreconditionedBridgeProcess(eta=0.0, guess="coarse", guess_time=0.3).is_deterministic(SamplerSettings())
+    assert PreconditionedBridgeProcess(eta=0.0, guess="coarse", guess_time=1.0).is_deterministic(SamplerSettings())
     again = PreconditionedBridgeProcess.from_spec(p.metadata()["process"], {})
     assert again.eta == 0.0
     assert "eta" not in BridgeProcess().metadata()["process"]  # the first bridge files stay as they were
@@ -181,3 +184,21 @@ def test_export_joins_the_stages_and_refuses_a_coarse_guess_without_one(tmp_path
     assert r.exit_code == 0, r.output
     assert read_info(again).extra["coarse"] == info.extra["coarse"]
     assert Pipeline.from_file(again, device="cpu").process.guess_time == 0.2
+
+
+def test_n_samples_of_a_two_stage_uncrop_differ_where_it_generates(tmp_path, photo):
+    import numpy as np
+    from PIL import Image
+
+    fine, _ = fill_file(tmp_path / "fine.safetensors", 0, False, guess="coarse", guess_time=0.3, eta=0.0, steps=2)
+    coarse, _ = fill_file(tmp_path / "coarse.safetensors", 1, False, resolution=16, eta=0.0, steps=2)
+    both = attach_coarse(fine, coarse, tmp_path / "both.safetensors")
+    out = tmp_path / "out"
+    r = runner.invoke(app, ["uncrop", str(photo), "--direction", "right", "--amount", "24", "-n", "2", "--model",
+                            str(both), "-o", str(out), "--seed", "3", "--quiet"])
+    assert r.exit_code == 0, r.output
+    a, b = (np.asarray(Image.open(p).convert("RGB"), dtype=np.float64) for p in sorted(out.glob("*_s[01].png")))
+    w = Image.open(photo).width
+    assert a.shape[1] == w + 24
+    assert np.array_equal(a[:, :w], b[:, :w])  # the photo itself is kept in both
+    assert np.abs(a[:, w:] - b[:, w:]).mean() > 1.0  # the new part differs between the samples

@@ -154,9 +154,13 @@ class BridgeProcess(Process):
                        eta=self.eta if settings.eta is None else float(settings.eta))
 
     def is_deterministic(self, settings):
-        """One step returns the network's estimate at the start; more steps add noise σ (scaled by η)."""
+        """One step returns the network's estimate at the start; more steps add noise σ (scaled by η). A fill
+        that starts part-way from a guess starts from a noisy bridge state there, so its samples differ
+        whatever the steps and η."""
         s = self.resolve(settings)
-        return s.steps == 1 or self.sigma == 0 or s.eta == 0
+        if self.sigma == 0:
+            return True
+        return self.fill_guess is None and (s.steps == 1 or s.eta == 0)
 
     def keeps_start_detail(self, settings: SamplerSettings) -> bool:
         """Yes for one step. That step is the conditional mean E[photo | start]: the right local colours,
