@@ -101,10 +101,10 @@ class Pipeline:
             kwargs["coarse"] = cls(c_net, c_info, device=kwargs.get("device", "auto"),
                                    precision=kwargs.get("precision", "auto"), model_id=f"{kwargs['model_id']} (coarse)",
                                    resolution=size, batch_size=kwargs.get("batch_size", 4), force=True)
-        try:
-            return cls(net, info, force=force, **kwargs)
-        except ValueError as e:
-            raise CheckpointError(str(e)) from None
+        elif process_from_metadata(info.extra, info.training, info.schedule).fill_guess == "coarse":
+            raise CheckpointError(f"{path}: its fill starts from a coarse stage, but the file holds none "
+                                  "(export it with --coarse)")
+        return cls(net, info, force=force, **kwargs)
 
     def check_task(self, task: str) -> None:
         """Refuse, in one line, a task (or command) this model may not run."""
