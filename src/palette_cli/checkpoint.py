@@ -50,6 +50,12 @@ class ModelInfo:
     extra: dict[str, Any] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
 
+    @classmethod
+    def from_metadata(cls, meta: dict[str, Any], format_version: int = FORMAT_VERSION) -> "ModelInfo":
+        """The inverse of :meth:`to_metadata` for a checked config (absent sections empty)."""
+        return cls(net=meta["net"], schedule=meta.get("schedule") or {}, tasks=list(meta.get("tasks") or []),
+                   training=meta.get("training") or {}, extra=meta.get("extra") or {}, format_version=format_version)
+
     def to_metadata(self) -> dict[str, Any]:
         return {
             "format": FORMAT,
@@ -192,32 +198,26 @@ def read_info(path: str | Path) -> ModelInfo:
         )
     if not isinstance(meta.get("net"), dict):
         raise CheckpointError(f"{path}: model config has no network section")
-    for key, kind in (("schedule", dict), ("training", dict), ("extra", dict), ("tasks", list)):
-        if meta.get(key) is not None and not isinstance(meta[key], kind):
-            raise CheckpointError(f"{path}: corrupt palette-cli config ({key} is a {type(meta[key]).__name__}, "
-                                  f"not a {'JSON object' if kind is dict else 'list'})")
-    if not all(isinstance(t, str) for t in meta.get("tasks") or []):
-        raise CheckpointError(f"{path}: corrupt palette-cli config (tasks must be names)")
-    _check_net(path, meta["net"])
+    _check_sections(path, meta)
     coarse = (meta.get("extra") or {}).get(COARSE_KEY)
     if coarse is not None:
         if not (isinstance(coarse, dict) and isinstance(coarse.get("net"), dict) and _is_int(coarse.get("size"))
                 and 8 <= coarse["size"] <= NET_LIMITS["image_size"]):
             raise CheckpointError(f"{path}: corrupt palette-cli config (its coarse stage needs a network section "
                                   "and a working size from 8 px)")
-        for key in ("schedule", "training", "extra"):
-            if not isinstance(coarse.get(key) or {}, dict):
-                raise CheckpointError(f"{path}: corrupt palette-cli config (the coarse stage's {key} is not a "
-                                      "JSON object)")
-        _check_net(path, coarse["net"])
-    return ModelInfo(
-        net=meta["net"],
-        schedule=meta.get("schedule") or {},
-        tasks=list(meta.get("tasks") or []),
-        training=meta.get("training") or {},
-        extra=meta.get("extra") or {},
-        format_version=version,
-    )
+        _check_sections(path, coarse, "the coarse stage's ")
+    return ModelInfo.from_metadata(meta, format_version=version)
+
+
+def _check_sections(path: Path, meta: dict[str, Any], whose: str = "") -> None:
+    """The types of a config's sections (of the model, or ``whose`` = its coarse stage's) and its network."""
+    for key, kind in (("schedule", dict), ("training", dict), ("extra", dict), ("tasks", list)):
+        if meta.get(key) is not None and not isinstance(meta[key], kind):
+            raise CheckpointError(f"{path}: corrupt palette-cli config ({whose}{key} is a {type(meta[key]).__name__}, "
+                                  f"not a {'JSON object' if kind is dict else 'list'})")
+    if not all(isinstance(t, str) for t in meta.get("tasks") or []):
+        raise CheckpointError(f"{path}: corrupt palette-cli config ({whose}tasks must be names)")
+    _check_net(path, meta["net"])
 
 
 def storage_dtype(path: str | Path) -> str:
@@ -262,9 +262,7 @@ def load_coarse(path: str | Path, info: ModelInfo, device: str | torch.device = 
     record = info.extra.get(COARSE_KEY)
     if record is None:
         return None
-    coarse_info = ModelInfo(net=record["net"], schedule=record.get("schedule") or {},
-                            tasks=list(record.get("tasks") or []), training=record.get("training") or {},
-                            extra=record.get("extra") or {})
+    coarse_info = ModelInfo.from_metadata(record)
     net = _build_and_load(Path(path), coarse_info.net, COARSE_PREFIX, None)
     return net.to(device).eval(), coarse_info, int(record["size"])
 

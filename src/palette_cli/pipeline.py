@@ -27,7 +27,7 @@ from .diffusion.detail import lock_low_frequencies  # noqa: F401  (re-exported, 
 from .diffusion.process import NetFn, SamplerSettings, sample_known
 from .diffusion.registry import process_from_metadata
 from .tasks.base import noise_fill
-from .tasks.coarse import coarse_guess
+from .tasks.coarse import coarse_guess, lacks_coarse_stage
 from .tasks.colorize import colorize_photo
 from .tasks.starts import fill_start
 from .tasks.inpaint import inpaint_photo
@@ -101,7 +101,7 @@ class Pipeline:
             kwargs["coarse"] = cls(c_net, c_info, device=kwargs.get("device", "auto"),
                                    precision=kwargs.get("precision", "auto"), model_id=f"{kwargs['model_id']} (coarse)",
                                    resolution=size, batch_size=kwargs.get("batch_size", 4), force=True)
-        elif process_from_metadata(info.extra, info.training, info.schedule).fill_guess == "coarse":
+        elif lacks_coarse_stage(info):
             raise CheckpointError(f"{path}: its fill starts from a coarse stage, but the file holds none "
                                   "(export it with --coarse)")
         return cls(net, info, force=force, **kwargs)

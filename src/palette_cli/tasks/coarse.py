@@ -28,25 +28,17 @@ if TYPE_CHECKING:
     from ..pipeline import Pipeline
 
 
-
-def coarse_size(width: int, height: int, size: int, divisor: int = 1) -> tuple[int, int]:
-    """(W, H) of the coarse view of a width × height window: about ``size²`` pixels at the window's aspect
-    ratio, both sides multiples of ``divisor`` (at least one multiple)."""
-    from ..windows import working_size
-
-    return working_size(width, height, size, divisor)
-
-
 def coarse_guess(coarse: "Pipeline", known: Tensor, mask: Tensor, generator: torch.Generator) -> Tensor:
     """The coarse stage's fill of the window ``known`` (B,3,H,W, unknown part zero) with ``mask`` (B,1,H,W,
     1 = unknown): the window shrunk to the coarse view (never larger than the window; area average; a coarse
     pixel is unknown where at least half of what it covers is), filled by the coarse model with its own
     defaults, enlarged (bicubic) into the unknown part. Known pixels are returned as they are."""
     from ..diffusion.process import SamplerSettings
+    from ..windows import working_size
 
     h, w = known.shape[-2:]
     # never a coarse view finer than the window itself (a fine stage run at a low --resolution)
-    small_w, small_h = coarse_size(w, h, min(coarse.resolution, int((w * h) ** 0.5)), coarse.divisor)
+    small_w, small_h = working_size(w, h, min(coarse.resolution, int((w * h) ** 0.5)), coarse.divisor)
     small = F.interpolate(known, size=(small_h, small_w), mode="area")
     m = (F.interpolate(mask.float(), size=(small_h, small_w), mode="area") > 0.5).to(known.dtype)
     small = small * (1 - m)
@@ -55,6 +47,15 @@ def coarse_guess(coarse: "Pipeline", known: Tensor, mask: Tensor, generator: tor
     out = coarse.sample(cond, SamplerSettings(), generator, known=small, mask=m, start=start)
     big = F.interpolate(out, size=(h, w), mode="bicubic", align_corners=False).clamp(-1, 1)
     return torch.where(mask.bool(), big, known)
+
+
+def lacks_coarse_stage(info: Any) -> bool:
+    """Whether a model file's header ``info`` starts its fill from a coarse stage that the file does not hold."""
+    from ..checkpoint import COARSE_KEY
+    from ..diffusion.registry import process_from_metadata
+
+    return (process_from_metadata(info.extra, info.training, info.schedule).fill_guess == "coarse"
+            and COARSE_KEY not in info.extra)
 
 
 def coarse_record(info: Any, size: int) -> dict[str, Any]:

@@ -111,10 +111,8 @@ def attach_coarse(model: str | Path, coarse: str | Path, out: str | Path, size: 
 
 def check_stages(path: str | Path) -> None:
     """Refuse (``ValueError``, one line) a model file whose fill starts from a coarse stage it does not hold."""
-    from ..checkpoint import COARSE_KEY, read_info
-    from ..diffusion.registry import process_from_metadata
+    from ..checkpoint import read_info
+    from ..tasks.coarse import lacks_coarse_stage
 
-    info = read_info(path)
-    process = process_from_metadata(info.extra, info.training, info.schedule)
-    if process.fill_guess == "coarse" and COARSE_KEY not in info.extra:
+    if lacks_coarse_stage(read_info(path)):
         raise ValueError(f"{path}: guess=coarse needs a coarse stage: give one with --coarse MODEL")
