@@ -101,3 +101,29 @@ def test_layout_oracle_keeps_the_known_half_and_only_the_layout_of_the_rest():
     assert out[..., 20:28].std() < 0.3 * image[..., 16:].std()
     assert out[..., 16:].mean() == pytest.approx(image[..., 16:].mean().item(), abs=0.05)
     assert torch.allclose(layout(image, mask, 32), image, atol=1e-6)
+
+
+def test_stats_match_gives_the_generated_part_the_known_parts_contrast_behind_a_ramp():
+    """Study 20's post-process: a flat-ish generated half is stretched to the known half's lightness spread
+    (capped by the gain), the known half is untouched, and the stretch ramps in from the seam."""
+    import torch
+
+    from palette_cli.metrics.pixel import rgb_to_lab
+    from studies.stats_match import match, seam_ramp
+
+    torch.manual_seed(0)
+    mask = torch.zeros(64, 64)
+    mask[:, 32:] = 1
+    ramp = seam_ramp(mask, 8)
+    assert ramp[:, :32].abs().max() == 0 and torch.allclose(ramp[:, 40:], torch.ones(64, 24))
+    assert 0 < ramp[0, 33] < ramp[0, 36] < 1
+    grey = 0.5 + 0.2 * torch.rand(1, 64, 64)
+    grey[:, :, 32:] = 0.5 + 0.1 * (grey[:, :, 32:] - 0.6)  # the generated half: same mean, a twentieth of the spread
+    rgb = grey.expand(3, 64, 64).clone()
+    out, (g_l, g_ab) = match(rgb, mask, max_gain=100.0, strength=1.0, channels="L", ramp=0)
+    lab_in, lab_out = rgb_to_lab(rgb[None])[0, 0], rgb_to_lab(out[None])[0, 0]
+    assert torch.allclose(out[:, :, :32], rgb[:, :, :32], atol=1e-4)
+    assert g_l > 5 and g_ab == 1.0
+    assert abs(float(lab_out[:, 32:].std() / lab_in[:, :32].std()) - 1) < 0.05
+    _, (capped, _) = match(rgb, mask, max_gain=2.0, strength=1.0, channels="L", ramp=0)
+    assert capped == 2.0

@@ -564,3 +564,35 @@ def test_resume_with_optimizer_state_that_does_not_fit_is_one_clear_error(tmp_pa
     atomic_torch_save(bad, tmp_path / "b" / "checkpoints" / "step-00000002.pt")
     with pytest.raises(ConfigError, match="optimiser state does not fit"):
         Trainer(_config(images, steps=4), tmp_path / "b", resume=True)
+
+
+def test_init_into_a_network_with_more_attention_starts_as_the_file_and_then_trains_it(tmp_path, images):
+    """A model file can start a run of the same U-Net with attention at more resolutions: every old weight
+    lands in its layer (an upsampling layer moves up one place behind a new block), each new block starts as
+    the identity, so the grown network's output equals the file's, bit for bit in fp32; training then
+    moves the new blocks. Any other change of the network is still refused."""
+    from palette_cli.checkpoint import load_model
+
+    base = {"task": "inpaint", "objective": "bridge", "process": {"sigma": 0.3}, "loss": "l1",
+            "net": {**TINY_NET, "gamma_embedding": "time", "attention_resolutions": []}}
+    Trainer(_config(images, steps=3, **base), tmp_path / "run").run()
+    exported = export_checkpoint(tmp_path / "run", tmp_path / "plain.safetensors", dtype="fp32")
+    old, _ = load_model(exported)
+    grown = {**base, "net": {**base["net"], "attention_resolutions": [2]}}
+    t = Trainer(_config(images, steps=8, init=str(exported), optim={"lr": 3e-3, "warmup_steps": 1}, **grown),
+                tmp_path / "run2")
+    new_blocks = [k for k in t.model.state_dict() if k not in old.state_dict() or
+                  t.model.state_dict()[k].shape != old.state_dict()[k].shape]
+    assert any(".qkv." in k for k in new_blocks) and t.step == 3 and t.ema_from == 3
+    x, cond = torch.rand(2, 3, 16, 16) * 2 - 1, torch.rand(2, 3, 16, 16) * 2 - 1
+    g = torch.tensor([0.3, 0.7])
+    with torch.no_grad():
+        assert torch.equal(t.model.eval()(x, g, cond), old.eval()(x, g, cond))
+    proj = [k for k in t.model.state_dict() if k.endswith(".proj.weight") and k.startswith(("encoder", "decoder"))]
+    assert proj and all(not t.model.state_dict()[k].any() for k in proj)
+    t.model.train()
+    t.run()
+    assert any(t.model.state_dict()[k].any() for k in proj)  # the new blocks learn
+    other = {**base, "net": {**base["net"], "attention_resolutions": [2], "num_res_blocks": 2}}
+    with pytest.raises(ConfigError, match="different network"):
+        Trainer(_config(images, steps=4, init=str(exported), **other), tmp_path / "run3")

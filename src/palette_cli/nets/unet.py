@@ -496,6 +496,47 @@ class UNet(nn.Module):
         return out.to(y_t.dtype)
 
 
+def adds_attention(old: UNetConfig, new: UNetConfig) -> bool:
+    """Whether ``new`` is ``old`` with attention at more resolutions and nothing else changed."""
+    if not (isinstance(old, UNetConfig) and isinstance(new, UNetConfig)) or new.attention not in ("global", "local"):
+        return False
+    more = set(new.attention_resolutions) - set(old.attention_resolutions)
+    same = replace(new, attention_resolutions=old.attention_resolutions) == old
+    return same and bool(more) and set(old.attention_resolutions) <= set(new.attention_resolutions)
+
+
+def with_added_attention(state: dict[str, Tensor], old: "UNet", new: "UNet") -> dict[str, Tensor]:
+    """``old``'s weights ``state`` in the layout of ``new``, which has attention blocks at more resolutions
+    (:func:`adds_attention`): every other layer keeps its weights (a block's later layers move up one place
+    where an attention block is inserted before them), and each new attention block keeps ``new``'s own
+    weights, whose zero-initialised output projection makes it the identity: the grown network computes
+    what ``old`` did until training changes it."""
+    if not adds_attention(old.config, new.config):
+        raise ValueError("the new network must be the old one with attention at more resolutions")
+    rename: dict[str, str] = {}
+    new_modules = dict(new.named_modules())
+    for name, module in old.named_modules():
+        if not isinstance(module, EmbedSequential):
+            continue
+        theirs, ours = list(module), list(enumerate(new_modules[name]))
+        if len(ours) != len(theirs):  # a block that gained attention: it had none before
+            ours = [(i, m) for i, m in ours if not isinstance(m, AttentionBlock)]
+        if len(ours) != len(theirs):
+            raise ValueError(f"cannot match the layers of {name!r}")
+        for j, (i, m) in enumerate(ours):
+            if type(m) is not type(theirs[j]):
+                raise ValueError(f"cannot match the layers of {name!r}")
+            rename[f"{name}.{j}."] = f"{name}.{i}."
+    out = dict(new.state_dict())
+    for key, value in state.items():
+        prefix = next((p for p in rename if key.startswith(p)), None)
+        target = rename[prefix] + key[len(prefix):] if prefix else key
+        if target not in out or out[target].shape != value.shape:
+            raise ValueError(f"weight {key!r} has no place in the new network")
+        out[target] = value
+    return out
+
+
 def count_parameters(config: UNetConfig) -> int:
     """Number of parameters of the network ``config`` describes (built on the meta device: no memory)."""
     with torch.device("meta"):

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from ..diffusion.registry import process_from_metadata
 from ..nets.efficientnet_lite import LiteWeightsError
+from ..nets.unet import adds_attention, with_added_attention
 from ..diffusion.schedule import ScheduleConfig
 from ..scale.threads import ThreadGovernor
 from ..tasks.starts import restart_fills
@@ -212,10 +213,15 @@ class Trainer:
         # so the network starts as the file's)
         new_context = _has_context(ours) and not _has_context(theirs) and \
             dataclasses.replace(ours, context="none") == theirs
-        new_head = theirs != ours and not new_context
+        # a U-Net can also start a run of itself with attention at more resolutions (each new block starts
+        # as the identity)
+        new_attention = adds_attention(theirs, ours)
+        new_head = theirs != ours and not new_context and not new_attention
         if new_head and not _same_body(theirs, ours):
             raise ConfigError(f"init: {path} holds a different network than the config's")
         state = net.state_dict()
+        if new_attention:
+            state = with_added_attention(state, net, self.model)
         if new_context:
             self._load_pretrained()
             state.update({k: v for k, v in self.model.state_dict().items() if k.startswith("context_")})
@@ -227,8 +233,8 @@ class Trainer:
             same_process = process_from_metadata(info.extra, facts).metadata() == self.process.metadata()
         except ValueError:
             same_process = False
-        if new_head or new_context or not same_process:
-            # the EMA must not average in for long a fresh head's zero start, nor weights made for another
+        if new_head or new_context or new_attention or not same_process:
+            # the EMA must not average in for long a fresh head's (or attention's) zero start, nor weights made for another
             # process (a bridge with another start or noise): its warm-up starts again
             self.ema_from = self.step
         self.position = int(facts.get("images_seen") or 0)
