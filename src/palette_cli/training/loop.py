@@ -221,7 +221,10 @@ class Trainer:
             raise ConfigError(f"init: {path} holds a different network than the config's")
         state = net.state_dict()
         if new_attention:
-            state = with_added_attention(state, net, self.model)
+            try:
+                state = with_added_attention(state, net, self.model)
+            except ValueError as e:
+                raise ConfigError(f"init: {path}: {e}") from None
         if new_context:
             self._load_pretrained()
             state.update({k: v for k, v in self.model.state_dict().items() if k.startswith("context_")})
