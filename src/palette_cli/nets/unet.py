@@ -500,9 +500,8 @@ def adds_attention(old: UNetConfig, new: UNetConfig) -> bool:
     """Whether ``new`` is ``old`` with attention at more resolutions and nothing else changed."""
     if not (isinstance(old, UNetConfig) and isinstance(new, UNetConfig)) or new.attention not in ("global", "local"):
         return False
-    more = set(new.attention_resolutions) - set(old.attention_resolutions)
     same = replace(new, attention_resolutions=old.attention_resolutions) == old
-    return same and bool(more) and set(old.attention_resolutions) <= set(new.attention_resolutions)
+    return same and set(old.attention_resolutions) < set(new.attention_resolutions)
 
 
 def with_added_attention(state: dict[str, Tensor], old: "UNet", new: "UNet") -> dict[str, Tensor]:
@@ -513,7 +512,7 @@ def with_added_attention(state: dict[str, Tensor], old: "UNet", new: "UNet") -> 
     what ``old`` did until training changes it."""
     if not adds_attention(old.config, new.config):
         raise ValueError("the new network must be the old one with attention at more resolutions")
-    rename: dict[str, str] = {}
+    moved: dict[str, str] = {}  # a layer's old key prefix -> its new one, for the layers behind a new block
     new_modules = dict(new.named_modules())
     for name, module in old.named_modules():
         if not isinstance(module, EmbedSequential):
@@ -526,11 +525,12 @@ def with_added_attention(state: dict[str, Tensor], old: "UNet", new: "UNet") -> 
         for j, (i, m) in enumerate(ours):
             if type(m) is not type(theirs[j]):
                 raise ValueError(f"cannot match the layers of {name!r}")
-            rename[f"{name}.{j}."] = f"{name}.{i}."
+            if i != j:
+                moved[f"{name}.{j}."] = f"{name}.{i}."
     out = dict(new.state_dict())
     for key, value in state.items():
-        prefix = next((p for p in rename if key.startswith(p)), None)
-        target = rename[prefix] + key[len(prefix):] if prefix else key
+        prefix = next((p for p in moved if key.startswith(p)), None)
+        target = moved[prefix] + key[len(prefix):] if prefix else key
         if target not in out or out[target].shape != value.shape:
             raise ValueError(f"weight {key!r} has no place in the new network")
         out[target] = value
