@@ -32,6 +32,19 @@ from palette_cli.tasks.base import noise_fill
 from palette_cli.tasks.starts import fill_start
 
 
+def right_half_uncrop(reference: Path) -> tuple[Tensor, Tensor, Tensor]:
+    """The evaluation's uncropping of a reference: ``(image, mask, known)``, the right half unknown."""
+    image = pil_to_tensor(load_image(reference).convert("RGB")).unsqueeze(0)
+    mask = torch.zeros(1, 1, *image.shape[-2:])
+    mask[..., image.shape[-1] // 2:] = 1
+    return image, mask, image * (1 - mask)
+
+
+def sample_name(reference: Path, j: int, samples: int) -> str:
+    """The output file name of sample ``j`` of a reference (``NAME_sJ.png`` when there are several)."""
+    return reference.name if samples == 1 else f"{reference.stem}_s{j}.png"
+
+
 def layout(image: Tensor, mask: Tensor, n: int) -> Tensor:
     """The image's unknown part replaced by the image shrunk to ``n`` px across and enlarged back."""
     h, w = image.shape[-2:]
@@ -98,12 +111,9 @@ def main(argv: list[str] | None = None) -> None:
     for k in kinds + [f"guess{n}" for n in levels] + (["guesscoarse"] if coarse else []):
         (args.out / k).mkdir(parents=True, exist_ok=True)
     for i, ref in enumerate(refs):
-        image = pil_to_tensor(load_image(ref).convert("RGB")).unsqueeze(0)
-        mask = torch.zeros(1, 1, *image.shape[-2:])
-        mask[..., image.shape[-1] // 2:] = 1
-        known = image * (1 - mask)
+        image, mask, known = right_half_uncrop(ref)
         for j in range(args.samples):
-            name = ref.name if args.samples == 1 else f"{ref.stem}_s{j}.png"
+            name = sample_name(ref, j, args.samples)
             for k in kinds:
                 g = torch.Generator().manual_seed(item_seed(args.seed, i, j))
                 cond = noise_fill(known, mask, g)

@@ -127,3 +127,42 @@ def test_stats_match_gives_the_generated_part_the_known_parts_contrast_behind_a_
     assert abs(float(lab_out[:, 32:].std() / lab_in[:, :32].std()) - 1) < 0.05
     _, (capped, _) = match(rgb, mask, max_gain=2.0, strength=1.0, channels="L", ramp=0)
     assert capped == 2.0
+
+
+def test_retrieval_layout_cuts_mirrored_views_and_meets_the_seam():
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from studies.retrieval_layout import VIEW, photo_views, retrieved_guess, seam_matched
+
+    # a 96×64 photo at short side 64: (96 − 64) / 8 + 1 = 5 positions, each with its mirror image
+    ramp = np.tile(np.linspace(0, 255, 96, dtype=np.uint8)[None, :, None], (64, 1, 3))
+    views = photo_views(Image.fromarray(ramp), (64,), 8)
+    assert len(views) == 10 and all(v.shape == (VIEW, VIEW, 3) for v in views)
+    assert np.array_equal(views[1], views[0][:, ::-1]) and views[2][0, 0, 0] > views[0][0, 0, 0]
+
+    # the match's right half moves by the known halves' difference: at the seam by the rows' own difference
+    query = torch.zeros(3, VIEW, VIEW)
+    query[0, : VIEW // 2] = 60.0          # top rows lighter on the query's side
+    query[0, VIEW // 2:] = 20.0
+    match = torch.full((3, VIEW, VIEW), 40.0)
+    right = seam_matched(query, match, decay=12.0)
+    assert right.shape == (3, VIEW, VIEW // 2)
+    assert torch.allclose(right[0, 0, 0], torch.tensor(60.0), atol=1.0)        # top row at the seam: 40 + 20
+    assert torch.allclose(right[0, -1, 0], torch.tensor(20.0), atol=1.0)       # bottom row at the seam: 40 − 20
+    assert abs(float(right[0, 0, -1]) - 40.0) < 2.0                            # far from the seam: the overall shift (0)
+    assert torch.allclose(right[1:], torch.zeros_like(right[1:]), atol=1e-4)   # a*, b*: 40 shifted to the query's 0
+
+    # retrieval: the known half stays, the unknown half comes from the closest view (a red one, not a blue one)
+    red = np.zeros((VIEW, VIEW, 3), np.uint8); red[..., 0] = 200
+    blue = np.zeros((VIEW, VIEW, 3), np.uint8); blue[..., 2] = 200
+    db_views = np.stack([blue, red])
+    from studies.retrieval_layout import known_features, to_lab
+    feats = known_features(to_lab(torch.from_numpy(db_views)))
+    known = torch.full((1, 3, 256, 256), -1.0); known[:, 0] = 200 / 127.5 - 1
+    mask = torch.zeros(1, 1, 256, 256); mask[..., 128:] = 1
+    known = known * (1 - mask)
+    guess, _ = retrieved_guess(known, mask, feats, db_views, rank=0, decay=12.0)
+    assert torch.equal(guess[..., :128], known[..., :128])
+    assert float(guess[0, 0, :, 200:].mean()) > 0.3 and float(guess[0, 2, :, 200:].mean()) < -0.8
