@@ -60,6 +60,34 @@ def test_a_sampler_runs_the_context_encoder_once_per_condition():
     assert len(calls) == 4
 
 
+def test_context_size_shows_the_encoder_a_view_of_that_short_side():
+    plain = preset("tiny")
+    assert "context_size" not in plain.replace(context="lite0").to_dict()
+    sized = plain.replace(context="lite0", context_size=64)
+    assert sized.to_dict()["context_size"] == 64 and network_config(sized.to_dict()) == sized
+    with pytest.raises(ValueError, match="context_size"):
+        plain.replace(context_size=64)  # nothing to resize for
+    with pytest.raises(ValueError, match="context_size"):
+        plain.replace(context="lite0", context_size=8)
+    net, native = UNet(sized).eval(), UNet(plain.replace(context="lite0")).eval()
+    net.load_state_dict(tiny_net(3)[1].state_dict(), strict=False)  # an output layer that is not zero
+    net.context_mlp[-1].weight.data.normal_(0, 0.5)
+    net.load_pretrained_context()  # ImageNet weights: features of a real size
+    native.load_state_dict(net.state_dict())  # the same weights: only the view differs
+    seen = []
+    for n in (net, native):
+        n.context_encoder._conv_stem.register_forward_pre_hook(lambda module, args: seen.append(args[0].shape[-2:]))
+    y, cond = torch.randn(1, 3, 32, 48), torch.rand(1, 3, 32, 48) * 2 - 1
+    big = torch.nn.functional.interpolate(cond, size=(64, 96), mode="bilinear", align_corners=False).clamp(-1, 1)
+    with torch.no_grad():
+        net(y, 0.5, cond), native(y, 0.5, cond)
+        assert seen == [(64, 96), (32, 48)]  # the short side to 64, the aspect kept; the plain net as it comes
+        f, f_big, f_native = net._context_feature(cond), native._context_feature(big), native._context_feature(cond)
+    assert f.abs().mean() > 0.05
+    assert torch.allclose(f, f_big, atol=1e-4)
+    assert (f - f_native).abs().mean() > 0.1 * f.abs().mean()  # the larger view reads another feature
+
+
 def test_a_run_with_context_starts_from_a_file_without_it_exactly_and_trains_only_the_mlp(tmp_path):
     from palette_cli.training import Trainer, load_config
     from tests.conftest import make_photo

@@ -57,6 +57,9 @@ class UNetConfig:
     encoder reads the condition, and an MLP of its pooled 1280-d feature (what the picture shows as a whole)
     is added to the level embedding, so every residual block knows whether it continues a beach, a street or
     a face. The MLP's last layer starts at zero: a network without context starts a run with it unchanged.
+    ``context_size`` (0: the condition as it comes): the condition is resized so its short side has this many
+    pixels before the encoder reads it. ImageNet encoders know objects at about 224–240 px; a network that runs
+    at 64² (a coarse fill stage) shows its encoder a 224-px view of its condition.
     """
 
     image_size: int = 256
@@ -78,6 +81,7 @@ class UNetConfig:
     patch_size: int = 1
     num_classes: int = 0
     context: str = "none"
+    context_size: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "channel_mult", tuple(int(m) for m in self.channel_mult))
@@ -90,6 +94,8 @@ class UNetConfig:
             raise ValueError(f"patch_size must be 1, 2 or 4, got {self.patch_size}")
         if self.context != "none" and self.context not in LITE_VARIANTS:
             raise ValueError(f"context must be none or one of {', '.join(LITE_VARIANTS)}, got {self.context!r}")
+        if self.context_size and (self.context == "none" or not 32 <= self.context_size <= 1024):
+            raise ValueError(f"context_size must be 0, or 32 to 1024 with a context encoder, got {self.context_size!r}")
         if not 0 <= self.num_classes <= 4096:
             raise ValueError(f"num_classes must be in [0, 4096], got {self.num_classes}")
         if not self.channel_mult or self.num_res_blocks < 1 or self.model_channels < 1:
@@ -138,6 +144,8 @@ class UNetConfig:
         d["attention_resolutions"] = list(self.attention_resolutions)
         if self.context == "none":
             del d["context"]  # files without a context encoder stay as they were before the field
+        if not self.context_size:
+            del d["context_size"]
         return d
 
     def build(self) -> "UNet":
@@ -449,7 +457,14 @@ class UNet(nn.Module):
         if key is not None and self._last_context is not None and self._last_context[0][1:] == key:
             return self._last_context[1]
         with torch.no_grad():
-            feature = self.context_encoder.trunk(LiteTrunk.normalise(cond)).float().mean(dim=(2, 3))
+            view = cond
+            size = self.config.context_size
+            if size and min(cond.shape[-2:]) != size:
+                scale = size / min(cond.shape[-2:])
+                hw = (max(1, round(cond.shape[-2] * scale)), max(1, round(cond.shape[-1] * scale)))
+                view = F.interpolate(cond, size=hw, mode="bilinear", align_corners=False,
+                                     antialias=scale < 1).clamp(-1, 1)
+            feature = self.context_encoder.trunk(LiteTrunk.normalise(view)).float().mean(dim=(2, 3))
         self._last_context = ((cond, *key), feature) if key is not None else None
         return feature
 

@@ -212,7 +212,7 @@ class Trainer:
         # a U-Net without a context encoder can start a run of the same U-Net with one (its MLP starts at zero,
         # so the network starts as the file's)
         new_context = _has_context(ours) and not _has_context(theirs) and \
-            dataclasses.replace(ours, context="none") == theirs
+            dataclasses.replace(ours, context="none", context_size=0) == theirs
         # a U-Net can also start a run of itself with attention at more resolutions (each new block starts
         # as the identity)
         new_attention = adds_attention(theirs, ours)
