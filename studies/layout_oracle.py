@@ -29,14 +29,14 @@ from palette_cli.imageio import load_image, pil_to_tensor, tensor_to_pil
 from palette_cli.diffusion.process import SamplerSettings
 from palette_cli.pipeline import Pipeline
 from palette_cli.tasks.base import noise_fill
+from palette_cli.tasks.masks import uncrop_mask
 from palette_cli.tasks.starts import fill_start
 
 
 def right_half_uncrop(reference: Path) -> tuple[Tensor, Tensor, Tensor]:
     """The evaluation's uncropping of a reference: ``(image, mask, known)``, the right half unknown."""
     image = pil_to_tensor(load_image(reference).convert("RGB")).unsqueeze(0)
-    mask = torch.zeros(1, 1, *image.shape[-2:])
-    mask[..., image.shape[-1] // 2:] = 1
+    mask = uncrop_mask(*image.shape[-2:], "right").unsqueeze(0)
     return image, mask, image * (1 - mask)
 
 

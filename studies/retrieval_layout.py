@@ -99,9 +99,9 @@ def seam_matched(query_lab: Tensor, match_lab: Tensor, decay: float) -> Tensor:
 
 
 def retrieved_guess(known: Tensor, mask: Tensor, db_feats: Tensor, db_views: np.ndarray, rank: int,
-                    decay: float) -> tuple[Tensor, Tensor]:
+                    decay: float) -> Tensor:
     """The guess for a 256² photo whose right half is unknown: the rank-th closest view's right half, colour
-    matched, enlarged into the unknown half. Returns (guess, the 64² composite)."""
+    matched, enlarged into the unknown half."""
     small = F.interpolate((known + 1) / 2, size=(VIEW, VIEW), mode="area").clamp(0, 1)
     q = rgb_to_lab(small.double()).float()[0]
     d = torch.cdist(known_features(q[None]), db_feats)[0]
@@ -112,7 +112,7 @@ def retrieved_guess(known: Tensor, mask: Tensor, db_feats: Tensor, db_views: np.
     comp = lab_to_rgb(comp_lab[None].double()).float().clamp(0, 1) * 2 - 1
     h, w = known.shape[-2:]
     big = F.interpolate(comp, size=(h, w), mode="bicubic", align_corners=False).clamp(-1, 1)
-    return torch.where(mask.bool(), big, known), comp
+    return torch.where(mask.bool(), big, known)
 
 
 def fill(args: argparse.Namespace) -> None:
@@ -132,7 +132,7 @@ def fill(args: argparse.Namespace) -> None:
             g = torch.Generator().manual_seed(item_seed(args.seed, i, j))
             rank = j if args.pick == "rank" else (0 if args.pick == "best" else
                                                    int(torch.randint(args.top, (1,), generator=g)))
-            guess, _ = retrieved_guess(known, mask, db_feats, db_views, rank, args.decay)
+            guess = retrieved_guess(known, mask, db_feats, db_views, rank, args.decay)
             tensor_to_pil(guess[0]).save(args.out / "guess" / name)
             cond = noise_fill(known, mask, g)
             start = fill_start(pipe.process.fill_start, known, mask, g)

@@ -163,6 +163,6 @@ def test_retrieval_layout_cuts_mirrored_views_and_meets_the_seam():
     known = torch.full((1, 3, 256, 256), -1.0); known[:, 0] = 200 / 127.5 - 1
     mask = torch.zeros(1, 1, 256, 256); mask[..., 128:] = 1
     known = known * (1 - mask)
-    guess, _ = retrieved_guess(known, mask, feats, db_views, rank=0, decay=12.0)
+    guess = retrieved_guess(known, mask, feats, db_views, rank=0, decay=12.0)
     assert torch.equal(guess[..., :128], known[..., :128])
     assert float(guess[0, 0, :, 200:].mean()) > 0.3 and float(guess[0, 2, :, 200:].mean()) < -0.8

@@ -29,6 +29,7 @@ from torch import Tensor, nn
 from .efficientnet_lite import HEAD_CHANNELS as LITE_HEAD_CHANNELS
 from .efficientnet_lite import VARIANTS as LITE_VARIANTS
 from .efficientnet_lite import LiteTrunk, reuse_key
+from ..windows import resize
 
 ATTENTION_KINDS = ("global", "local", "none_more_res", "none_dilated")
 GAMMA_EMBEDDINGS = ("logsnr", "janspiry", "time")
@@ -457,13 +458,11 @@ class UNet(nn.Module):
         if key is not None and self._last_context is not None and self._last_context[0][1:] == key:
             return self._last_context[1]
         with torch.no_grad():
-            view = cond
-            size = self.config.context_size
-            if size and min(cond.shape[-2:]) != size:
+            view, size = cond, self.config.context_size
+            if size:
                 scale = size / min(cond.shape[-2:])
-                hw = (max(1, round(cond.shape[-2] * scale)), max(1, round(cond.shape[-1] * scale)))
-                view = F.interpolate(cond, size=hw, mode="bilinear", align_corners=False,
-                                     antialias=scale < 1).clamp(-1, 1)
+                wh = (max(1, round(cond.shape[-1] * scale)), max(1, round(cond.shape[-2] * scale)))
+                view = resize(cond, wh, mode="bilinear").clamp(-1, 1)
             feature = self.context_encoder.trunk(LiteTrunk.normalise(view)).float().mean(dim=(2, 3))
         self._last_context = ((cond, *key), feature) if key is not None else None
         return feature
