@@ -187,7 +187,11 @@ class BridgeProcess(Process):
         start = batch.get("start", cond)
         t = self.draw_times(target.shape[0], generator).to(target.device)
         noise = torch.randn(target.shape, generator=generator, dtype=target.dtype).to(target.device)
-        return t, mask * self.noisy(target, start, t, noise) + (1 - mask) * target
+        # layout training (training/layout_guess.py): some states start from a guess at t <= its guess_time
+        source = batch.get("guess", target)
+        if "guess_time" in batch:
+            t = t * batch["guess_time"].to(t)
+        return t, mask * self.noisy(source, start, t, noise) + (1 - mask) * target
 
     def loss(self, net, batch, generator, *, loss="l2", autocast=False):
         t, x_t = self.training_state(batch, generator)

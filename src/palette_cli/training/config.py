@@ -73,6 +73,12 @@ class TrainConfig:
     # plus class_loss × KL(ImageNet classes of the photo ‖ of the clean estimate) on feature_net's classifier
     # (training/class_loss.py; the colorizer's chroma-bins process); 0: none
     class_loss: float = 0.0
+    # a fill's fine stage trained for a coarse stage (training/layout_guess.py): this fraction of the examples
+    # starts its bridge state, at t <= layout_max_time, from the unknown part's layout (shrunk by one of
+    # layout_factors and enlarged) instead of the photo; 0: none
+    layout_training: float = 0.0
+    layout_factors: list[int] = field(default_factory=lambda: [4, 8])
+    layout_max_time: float = 0.5
     batch_size: int = 32
     grad_accum: int = 1
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -141,6 +147,21 @@ class TrainConfig:
         if self.class_loss and not process.class_loss:
             raise ConfigError(f"class_loss: the {process.kind} process takes no class-consistency loss "
                               "(the chroma-bins colorizer does)")
+        if not (isinstance(self.layout_training, (int, float)) and 0 <= self.layout_training <= 1):
+            raise ConfigError(f"layout_training must be a fraction in [0, 1], got {self.layout_training!r}")
+        if self.layout_training:
+            from ..diffusion.bridge import BridgeProcess
+
+            fills = {"inpaint", "uncrop"} & set(task_names(self.task))
+            if not (isinstance(process, BridgeProcess) and process.tasks is None and fills):
+                raise ConfigError(f"layout_training: only a bridge fill (inpaint / uncrop) starts from a guess, "
+                                  f"not the {process.kind} process on {self.task!r}")
+            factors = self.layout_factors
+            if not (isinstance(factors, list) and factors
+                    and all(isinstance(f, int) and not isinstance(f, bool) and f >= 2 for f in factors)):
+                raise ConfigError(f"layout_factors must be a list of whole numbers >= 2, got {factors!r}")
+            if not (isinstance(self.layout_max_time, (int, float)) and 0 < self.layout_max_time <= 1):
+                raise ConfigError(f"layout_max_time must be in (0, 1], got {self.layout_max_time!r}")
         if self.adversarial_loss and not self.adversarial_lr > 0:
             raise ConfigError("adversarial_lr must be > 0 when adversarial_loss is on")
         if (self.feature_loss or self.class_loss) and self.feature_net not in VARIANTS:

@@ -24,6 +24,7 @@ from ..nets.unet import adds_attention, with_added_attention
 from ..diffusion.schedule import ScheduleConfig
 from ..scale.threads import ThreadGovernor
 from ..tasks.starts import restart_fills
+from .layout_guess import add_layout_guesses
 from .checkpoints import (
     CHECKPOINT_VERSION,
     atomic_torch_save,
@@ -335,6 +336,9 @@ class Trainer:
             batch = restart_fills(batch, self.process.fill_start, torch.Generator().manual_seed(seed + 1))
             if c.channels_last:
                 batch = {k: v.contiguous(memory_format=torch.channels_last) for k, v in batch.items()}
+            if c.layout_training:  # its own generator: the process's draws stay as they are
+                batch = add_layout_guesses(batch, c.layout_training, c.layout_factors, c.layout_max_time,
+                                           torch.Generator().manual_seed(seed + 2))
             last = micro == c.grad_accum - 1
             sync = self.ddp.no_sync() if (self.dist.world > 1 and not last) else contextlib.nullcontext()
             with sync:
