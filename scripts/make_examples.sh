@@ -14,7 +14,7 @@ $P colorize "$TMP/chelsea_gray.png" -n 3 -o "$TMP/colorized" --seed 0 --overwrit
 $P inpaint examples/chelsea.png --mask examples/chelsea_mask.png -o "$OUT/chelsea_inpainted.png" --seed 0 --overwrite --quiet
 $P uncrop examples/astronaut_256.png --direction right -o "$OUT/astronaut_uncropped.png" --seed 0 --overwrite --quiet
 $P restore examples/coffee_q10.jpg -o "$OUT/coffee_restored.png" --seed 0 --overwrite --quiet
-$P panorama examples/astronaut_256.png --steps 2 -o "$OUT/astronaut_panorama.png" --seed 0 --overwrite --quiet
+$P panorama examples/astronaut_256.png --steps 8 -o "$OUT/astronaut_panorama.png" --seed 0 --overwrite --quiet
 TMP="$TMP" python - <<'PY'
 import os
 from PIL import Image, ImageDraw
