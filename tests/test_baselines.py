@@ -146,8 +146,10 @@ def test_methods_are_planned_and_labelled_with_the_model_that_runs():
                     Method("palette-fill", "palette-fill"), Method("identity", "identity"), Method("telea", "telea")]
     # no --model: the task's default model, by its own name; the same model named twice is one row
     assert plan_methods(["model"], [], "jpeg") == [Method("palette-restore", "palette-restore")]
-    assert plan_methods(["model", "telea"], [None, "palette-fill", "telea"], "uncrop") == [
-        Method("palette-fill", "palette-fill"), Method("telea", "telea")]
+    assert plan_methods(["model", "telea"], [None, "palette-extend", "telea"], "uncrop") == [
+        Method("palette-extend", "palette-extend"), Method("telea", "telea")]
+    assert plan_methods(["model"], [None, "palette-fill"], "uncrop") == [
+        Method("palette-extend", "palette-extend"), Method("palette-fill", "palette-fill")]
     assert model_label("hf:user/repo/net.safetensors@v1") == "net"
     with pytest.raises(EvaluationError, match="unknown method"):
         plan_methods(["sharpen"], [], "jpeg")

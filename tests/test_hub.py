@@ -93,7 +93,11 @@ def test_each_task_defaults_to_its_specialist_else_the_multitask_model(tmp_path,
     assert resolve_model(None, "jpeg")[1] == "palette-restore"  # the evaluation's name of the task
     assert resolve_model(None, "colorize")[1] == "palette-multitask-small"  # its specialist is not here
     assert resolve_model("palette-multitask-small", "restore")[1] == "palette-multitask-small"  # --model wins
-    assert hub.default_model("panorama", {}) == "palette-fill"  # none installed: the first of its row
+    assert hub.default_model("panorama", {}) == "palette-extend"  # none installed: the first of its row
+    assert resolve_model(None, "uncrop")[1] == "palette-multitask-small"
+    (tmp_path / "palette-fill.safetensors").write_bytes(b"x")
+    assert resolve_model(None, "uncrop")[1] == "palette-fill"  # the generating fill is not here: the next one
+    assert resolve_model(None, "inpaint")[1] == "palette-fill"
     assert {hub.task_of(c) for c in ("colorize", "inpaint", "uncrop", "panorama", "restore")} == set(hub.TASK_MODELS)
     with pytest.raises(ModelNotFoundError, match="no default model for 'sharpen'"):
         hub.default_model("sharpen")

@@ -31,6 +31,7 @@ WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
 SHIPPED = sorted(WEIGHTS.glob("*.safetensors"))
 #: What each shipped file says it was trained for (the README's table of models and defaults).
 TRAINED = {"palette-colorize": ["colorize"], "palette-fill": ["inpaint", "uncrop"], "palette-restore": ["jpeg"],
+           "palette-extend": ["inpaint", "uncrop"],
            "palette-multitask-small": ["colorize", "inpaint", "uncrop", "jpeg"]}
 W, H = 48, 32
 #: Each command on a W x H photo, at a small working resolution (restore works at the photo's own size).
@@ -62,8 +63,10 @@ def test_every_shipped_file_loads(path):
     pipe = Pipeline.from_file(path, device="cpu", precision="fp32", resolution=32)
     assert pipe.info.tasks == TRAINED[path.stem] and pipe.resolution == 32
     assert sum(p.numel() for p in pipe.net.parameters()) > 1_000_000
-    assert pipe.process.kind == {"palette-colorize": "chroma-bins", "palette-multitask-small": "eps"}.get(
-        path.stem, "bridge")
+    assert pipe.process.kind == {"palette-colorize": "chroma-bins", "palette-multitask-small": "eps",
+                                 "palette-extend": "preconditioned-bridge"}.get(path.stem, "bridge")
+    # the generating fill holds its coarse stage (the layout at 64², then the detail)
+    assert (pipe.coarse is not None) == (path.stem == "palette-extend")
 
 
 @pytest.mark.parametrize("task", TASK_NAMES)
@@ -71,7 +74,8 @@ def test_each_task_defaults_to_a_shipped_model_trained_for_it(task):
     name = default_model(task)
     assert (WEIGHTS / f"{name}.safetensors").is_file() and task in TRAINED[name]
     assert check_model(None, task).name == name
-    assert name == {"colorize": "palette-colorize", "jpeg": "palette-restore"}.get(task, "palette-fill")
+    assert name == {"colorize": "palette-colorize", "jpeg": "palette-restore", "uncrop": "palette-extend"}.get(
+        task, "palette-fill")
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -45,7 +45,8 @@ class TaskEntry:
 TASK_CATALOG = (
     TaskEntry("colorize", "colorize:ColorizeTask", ("colorize",), ("palette-colorize", "palette-multitask-small")),
     TaskEntry("inpaint", "inpaint:InpaintTask", ("inpaint",), ("palette-fill", "palette-multitask-small")),
-    TaskEntry("uncrop", "uncrop:UncropTask", ("uncrop", "panorama"), ("palette-fill", "palette-multitask-small")),
+    TaskEntry("uncrop", "uncrop:UncropTask", ("uncrop", "panorama"),
+              ("palette-extend", "palette-fill", "palette-multitask-small")),
     TaskEntry("jpeg", "jpeg:JpegTask", ("restore",), ("palette-restore", "palette-multitask-small")),
 )
 #: The tasks' names, in catalogue order.
