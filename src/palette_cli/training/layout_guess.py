@@ -21,7 +21,8 @@ from torch import Tensor
 
 def layout_of(image: Tensor, factor: int) -> Tensor:
     """``image`` (B,C,H,W) with everything finer than ``factor`` pixels removed: an area-average to 1/factor
-    of its size (at least one pixel), enlarged back bicubically and clamped to [-1, 1]."""
+    of its size (at least one pixel), enlarged back bicubically and clamped to [-1, 1]: the same shrinking and
+    enlarging as the coarse stage's guess (``tasks.coarse.coarse_guess``), with the photo in place of its sample."""
     h, w = image.shape[-2:]
     small = F.interpolate(image.float(), size=(max(1, h // factor), max(1, w // factor)), mode="area")
     return F.interpolate(small, size=(h, w), mode="bicubic", align_corners=False).clamp(-1, 1).to(image.dtype)
