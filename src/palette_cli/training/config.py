@@ -152,8 +152,8 @@ class TrainConfig:
         if self.layout_training:
             from ..diffusion.bridge import BridgeProcess
 
-            fills = {"inpaint", "uncrop"} & set(task_names(self.task))
-            if not (isinstance(process, BridgeProcess) and process.tasks is None and fills):
+            if not (isinstance(process, BridgeProcess) and process.tasks is None
+                    and {"inpaint", "uncrop"} & set(tasks)):
                 raise ConfigError(f"layout_training: only a bridge fill (inpaint / uncrop) starts from a guess, "
                                   f"not the {process.kind} process on {self.task!r}")
             factors = self.layout_factors

@@ -40,10 +40,8 @@ def add_layout_guesses(batch: dict[str, Tensor], fraction: float, factors: list[
     pick = torch.randint(len(factors), (b,), generator=generator)
     guess = target.clone()
     for i, factor in enumerate(factors):
-        rows = (use & (pick == i)).nonzero().flatten().tolist()
-        if rows:
-            sel = torch.tensor(rows, device=target.device)
-            m = mask[sel].bool()
-            guess[sel] = torch.where(m, layout_of(target[sel], factor), target[sel])
-    times = torch.where(use, torch.tensor(float(max_time)), torch.tensor(1.0)).to(target.device, torch.float32)
+        sel = (use & (pick == i)).nonzero().flatten().to(target.device)
+        if sel.numel():
+            guess[sel] = torch.where(mask[sel].bool(), layout_of(target[sel], factor), target[sel])
+    times = torch.ones(b).masked_fill(use, float(max_time)).to(target.device)
     return {**batch, "guess": guess, "guess_time": times}
