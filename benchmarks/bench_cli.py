@@ -1,13 +1,14 @@
 """End-to-end speed of the CLI on this machine.
 
 Prints: the time of `palette --help` (target < 0.5 s), the time to colorize a 512×512 photo (target
-≤ 4 s), to restore a 1-megapixel JPEG (1024×1024 at quality 10, target ≤ 30 s), to uncrop a 256×256
+≤ 4 s), to restore a 1-megapixel JPEG (1024×1024 at quality 10, target ≤ 30 s), to fill a 128×128 hole in
+a 1-megapixel photo (target ≤ 10 s, as for one uncropping window), to uncrop a 256×256
 photo to 256×512 (target ≤ 10 s) and to make its 8-step panorama (target ≤ 60 s), each with the
 command's default model, sampler and step count, measured as the median of a few runs of the real
 command in a fresh process; and each time's ratio to its target.
 
     python benchmarks/bench_cli.py [--colorize-model NAME_OR_FILE] [--restore-model NAME_OR_FILE]
-        [--fill-model NAME_OR_FILE] [--runs 3] [--skip restore,panorama]
+        [--fill-model NAME_OR_FILE] [--runs 3] [--skip restore,inpaint,panorama]
 """
 
 from __future__ import annotations
@@ -33,14 +34,14 @@ def main() -> None:
     parser.add_argument("--restore-model", default=None)
     parser.add_argument("--fill-model", default=None)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--skip", default="", help="comma-separated rows to leave out: colorize, restore, uncrop, "
-                        "panorama")
+    parser.add_argument("--skip", default="", help="comma-separated rows to leave out: colorize, restore, inpaint, "
+                        "uncrop, panorama")
     parser.add_argument("--photo", default=str(Path(__file__).resolve().parents[1] / "examples" / "grace_hopper_gray.jpg"))
     args = parser.parse_args()
     from PIL import Image
 
     skip = {s for s in args.skip.split(",") if s}
-    unknown = skip - {"colorize", "restore", "uncrop", "panorama"}
+    unknown = skip - {"colorize", "restore", "inpaint", "uncrop", "panorama"}
     if unknown:
         parser.error(f"unknown row(s) to skip: {', '.join(sorted(unknown))}")
 
@@ -64,6 +65,12 @@ def main() -> None:
             cmd = palette + ["restore", str(jpeg), "-o", str(Path(tmp) / "restored.png")] + common
             rows.append(("`palette restore` 1024×1024 JPEG q10, defaults", runs(cmd + model(args.restore_model)),
                          30.0, "≤"))
+        if "inpaint" not in skip:
+            big = Path(tmp) / "photo1mp.png"
+            source.resize((1024, 1024), Image.Resampling.LANCZOS).save(big)
+            cmd = palette + ["inpaint", str(big), "--box", "448,448,128,128", "-o", str(Path(tmp) / "filled.png")] + common
+            rows.append(("`palette inpaint` 1024×1024, one 128×128 hole, defaults", runs(cmd + model(args.fill_model)),
+                         10.0, "≤"))
         small = Path(tmp) / "photo256.png"
         source.resize((256, 256), Image.Resampling.LANCZOS).save(small)
         if "uncrop" not in skip:

@@ -143,7 +143,7 @@ def test_methods_are_planned_and_labelled_with_the_model_that_runs():
     rows = plan_methods(["model", "identity", "model", "telea"], ["a/mine.safetensors", "hf-user/mine", None],
                         "inpaint")
     assert rows == [Method("mine", "a/mine.safetensors"), Method("mine-2", "hf-user/mine"),
-                    Method("palette-fill", "palette-fill"), Method("identity", "identity"), Method("telea", "telea")]
+                    Method("palette-extend", "palette-extend"), Method("identity", "identity"), Method("telea", "telea")]
     # no --model: the task's default model, by its own name; the same model named twice is one row
     assert plan_methods(["model"], [], "jpeg") == [Method("palette-restore", "palette-restore")]
     assert plan_methods(["model", "telea"], [None, "palette-extend", "telea"], "uncrop") == [

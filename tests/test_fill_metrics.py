@@ -3,8 +3,9 @@
 import pytest
 import torch
 
-from palette_cli.metrics.fills import copy_score, detail, fill_spread, uncrop_band, uncrop_copy_score
-from palette_cli.tasks.fill import mirror_fill, smooth_fill
+from palette_cli.metrics.fills import (copy_score, detail, fill_spread, hole_box, hole_copy_score, uncrop_band,
+                                      uncrop_copy_score)
+from palette_cli.tasks.fill import mirror_fill, reflect_fill, smooth_fill
 
 
 def textured(h=64, w=64, seed=0):
@@ -77,3 +78,40 @@ def test_fill_spread_is_in_levels_of_255_inside_the_mask():
     assert fill_spread(base, mask) == pytest.approx(17.0, abs=1e-4)
     with pytest.raises(ValueError, match="K >= 2"):
         fill_spread(base[:1], mask)
+
+
+def box(h=256, w=256, top=64, left=64, bh=128, bw=128):
+    """A rectangular hole; by default the evaluation's 128² centre box in a 256² image."""
+    mask = torch.zeros(1, h, w)
+    mask[..., top:top + bh, left:left + bw] = 1
+    return mask
+
+
+def test_hole_copy_score_catches_reflections_not_new_texture():
+    img, mask = textured(256, 256), box()
+    assert hole_box(mask) == (64, 64, 128, 128)
+    reflected = (reflect_fill(img * 2 - 1, mask) + 1) / 2  # what palette-fill starts from
+    assert hole_copy_score(reflected, mask) > 0.9
+    shifted = img.clone()  # the known strip left of the hole copied into it unflipped, 3 px lower
+    shifted[:, 90:170, 68:100] = img[:, 87:167, 28:60]
+    assert hole_copy_score(shifted, mask) > 0.9
+    for seed in (1, 2, 3):  # an unrelated texture of the same kind: about what unrelated parts of a photo score
+        fresh = img.clone()
+        fresh[:, 64:192, 64:192] = textured(256, 256, seed=seed)[:, 64:192, 64:192]
+        assert hole_copy_score(fresh, mask) < 0.2
+    smooth = (smooth_fill(img * 2 - 1, mask) + 1) / 2
+    assert hole_copy_score(smooth, mask) < 0.2
+
+
+def test_hole_copy_score_top_and_bottom_sides_and_non_boxes():
+    img, mask = textured(256, 256), box()
+    copied = img.clone()  # only the strip below the hole, mirrored up into it: caught through the bottom side
+    copied[:, 156:188, 90:166] = img[:, 196:228, 90:166].flip(-2)
+    assert hole_copy_score(copied, mask) > 0.9
+    assert hole_copy_score(copied.transpose(-1, -2), mask) > 0.9  # the same through the right side
+    assert hole_box(right_half(256, 256)) is None and hole_copy_score(img, right_half(256, 256)) is None
+    ring = box()
+    ring[..., 100:110, 100:110] = 0  # a known island inside: not one rectangle
+    assert hole_box(ring) is None
+    assert hole_box(box(top=0)) is None  # touching the border: an uncropping band's kind, not a hole
+    assert hole_box(torch.zeros(1, 256, 256)) is None

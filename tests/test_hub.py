@@ -94,6 +94,7 @@ def test_each_task_defaults_to_its_specialist_else_the_multitask_model(tmp_path,
     assert resolve_model(None, "colorize")[1] == "palette-multitask-small"  # its specialist is not here
     assert resolve_model("palette-multitask-small", "restore")[1] == "palette-multitask-small"  # --model wins
     assert hub.default_model("panorama", {}) == "palette-extend"  # none installed: the first of its row
+    assert hub.default_model("inpaint", {}) == "palette-extend"
     assert resolve_model(None, "uncrop")[1] == "palette-multitask-small"
     (tmp_path / "palette-fill.safetensors").write_bytes(b"x")
     assert resolve_model(None, "uncrop")[1] == "palette-fill"  # the generating fill is not here: the next one

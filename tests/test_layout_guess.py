@@ -107,3 +107,61 @@ def test_layout_training_is_refused_where_nothing_starts_from_a_guess(tmp_path):
                            "layout_training=0.5", f"data.source={tmp_path}"])
     with pytest.raises(ConfigError, match="only a bridge fill"):
         load_config(None, ["task=inpaint", "objective=diffusion", "layout_training=0.5", f"data.source={tmp_path}"])
+
+
+def test_coarse_layouts_come_from_the_known_part_alone_with_fresh_noise(tmp_path):
+    """With a layout source, a guess is the coarse stage's sample: the target's unknown pixels play no part,
+    known pixels are the target's, the same generator gives the same guess and another one another guess."""
+    from palette_cli.training.layout_guess import coarse_layout, load_layout_source
+    from tests.test_coarse_stage import fill_file
+
+    path, _ = fill_file(tmp_path / "coarse.safetensors", seed=3, zero_out=False, eta=1.0)
+    coarse = load_layout_source(path)
+    photo = photo_like(1, 2, 32)
+    mask = right_half(2, 32)
+    other = torch.where(mask.bool(), photo_like(9, 2, 32), photo)  # a different unknown part
+    a = coarse_layout(coarse, photo, mask, 4, torch.Generator().manual_seed(0))
+    assert coarse.resolution == 8  # the coarse view is the crop at 1/4
+    assert torch.equal(a, coarse_layout(coarse, other, mask, 4, torch.Generator().manual_seed(0)))
+    assert torch.equal(a, coarse_layout(coarse, photo, mask, 4, torch.Generator().manual_seed(0)))
+    b = coarse_layout(coarse, photo, mask, 4, torch.Generator().manual_seed(1))
+    inside = mask.bool().expand_as(a)
+    assert float((a - b)[inside].abs().mean()) > 0.01  # fresh noise: another layout
+    assert torch.equal(a[~inside], photo[~inside])
+    assert not torch.allclose(a, torch.where(mask.bool(), layout_of(photo, 4), photo), atol=0.05)
+    # the batch hook uses it for the drawn examples only
+    batch = {"target": photo, "mask": mask, "cond": photo, "start": photo}
+    out = add_layout_guesses(batch, 1.0, [4], 0.3, torch.Generator().manual_seed(0), coarse)
+    assert torch.equal(out["guess"][~inside], photo[~inside]) and torch.allclose(out["guess_time"], torch.full((2,), 0.3))
+    assert not torch.allclose(out["guess"], torch.where(mask.bool(), layout_of(photo, 4), photo), atol=0.05)
+
+
+def test_a_run_with_coarse_layouts_resumes_bit_identically_and_a_missing_source_is_refused(tmp_path):
+    from palette_cli.training import Trainer, load_config
+    from palette_cli.training.config import ConfigError
+    from tests.conftest import make_photo
+    from tests.test_coarse_stage import fill_file
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(3):
+        make_photo(48, 48, i).save(photos / f"p{i}.png")
+    path, _ = fill_file(tmp_path / "coarse.safetensors", seed=3, zero_out=False, eta=0.75)
+    lay = ["layout_training=1.0", "layout_factors=[4]", "layout_max_time=0.3"]
+    truth = Trainer(_fill_config(photos, 1, lay), tmp_path / "truth").run()["loss"]
+    src = lay + [f"layout_source={path}"]
+    own = Trainer(_fill_config(photos, 1, src), tmp_path / "own").run()["loss"]
+    assert own != pytest.approx(truth, rel=1e-4)  # other guesses, other states
+    straight = Trainer(_fill_config(photos, 4, src), tmp_path / "a")
+    straight.run()
+    Trainer(_fill_config(photos, 2, src), tmp_path / "b").run()
+    resumed = Trainer(_fill_config(photos, 4, src), tmp_path / "b", resume=True)
+    resumed.run()
+    sa, sb = straight.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    with pytest.raises(ConfigError, match="no model file"):
+        load_config(None, ["task=inpaint+uncrop", "objective=bridge", "prediction=preconditioned",
+                           f"data.source={photos}", "layout_training=0.5", f"layout_source={tmp_path / 'nope'}"])
+    (tmp_path / "bad.safetensors").write_bytes(b"not a model")
+    with pytest.raises(ConfigError, match="layout_source"):
+        Trainer(_fill_config(photos, 1, lay + [f"layout_source={tmp_path / 'bad.safetensors'}"]), tmp_path / "c")

@@ -74,8 +74,7 @@ def test_each_task_defaults_to_a_shipped_model_trained_for_it(task):
     name = default_model(task)
     assert (WEIGHTS / f"{name}.safetensors").is_file() and task in TRAINED[name]
     assert check_model(None, task).name == name
-    assert name == {"colorize": "palette-colorize", "jpeg": "palette-restore", "uncrop": "palette-extend"}.get(
-        task, "palette-fill")
+    assert name == {"colorize": "palette-colorize", "jpeg": "palette-restore"}.get(task, "palette-extend")
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -172,20 +171,20 @@ def test_eval_and_study_name_the_default_model_that_ran(refs, tmp_path):
                             str(refs), "--grid-photos", "1", "--out", str(out), *EVAL])
     assert r.exit_code == 0, r.output
     rows = json.loads((out / "metrics.json").read_text())["methods"]
-    assert list(rows) == ["palette-fill", "identity"] and (out / "methods" / "palette-fill" / "outputs").is_dir()
-    assert rows["palette-fill"]["model"] == "palette-fill"
-    assert rows["palette-fill"]["description"] == "model `palette-fill` (bridge, 1 step)"
-    settings = json.loads((out / "methods" / "palette-fill" / "generation.json").read_text())["settings"]
-    assert settings["model_hash"] == file_hash(WEIGHTS / "palette-fill.safetensors")
+    assert list(rows) == ["palette-extend", "identity"] and (out / "methods" / "palette-extend" / "outputs").is_dir()
+    assert rows["palette-extend"]["model"] == "palette-extend"
+    assert rows["palette-extend"]["description"] == "model `palette-extend` (bridge, 8 steps)"
+    settings = json.loads((out / "methods" / "palette-extend" / "generation.json").read_text())["settings"]
+    assert settings["model_hash"] == file_hash(WEIGHTS / "palette-extend.safetensors")
     study = tmp_path / "study"
     assert runner.invoke(app, ["study", "make", str(out), "-o", str(study)]).exit_code == 0
     manifest = json.loads((study / "study.json").read_text())
-    assert sorted({t["method"] for t in manifest["trials"]}) == ["identity", "palette-fill"]
+    assert sorted({t["method"] for t in manifest["trials"]}) == ["identity", "palette-extend"]
     answers = answers_file(tmp_path / "a.json", manifest, {t["id"]: True for t in manifest["trials"]})
     r = runner.invoke(app, ["study", "score", str(answers), "--study", str(study), "-o", str(tmp_path / "r.json")])
     assert r.exit_code == 0, r.output
     rates = json.loads((tmp_path / "r.json").read_text())["rates"]
-    assert [(x["method"], x["answers"]) for x in rates] == [("identity", 2), ("palette-fill", 2)]
+    assert [(x["method"], x["answers"]) for x in rates] == [("identity", 2), ("palette-extend", 2)]
 
 
 def test_eval_refuses_a_model_for_a_task_before_any_method_runs(refs, tmp_path):
@@ -193,7 +192,7 @@ def test_eval_refuses_a_model_for_a_task_before_any_method_runs(refs, tmp_path):
     r = runner.invoke(app, ["eval", "--task", "inpaint", "--method", "telea", "--method", "model", "--model",
                             "palette-colorize", "--force", "--references", str(refs), "--out", str(out), *EVAL])
     assert r.exit_code == 1 and r.output.strip() == ("Error: model palette-colorize cannot run inpaint: it does "
-                                                     "colorize only; inpaint's default model is palette-fill")
+                                                     "colorize only; inpaint's default model is palette-extend")
     assert not out.exists()
     r = runner.invoke(app, ["eval", "--task", "jpeg", "--model", "palette-fill", "--references", str(refs),
                             "--out", str(out), *EVAL])

@@ -44,7 +44,7 @@ class TaskEntry:
 #: read by the commands, ``palette eval``, ``palette study`` and the library) all come from it.
 TASK_CATALOG = (
     TaskEntry("colorize", "colorize:ColorizeTask", ("colorize",), ("palette-colorize", "palette-multitask-small")),
-    TaskEntry("inpaint", "inpaint:InpaintTask", ("inpaint",), ("palette-fill", "palette-multitask-small")),
+    TaskEntry("inpaint", "inpaint:InpaintTask", ("inpaint",), ("palette-extend", "palette-fill", "palette-multitask-small")),
     TaskEntry("uncrop", "uncrop:UncropTask", ("uncrop", "panorama"),
               ("palette-extend", "palette-fill", "palette-multitask-small")),
     TaskEntry("jpeg", "jpeg:JpegTask", ("restore",), ("palette-restore", "palette-multitask-small")),

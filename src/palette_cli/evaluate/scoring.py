@@ -34,7 +34,7 @@ from ..imageio import write_text_atomic
 from ..metrics.classification import softmax, top1_accuracy, top1_agreement
 from ..metrics.distribution import frechet_distance_from_features, inception_score, kernel_distance
 from ..metrics.diversity import consecutive_distances, ms_ssim_to_first
-from ..metrics.fills import fill_spread, uncrop_copy_score
+from ..metrics.fills import fill_spread, hole_copy_score, uncrop_copy_score
 from ..metrics.features import extract_features, load_feature_net, load_lpips
 from ..metrics.networks.base import FeatureNet
 from ..metrics.networks.effnet_lite import EfficientNetLite
@@ -203,6 +203,9 @@ def _collect(pairs: list[Pair], nets: _Networks, batch_size: int, device: str, s
             copied = uncrop_copy_score((samples[0] + 1) / 2, mask)
             if copied is not None:
                 got.pixel.setdefault("copy_score", []).append(copied)
+            hole_copied = hole_copy_score((samples[0] + 1) / 2, mask)
+            if hole_copied is not None:
+                got.pixel.setdefault("hole_copy_score", []).append(hole_copied)
             if len(samples) >= 2 and bool((mask > 0.5).any()):
                 got.diversity.setdefault("fill_spread", []).append(fill_spread((samples + 1) / 2, mask))
         several = [samples for _, samples, _ in loaded if len(samples) >= 2]
@@ -276,6 +279,11 @@ def _pixel_scores(scores: _Scores, got: _Collected) -> None:
                    "largest correlation of the uncropped band's detail (grey minus a 9-px box blur) with the known "
                    "band's beside it, mirrored or not, shifted up to 8 px (1 = a mirror or copy; real photos ~0.1)",
                    True)
+    if got.pixel.get("hole_copy_score"):
+        scores.put("hole_copy_score", float(np.mean(got.pixel["hole_copy_score"])),
+                   "largest correlation of a rectangular hole's detail along a side (grey minus a 9-px box blur) with "
+                   "the known strip just outside it, mirrored or not, shifted up to 8 px (1 = a reflection; new "
+                   "content ~0.1)", True)
     if not five_scales:
         scores.notes.append(f"MS-SSIM used {sorted(got.scales)} scale(s) instead of 5: the images are smaller than "
                             "176 px, so the weights of the used scales were renormalised; not comparable to "

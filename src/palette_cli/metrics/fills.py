@@ -6,6 +6,8 @@
   scores about what two unrelated parts of a real photo score (around 0.1).
 - :func:`uncrop_copy_score`: that score for an uncropping mask, the generated band against the known band
   of the same width beside it.
+- :func:`hole_copy_score`: that score for a rectangular hole, the hole's strip along each side against the
+  known strip just outside it (what a fill by reflection copies), the largest over the sides.
 - :func:`fill_spread`: the mean absolute difference of several samples inside the generated region, in
   levels of 255, over all pairs of samples.
 
@@ -99,6 +101,57 @@ def uncrop_copy_score(image: Tensor, mask: Tensor) -> float | None:
     else:
         generated, source = d[:, n - width:], d[:, n - 2 * width:n - width]
     return copy_score(generated, source)
+
+
+def hole_box(mask: Tensor) -> tuple[int, int, int, int] | None:
+    """``(top, left, height, width)`` of a mask whose generated region is one rectangle with known pixels on
+    all four sides, or None (free-form holes, bands, an all-generated mask)."""
+    m = mask[0] > 0.5
+    if not bool(m.any()):
+        return None
+    rows, cols = m.any(1).nonzero()[:, 0], m.any(0).nonzero()[:, 0]
+    top, bottom, left, right = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    if top == 0 or left == 0 or bottom == m.shape[0] or right == m.shape[1]:
+        return None
+    if int(m.sum()) != (bottom - top) * (right - left):
+        return None
+    return top, left, bottom - top, right - left
+
+
+def hole_copy_score(image: Tensor, mask: Tensor) -> float | None:
+    """:func:`copy_score` of a rectangular hole's strips against the known strips just outside them: along
+    each side, the hole's strip a quarter of its short side deep over the middle half of the side's length
+    (corners left out, where a reflection takes from two sides), against the known strip of the same size
+    across that side (as deep as the known part allows), both starting ``DETAIL_BLUR // 2`` pixels from the
+    side (the blur's reach, which would mix the two), shifted by up to half the depth; the largest over the
+    four sides. A fill by
+    reflection scores about 1, new content about what unrelated parts of a photo score. None for a mask
+    that is not such a rectangle."""
+    found = hole_box(mask)
+    if found is None:
+        return None
+    top, left, h, w = found
+    d = detail(image)
+    H, W = d.shape
+    best = None
+    for side in ("left", "right", "top", "bottom"):
+        dd, (t, l, hh, ww), n = d, (top, left, h, w), W
+        if side in ("top", "bottom"):  # work on the transposed image: top/bottom become left/right
+            dd, (t, l, hh, ww), n = d.t(), (left, top, w, h), H
+        gap = DETAIL_BLUR // 2  # the columns whose detail the blur mixes across the side: left out
+        room = l if side in ("left", "top") else n - (l + ww)
+        depth = min(min(h, w) // 4, room - gap, ww // 2 - gap)
+        if depth < 2:
+            continue
+        r0, r1 = t + hh // 4, t + hh - hh // 4
+        if side in ("left", "top"):
+            generated, source = dd[r0:r1, l + gap:l + gap + depth], dd[r0:r1, l - gap - depth:l - gap]
+        else:
+            inner, outer = l + ww - gap, l + ww + gap
+            generated, source = dd[r0:r1, inner - depth:inner], dd[r0:r1, outer:outer + depth]
+        score = copy_score(generated, source, max_shift=min(MAX_SHIFT, depth // 2))  # overlaps of half a strip or more
+        best = score if best is None else max(best, score)
+    return best
 
 
 def fill_spread(samples: Tensor, mask: Tensor) -> float:

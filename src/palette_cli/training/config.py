@@ -79,6 +79,8 @@ class TrainConfig:
     layout_training: float = 0.0
     layout_factors: list[int] = field(default_factory=lambda: [4, 8])
     layout_max_time: float = 0.5
+    # "photo": the layout is the photo's own; a model file: its coarse stage's samples of the known part
+    layout_source: str = "photo"
     batch_size: int = 32
     grad_accum: int = 1
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -162,6 +164,10 @@ class TrainConfig:
                 raise ConfigError(f"layout_factors must be a list of whole numbers >= 2, got {factors!r}")
             if not (isinstance(self.layout_max_time, (int, float)) and 0 < self.layout_max_time <= 1):
                 raise ConfigError(f"layout_max_time must be in (0, 1], got {self.layout_max_time!r}")
+            if not isinstance(self.layout_source, str) or not self.layout_source:
+                raise ConfigError(f"layout_source must be \"photo\" or a model file, got {self.layout_source!r}")
+            if self.layout_source != "photo" and not Path(self.layout_source).is_file():
+                raise ConfigError(f"layout_source: no model file at {self.layout_source}")
         if self.adversarial_loss and not self.adversarial_lr > 0:
             raise ConfigError("adversarial_lr must be > 0 when adversarial_loss is on")
         if (self.feature_loss or self.class_loss) and self.feature_net not in VARIANTS:

@@ -18,13 +18,14 @@ from typing import Any, Callable
 import torch
 from torch import Tensor, nn
 
+from ..checkpoint import CheckpointError
 from ..diffusion.registry import process_from_metadata
 from ..nets.efficientnet_lite import LiteWeightsError
 from ..nets.unet import adds_attention, with_added_attention
 from ..diffusion.schedule import ScheduleConfig
 from ..scale.threads import ThreadGovernor
 from ..tasks.starts import restart_fills
-from .layout_guess import add_layout_guesses
+from .layout_guess import add_layout_guesses, load_layout_source
 from .checkpoints import (
     CHECKPOINT_VERSION,
     atomic_torch_save,
@@ -92,6 +93,12 @@ class Trainer:
             torch.manual_seed(rank_seed(config.seed, 0xC0DE))  # the same critic on every rank
             self.critic = AdversarialLoss(config.adversarial_lr).to(self.device)
             self.loss_extra["adversarial"] = (config.adversarial_loss, self.critic)
+        self.layout_source = None
+        if config.layout_training and config.layout_source != "photo":
+            try:
+                self.layout_source = load_layout_source(config.layout_source, self.device)
+            except (CheckpointError, ValueError, OSError) as e:
+                raise ConfigError(f"layout_source: {e}") from None
         self.net_config = build_net_config(config.net)
         try:
             self.process.check_network(self.net_config)
@@ -203,7 +210,7 @@ class Trainer:
     def _init_from_model_file(self, path: str) -> None:
         """Continue from an exported model file (e.g. the shipped weights): its EMA weights seed both the
         model and the EMA, the step count and training record carry on, Adam starts afresh (warm-up again)."""
-        from ..checkpoint import CheckpointError, load_model
+        from ..checkpoint import load_model
 
         try:
             net, info = load_model(path)
@@ -338,7 +345,7 @@ class Trainer:
                 batch = {k: v.contiguous(memory_format=torch.channels_last) for k, v in batch.items()}
             if c.layout_training:  # its own generator: the process's draws stay as they are
                 batch = add_layout_guesses(batch, c.layout_training, c.layout_factors, c.layout_max_time,
-                                           torch.Generator().manual_seed(seed + 2))
+                                           torch.Generator().manual_seed(seed + 2), self.layout_source)
             last = micro == c.grad_accum - 1
             sync = self.ddp.no_sync() if (self.dist.world > 1 and not last) else contextlib.nullcontext()
             with sync:
