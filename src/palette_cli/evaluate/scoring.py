@@ -282,8 +282,8 @@ def _pixel_scores(scores: _Scores, got: _Collected) -> None:
     if got.pixel.get("hole_copy_score"):
         scores.put("hole_copy_score", float(np.mean(got.pixel["hole_copy_score"])),
                    "largest correlation of a rectangular hole's detail along a side (grey minus a 9-px box blur) with "
-                   "the known strip just outside it, mirrored or not, shifted up to 8 px (1 = a reflection; new "
-                   "content ~0.1)", True)
+                   "the known strip just outside it, mirrored or not, shifted up to 8 px (1 = a reflection; unrelated "
+                   "texture ~0.1; the originals' own ~0.3)", True)
     if not five_scales:
         scores.notes.append(f"MS-SSIM used {sorted(got.scales)} scale(s) instead of 5: the images are smaller than "
                             "176 px, so the weights of the used scales were renormalised; not comparable to "

@@ -124,9 +124,8 @@ def hole_copy_score(image: Tensor, mask: Tensor) -> float | None:
     (corners left out, where a reflection takes from two sides), against the known strip of the same size
     across that side (as deep as the known part allows), both starting ``DETAIL_BLUR // 2`` pixels from the
     side (the blur's reach, which would mix the two), shifted by up to half the depth; the largest over the
-    four sides. A fill by
-    reflection scores about 1, new content about what unrelated parts of a photo score. None for a mask
-    that is not such a rectangle."""
+    four sides. A fill by reflection scores about 1, unrelated texture about 0.1, and a photo's own hole about
+    0.3 (a photo continues itself across a line). None for a mask that is not such a rectangle."""
     found = hole_box(mask)
     if found is None:
         return None

@@ -22,7 +22,6 @@ is sometimes wrong there, and the loss still asks for the photo.
 from __future__ import annotations
 
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 import torch
@@ -67,7 +66,7 @@ def coarse_layout(coarse: "Pipeline", target: Tensor, mask: Tensor, factor: int,
     size = max(coarse.divisor, (min(h, w) // factor) // coarse.divisor * coarse.divisor)
     coarse.resolution = size
     known = target.float() * (1 - mask.float())
-    with torch.no_grad():
+    with torch.no_grad():  # on the CPU side: the pipeline takes its inputs to its device and returns to the CPU
         guess = coarse_guess(coarse, known.cpu(), mask.float().cpu(), generator)
     return guess.to(target.device, target.dtype)
 
