@@ -44,16 +44,12 @@ def layout_of(image: Tensor, factor: int) -> Tensor:
 def load_layout_source(path: str | Path, device: str | torch.device = "cpu") -> "Pipeline":
     """The coarse stage that :func:`coarse_layout` samples: a model file's coarse stage, or the file itself
     when it holds none, with its own process settings (the file's decoding)."""
-    from ..checkpoint import load_coarse, load_model
     from ..pipeline import Pipeline
 
-    net, info = load_model(path)
-    stage = load_coarse(path, info)
-    if stage is not None:
-        net, info, _ = stage
     # precision fp32: the guesses must not depend on whether this CPU computes bf16 (a resumed run is exact)
-    return Pipeline(net, info, device=str(device), precision="fp32", model_id=f"{path} (layout source)",
-                    force=True)
+    pipe = Pipeline.from_file(path, device=str(device), precision="fp32", force=True,
+                              model_id=f"{path} (layout source)", model_hash="")  # no hash: nothing records it
+    return pipe.coarse or pipe
 
 
 def coarse_layout(coarse: "Pipeline", target: Tensor, mask: Tensor, factor: int, generator: torch.Generator) -> Tensor:
