@@ -120,8 +120,11 @@ def test_coarse_layouts_come_from_the_known_part_alone_with_fresh_noise(tmp_path
     photo = photo_like(1, 2, 32)
     mask = right_half(2, 32)
     other = torch.where(mask.bool(), photo_like(9, 2, 32), photo)  # a different unknown part
+    resolution, sample, views = coarse.resolution, coarse.sample, []
+    coarse.sample = lambda cond, *args, **kw: views.append(tuple(cond.shape[-2:])) or sample(cond, *args, **kw)
     a = coarse_layout(coarse, photo, mask, 4, torch.Generator().manual_seed(0))
-    assert coarse.resolution == 8  # the coarse view is the crop at 1/4
+    assert views == [(8, 8)]  # the coarse view is the crop at 1/4
+    assert coarse.resolution == resolution  # set for the call only, the pipeline left as it was
     assert torch.equal(a, coarse_layout(coarse, other, mask, 4, torch.Generator().manual_seed(0)))
     assert torch.equal(a, coarse_layout(coarse, photo, mask, 4, torch.Generator().manual_seed(0)))
     b = coarse_layout(coarse, photo, mask, 4, torch.Generator().manual_seed(1))

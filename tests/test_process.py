@@ -372,3 +372,36 @@ def test_preconditioned_bridge_target_has_unit_spread_at_every_time():
     assert torch.allclose(p._estimate(exact, x_t, start, t_), target, atol=1e-5)
     with pytest.raises(ValueError, match="sigma > 0"):
         PreconditionedBridgeProcess(sigma=0.0)
+
+
+def run_marginal(steps, eta, seed=0):
+    x = torch.full((4, 1, 32, 32), D)
+    times = torch.linspace(1, 0, steps + 1, dtype=torch.float64)
+    return sample_bridge(gaussian_bridge_oracle, x.clone(), x.clone(), times, SIGMA,
+                         generator=torch.Generator().manual_seed(seed), eta=eta, clip=None, marginal=True)
+
+
+def test_marginal_bridge_sampler_draws_the_data_distribution_at_every_eta():
+    """The implicit rule keeps each state's noise at the bridge's level, so with the exact denoiser even the
+    deterministic path (η = 0, its noise drawn once at the start) draws from N(MU, S²), where the posterior
+    mean path collapses onto MU (test above)."""
+    for eta in (0.0, 0.5):
+        out = run_marginal(800, eta)
+        assert out.mean().item() == pytest.approx(MU, abs=0.01)
+        assert out.std().item() == pytest.approx(S, abs=0.01)
+    assert not torch.equal(run_marginal(20, 0.0, seed=0), run_marginal(20, 0.0, seed=1))
+    assert torch.equal(run_marginal(20, 0.0, seed=3), run_marginal(20, 0.0, seed=3))
+    # at η = 1 both rules are the ancestral sampler (the same draws, equal up to rounding)
+    assert torch.allclose(run_marginal(20, 1.0, seed=2), run_bridge(20, eta=1.0, seed=2), atol=1e-5)
+
+
+def test_marginal_setting_round_trips_and_is_written_only_when_set():
+    p = PreconditionedBridgeProcess(sigma=0.5, eta=0.0, marginal=1)
+    meta = p.metadata()
+    assert meta["process"]["marginal"] == 1
+    again = process_from_metadata(json.loads(json.dumps(meta)))
+    assert again.marginal == 1 and not again.is_deterministic(SamplerSettings())
+    assert "marginal" not in PreconditionedBridgeProcess(sigma=0.5).metadata()["process"]
+    assert PreconditionedBridgeProcess(sigma=0.5, eta=0.0).is_deterministic(SamplerSettings())
+    with pytest.raises(ValueError, match="marginal"):
+        BridgeProcess(marginal=2)

@@ -35,7 +35,8 @@ def export(
         "--decode", metavar="KEY=VALUE",
         help="A sampling default the file records: chroma-bin colorizers draw_strength, draw_cells, "
              "draw_segments, draw_temperature, chroma_gain, guide_radius; bridge models steps, time_power, "
-             "start (mirror, smooth or exemplar), guess (none or a start to begin part-way from) and guess_time. "
+             "start (mirror, smooth or exemplar), guess (none or a start to begin part-way from), guess_time, "
+             "eta and marginal (1: below eta 1 each state keeps the bridge's own noise level). "
              "E.g. --decode steps=8 (repeatable).")] = None,
     coarse: Annotated[Optional[Path], typer.Option(
         "--coarse", metavar="MODEL", parser=nonempty_path,

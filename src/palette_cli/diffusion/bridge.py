@@ -52,13 +52,14 @@ class BridgeProcess(Process):
     settings: ClassVar[dict[str, tuple[str, Any]]] = {
         "sigma": ("sigma", number), "p_start": ("p_start", number), "start": ("start", text),
         "steps": ("steps", whole), "time_power": ("time_power", number), "guess": ("guess", text),
-        "guess_time": ("guess_time", number), "eta": ("eta", number)}
+        "guess_time": ("guess_time", number), "eta": ("eta", number), "marginal": ("marginal", whole)}
     #: Settings that the files of the first bridge models did not record: written only when one differs
     #: from its default, so those files' metadata stays as it was.
     LATER_SETTINGS: ClassVar[dict[str, Any]] = {"start": "mirror", "steps": 1, "time_power": 1.0, "guess": "none",
-                                                "guess_time": 1.0, "eta": 1.0}
+                                                "guess_time": 1.0, "eta": 1.0, "marginal": 0}
     #: Sampling defaults chosen after training (``palette export --decode``), the fill's start among them.
-    decoding_keys: ClassVar[tuple[str, ...]] = ("steps", "time_power", "start", "guess", "guess_time", "eta")
+    decoding_keys: ClassVar[tuple[str, ...]] = ("steps", "time_power", "start", "guess", "guess_time", "eta",
+                                                "marginal")
 
     #: The starts a fill may take (``tasks.starts.FILL_STARTS``): ``mirror`` (the known part reflected into the
     #: unknown one: the model refines a copy), ``smooth`` (local mean colours only: the model must make every
@@ -70,7 +71,8 @@ class BridgeProcess(Process):
     FILL_GUESSES = (*FILL_STARTS, "coarse")
 
     def __init__(self, sigma: float = 0.1, p_start: float = 0.25, start: str = "mirror", steps: int = 1,
-                 time_power: float = 1.0, guess: str = "none", guess_time: float = 1.0, eta: float = 1.0):
+                 time_power: float = 1.0, guess: str = "none", guess_time: float = 1.0, eta: float = 1.0,
+                 marginal: int = 0):
         if not (math.isfinite(sigma) and sigma >= 0):
             raise ValueError(f"bridge sigma must be a finite number >= 0, got {sigma!r}")
         if not 0 <= p_start <= 1:
@@ -93,6 +95,13 @@ class BridgeProcess(Process):
         #: The fresh noise of each step when the user gives none (``--eta``): 1 the ancestral bridge sampler,
         #: 0 none after the first state (the deterministic path, each sample's spread from its start).
         self.eta = float(eta)
+        if isinstance(marginal, bool) or marginal not in (0, 1):
+            raise ValueError(f"bridge marginal must be 0 or 1, got {marginal!r}")
+        #: 1: below η = 1 the noise a state carries is kept at the bridge's own level σ·√(t(1−t)) (the
+        #: implicit sampler of Zheng et al. 2024, DDIM's rule on the bridge); 0: it shrinks by t/s each step
+        #: (the posterior mean, I2SB's ``ot_ode``), so at η < 1 the network sees states less noisy than any it
+        #: trained on. Both are the ancestral sampler at η = 1.
+        self.marginal = int(marginal)
 
     @property
     def fill_start(self) -> str:  # type: ignore[override]
@@ -146,6 +155,8 @@ class BridgeProcess(Process):
             described["bridge_guess"] = f"{self.fill_guess} from t = {self.guess_time:g}"
         if s.eta != 1:
             described["bridge_eta"] = f"{s.eta:g}"
+            if self.marginal:
+                described["bridge_noise"] = "marginal"
         return described
 
     def resolve(self, settings):
@@ -160,7 +171,8 @@ class BridgeProcess(Process):
         s = self.resolve(settings)
         if self.sigma == 0:
             return True
-        return self.fill_guess is None and (s.steps == 1 or s.eta == 0)
+        # with the marginal rule the first step from the start draws the bridge's noise whatever η
+        return self.fill_guess is None and (s.steps == 1 or (s.eta == 0 and not self.marginal))
 
     def keeps_start_detail(self, settings: SamplerSettings) -> bool:
         """Yes for one step. That step is the conditional mean E[photo | start]: the right local colours,
@@ -229,7 +241,7 @@ class BridgeProcess(Process):
         x, times = self.sampling_path(cond, start, settings, generator, guess)
         return sample_bridge(self.denoiser(net, cond, settings), x, start.to(cond.device), times, self.sigma,
                              generator=generator, impose=impose, on_step=on_step,
-                             eta=self.resolve(settings).eta)
+                             eta=self.resolve(settings).eta, marginal=bool(self.marginal))
 
 
 class ChromaBridgeProcess(BridgeProcess):
@@ -419,13 +431,19 @@ class ChromaBridgeProcess(BridgeProcess):
 @torch.no_grad()
 def sample_bridge(denoiser: X0Denoiser, x: Tensor, start: Tensor, times: Tensor, sigma: float, *,
                   generator: torch.Generator | None = None, impose: Impose | None = None,
-                  on_step: StepCallback | None = None, eta: float = 1.0, clip: float = 1.0) -> Tensor:
+                  on_step: StepCallback | None = None, eta: float = 1.0, clip: float = 1.0,
+                  marginal: bool = False) -> Tensor:
     """Ancestral sampling of a Brownian bridge, from t = times[0] (= 1) down to times[-1] (= 0).
 
     The bridge's noise part ``b_s = x_s − (1−s)·ŷ0 − s·d`` (d the starting image) is a Brownian bridge
     pinned to 0 at both ends, so given ``b_s`` its value at t < s is ``N((t/s)·b_s, σ²·t(s−t)/s)``; the
     step puts that around the new mean ``(1−t)·ŷ0 + t·d``. ``eta`` scales the fresh noise (0: the
     deterministic mean path). The last step (t = 0) returns ŷ0.
+
+    ``marginal``: the noise part is instead ``√(σ²t(1−t) − ρ²)·ε̂ + ρ·z`` with ``ε̂ = b_s / (σ√(s(1−s)))`` the
+    state's own noise, ``ρ = η·σ·√(t(s−t)/s)`` the fresh part and z fresh noise, so every state holds the
+    bridge's marginal noise level whatever η (Zheng et al. 2024's implicit bridge sampler; the same step at
+    η = 1). A state that holds no noise (the start, t = 1) draws its ε̂ fresh.
     """
     seq = [float(v) for v in times]
     if len(seq) < 2 or seq[0] > 1.0 or seq[-1] != 0.0 or any(b >= a for a, b in zip(seq, seq[1:])):
@@ -440,6 +458,16 @@ def sample_bridge(denoiser: X0Denoiser, x: Tensor, start: Tensor, times: Tensor,
             y0 = y0.clamp(-clip, clip)
         if t == 0.0:
             x = y0
+        elif marginal:
+            b = x - (1 - s) * y0 - s * start
+            level = sigma * math.sqrt(s * (1 - s))
+            fresh2 = eta ** 2 * sigma ** 2 * t * (s - t) / s
+            kept = math.sqrt(max(sigma ** 2 * t * (1 - t) - fresh2, 0.0))
+            x = (1 - t) * y0 + t * start
+            if kept > 0:
+                x = x + kept * (b / level if level > 0 else sampling.noise_like(x, generator))
+            if fresh2 > 0:
+                x = x + math.sqrt(fresh2) * sampling.noise_like(x, generator)
         else:
             b = x - (1 - s) * y0 - s * start
             x = (1 - t) * y0 + t * start + (t / s) * b

@@ -35,13 +35,14 @@ class PreconditionedBridgeProcess(BridgeProcess):
     kind: ClassVar[str] = "preconditioned-bridge"
     settings: ClassVar[dict[str, tuple[str, Any]]] = {
         **BridgeProcess.settings, "spread": ("spread", number)}
-    LATER_SETTINGS: ClassVar[dict[str, Any]] = {}  # a new kind: every setting is written
+    #: a newer kind: every setting is written, except the sampler's noise rule when it is the first one
+    LATER_SETTINGS: ClassVar[dict[str, Any]] = {"marginal": 0}
     feature_loss: ClassVar[bool] = True
 
     def __init__(self, sigma: float = 1.0, p_start: float = 0.1, start: str = "smooth", steps: int = 8,
                  time_power: float = 1.0, spread: float = 0.5, guess: str = "none", guess_time: float = 1.0,
-                 eta: float = 1.0):
-        super().__init__(sigma, p_start, start, steps, time_power, guess, guess_time, eta)
+                 eta: float = 1.0, marginal: int = 0):
+        super().__init__(sigma, p_start, start, steps, time_power, guess, guess_time, eta, marginal)
         if not self.sigma > 0:
             raise ValueError(f"a preconditioned bridge needs sigma > 0, got {sigma!r}")
         if not (math.isfinite(spread) and spread > 0):
@@ -91,7 +92,7 @@ class PreconditionedBridgeProcess(BridgeProcess):
 
         x, times = self.sampling_path(cond, start, settings, generator, guess)
         return sample_bridge(denoise, x, start, times, self.sigma, generator=generator, impose=impose, on_step=on_step,
-                             eta=self.resolve(settings).eta)
+                             eta=self.resolve(settings).eta, marginal=bool(self.marginal))
 
     def denoiser(self, net, cond, settings=None):
         raise NotImplementedError("the preconditioned bridge's estimate needs the start: use sample()")

@@ -28,17 +28,20 @@ if TYPE_CHECKING:
     from ..pipeline import Pipeline
 
 
-def coarse_guess(coarse: "Pipeline", known: Tensor, mask: Tensor, generator: torch.Generator) -> Tensor:
+def coarse_guess(coarse: "Pipeline", known: Tensor, mask: Tensor, generator: torch.Generator,
+                 size: int | None = None) -> Tensor:
     """The coarse stage's fill of the window ``known`` (B,3,H,W, unknown part zero) with ``mask`` (B,1,H,W,
-    1 = unknown): the window shrunk to the coarse view (never larger than the window; area average; a coarse
-    pixel is unknown where at least half of what it covers is), filled by the coarse model with its own
-    defaults, enlarged (bicubic) into the unknown part. Known pixels are returned as they are."""
+    1 = unknown): the window shrunk to the coarse view of about ``size``² pixels (default: the coarse stage's
+    working resolution; never larger than the window; area average; a coarse pixel is unknown where at least
+    half of what it covers is), filled by the coarse model with its own defaults, enlarged (bicubic) into the
+    unknown part. Known pixels are returned as they are."""
     from ..diffusion.process import SamplerSettings
     from ..windows import working_size
 
     h, w = known.shape[-2:]
+    view = coarse.resolution if size is None else int(size)
     # never a coarse view finer than the window itself (a fine stage run at a low --resolution)
-    small_w, small_h = working_size(w, h, min(coarse.resolution, int((w * h) ** 0.5)), coarse.divisor)
+    small_w, small_h = working_size(w, h, min(view, int((w * h) ** 0.5)), coarse.divisor)
     small = F.interpolate(known, size=(small_h, small_w), mode="area")
     m = (F.interpolate(mask.float(), size=(small_h, small_w), mode="area") > 0.5).to(known.dtype)
     small = small * (1 - m)

@@ -55,15 +55,14 @@ def load_layout_source(path: str | Path, device: str | torch.device = "cpu") -> 
 def coarse_layout(coarse: "Pipeline", target: Tensor, mask: Tensor, factor: int, generator: torch.Generator) -> Tensor:
     """The coarse stage's sample of the unknown part of ``target`` (B,C,H,W; ``mask`` 1 = unknown), made at
     1/``factor`` of the crop from its known part alone and enlarged (:func:`palette_cli.tasks.coarse.coarse_guess`
-    with the coarse view set to that size); known pixels are the target's."""
+    with the coarse view of that size); known pixels are the target's."""
     from ..tasks.coarse import coarse_guess
 
     h, w = target.shape[-2:]
     size = max(coarse.divisor, (min(h, w) // factor) // coarse.divisor * coarse.divisor)
-    coarse.resolution = size
     known = target.float() * (1 - mask.float())
     with torch.no_grad():  # on the CPU side: the pipeline takes its inputs to its device and returns to the CPU
-        guess = coarse_guess(coarse, known.cpu(), mask.float().cpu(), generator)
+        guess = coarse_guess(coarse, known.cpu(), mask.float().cpu(), generator, size=size)
     return guess.to(target.device, target.dtype)
 
 
