@@ -81,6 +81,33 @@ def test_the_bridge_adds_the_weighted_feature_loss_of_its_clean_estimate():
         assert float(plain.detach()) == pytest.approx(float(masked_loss(run(x_t, t, start), residual, mask)), rel=1e-5)
 
 
+def test_the_residual_bridge_adds_the_weighted_feature_loss_of_its_clean_estimate():
+    """The restorer's bridge (a residual on x_t): loss(feature=(w, fn)) = its L1 / L2 loss + w × fn(x_t + net,
+    photo, mask), the estimate its one-step restoration."""
+    from palette_cli.diffusion.bridge import BridgeProcess
+
+    p = BridgeProcess(sigma=0.1, p_start=0.25)
+    torch.manual_seed(0)
+    net = torch.nn.Conv2d(6, 3, 3, padding=1)
+    run = lambda x, t, cond: net(torch.cat([cond, x], 1))  # noqa: E731
+    target, jpeg = photo_like(0, 32), photo_like(5, 32)
+    batch = {"cond": jpeg, "target": target, "mask": torch.ones(2, 1, 32, 32)}
+    seen = {}
+
+    def fn(estimate, photo, m):
+        seen["estimate"] = estimate.detach()
+        return (estimate - photo).abs().mean()
+
+    plain = p.loss(run, batch, torch.Generator().manual_seed(3), loss="l1")
+    both = p.loss(run, batch, torch.Generator().manual_seed(3), loss="l1", feature=(0.25, fn))
+    t, x_t = p.training_state(batch, torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        estimate = x_t + run(x_t, t, jpeg)
+    assert torch.allclose(seen["estimate"], estimate, atol=1e-6)
+    assert float(plain.detach()) == pytest.approx(float((estimate - target).abs().mean()), rel=1e-5)
+    assert float(both.detach()) == pytest.approx(float(plain.detach()) * 1.25, rel=1e-5)
+
+
 def test_training_with_the_feature_loss_adds_it_to_the_same_first_step(tmp_path):
     """Two runs from the same seed see the same first batch: with the feature loss the first step's loss is
     the L2 loss plus a positive term, and the logged validation loss stays the plain L2 one."""
@@ -105,6 +132,9 @@ def test_a_training_config_takes_a_feature_loss_only_where_the_process_does(tmp_
     fill = ["task=inpaint+uncrop", "objective=bridge", "prediction=preconditioned",
             "process={sigma = 0.5, start = \"smooth\", spread = 0.35}", f"data.source={tmp_path}"]
     assert load_config(None, fill + ["feature_loss=0.5"]).feature_loss == 0.5
+    restore = ["task=jpeg", "objective=bridge", "loss=l1", "process={sigma = 0.1, p_start = 0.25}",
+               f"data.source={tmp_path}"]
+    assert load_config(None, restore + ["feature_loss=0.5", "adversarial_loss=0.1"]).feature_loss == 0.5
     with pytest.raises(ConfigError, match="feature_loss"):
         load_config(None, fill + ["feature_loss=-1"])
     with pytest.raises(ConfigError, match="feature_net"):

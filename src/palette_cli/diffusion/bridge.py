@@ -49,6 +49,8 @@ class BridgeProcess(Process):
     prediction: ClassVar[str] = "residual"
     legacy_predictions: ClassVar[tuple[str, ...]] = ("eps", "v")
     kind: ClassVar[str] = "bridge"
+    #: a loss on the clean estimate may be added (``training.feature_loss``, ``adversarial_loss``)
+    feature_loss: ClassVar[bool] = True
     settings: ClassVar[dict[str, tuple[str, Any]]] = {
         "sigma": ("sigma", number), "p_start": ("p_start", number), "start": ("start", text),
         "steps": ("steps", whole), "time_power": ("time_power", number), "guess": ("guess", text),
@@ -205,10 +207,18 @@ class BridgeProcess(Process):
             t = t * batch["guess_time"].to(t)
         return t, mask * self.noisy(source, start, t, noise) + (1 - mask) * target
 
-    def loss(self, net, batch, generator, *, loss="l2", autocast=False):
+    def loss(self, net, batch, generator, *, loss="l2", autocast=False, feature=None, adversarial=None):
+        """The masked L2 (L1) error of the clean estimate ``x_t + net``; with ``feature = (weight, fn)`` plus
+        ``weight × fn(estimate, photo, mask)`` (``training.feature_loss``), and the same for ``adversarial``."""
         t, x_t = self.training_state(batch, generator)
         pred = x_t + run_net(net, x_t, t, batch["cond"], autocast)
-        return masked_loss(pred, batch["target"], batch["mask"], loss)
+        value = masked_loss(pred, batch["target"], batch["mask"], loss)
+        for term in (feature, adversarial):
+            if term is not None:
+                weight, fn = term
+                with torch.autocast(x_t.device.type, dtype=torch.bfloat16, enabled=autocast):
+                    value = value + weight * fn(pred, batch["target"], batch["mask"])
+        return value
 
     def levels(self, settings):
         """Times from 1 (the starting image) down to 0 (clean): ``t = u^time_power`` for ``u`` evenly spaced,
@@ -273,6 +283,7 @@ class ChromaBridgeProcess(BridgeProcess):
     tasks: ClassVar[tuple[str, ...] | None] = ("colorize",)
     losses: ClassVar[tuple[str, ...]] = ("ce",)
     class_loss: ClassVar[bool] = True
+    feature_loss: ClassVar[bool] = False  # its estimate is a colour decoded from bins, not a residual
     #: Chosen after training on validation photos (``palette export --anneal / --decode``).
     decoding_keys: ClassVar[tuple[str, ...]] = ("temperature", "draw_strength", "draw_cells", "guide_radius",
                                                 "chroma_gain", "draw_temperature", "draw_segments", "flip_average")

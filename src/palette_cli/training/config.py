@@ -142,10 +142,10 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be a number >= 0, got {value!r}")
         if self.feature_loss and not process.feature_loss:
             raise ConfigError(f"feature_loss: the {process.kind} process takes no feature loss "
-                              "(the preconditioned bridge does)")
+                              "(the bridge processes do)")
         if self.adversarial_loss and not process.feature_loss:
             raise ConfigError(f"adversarial_loss: the {process.kind} process takes no loss on its clean estimate "
-                              "(the preconditioned bridge does)")
+                              "(the bridge processes do)")
         if self.class_loss and not process.class_loss:
             raise ConfigError(f"class_loss: the {process.kind} process takes no class-consistency loss "
                               "(the chroma-bins colorizer does)")
