@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -213,12 +213,7 @@ class BridgeProcess(Process):
         t, x_t = self.training_state(batch, generator)
         pred = x_t + run_net(net, x_t, t, batch["cond"], autocast)
         value = masked_loss(pred, batch["target"], batch["mask"], loss)
-        for term in (feature, adversarial):
-            if term is not None:
-                weight, fn = term
-                with torch.autocast(x_t.device.type, dtype=torch.bfloat16, enabled=autocast):
-                    value = value + weight * fn(pred, batch["target"], batch["mask"])
-        return value
+        return with_estimate_terms(value, lambda: pred, batch, (feature, adversarial), autocast)
 
     def levels(self, settings):
         """Times from 1 (the starting image) down to 0 (clean): ``t = u^time_power`` for ``u`` evenly spaced,
@@ -439,6 +434,22 @@ class ChromaBridgeProcess(BridgeProcess):
         return out.clamp(-1, 1)
 
 
+def with_estimate_terms(value: Tensor, estimate: Callable[[], Tensor], batch: dict[str, Tensor],
+                        terms: tuple[tuple[float, Callable[..., Tensor]] | None, ...], autocast: bool) -> Tensor:
+    """``value`` plus ``weight × fn(estimate, photo, mask)`` for each ``(weight, fn)`` of ``terms`` that is given
+    (``training.feature_loss``, ``adversarial_loss``), under bf16 autocast where training uses it; ``estimate``
+    (the clean estimate) is made only when a term is given."""
+    given = [term for term in terms if term is not None]
+    if not given:
+        return value
+    target = batch["target"]
+    with torch.autocast(target.device.type, dtype=torch.bfloat16, enabled=autocast):
+        made = estimate()
+        for weight, fn in given:
+            value = value + weight * fn(made, target, batch["mask"])
+    return value
+
+
 @torch.no_grad()
 def sample_bridge(denoiser: X0Denoiser, x: Tensor, start: Tensor, times: Tensor, sigma: float, *,
                   generator: torch.Generator | None = None, impose: Impose | None = None,
@@ -469,22 +480,22 @@ def sample_bridge(denoiser: X0Denoiser, x: Tensor, start: Tensor, times: Tensor,
             y0 = y0.clamp(-clip, clip)
         if t == 0.0:
             x = y0
-        elif marginal:
-            b = x - (1 - s) * y0 - s * start
-            level = sigma * math.sqrt(s * (1 - s))
-            fresh2 = eta ** 2 * sigma ** 2 * t * (s - t) / s
-            kept = math.sqrt(max(sigma ** 2 * t * (1 - t) - fresh2, 0.0))
-            x = (1 - t) * y0 + t * start
-            if kept > 0:
-                x = x + kept * (b / level if level > 0 else sampling.noise_like(x, generator))
-            if fresh2 > 0:
-                x = x + math.sqrt(fresh2) * sampling.noise_like(x, generator)
         else:
             b = x - (1 - s) * y0 - s * start
-            x = (1 - t) * y0 + t * start + (t / s) * b
-            var = sigma ** 2 * t * (s - t) / s
-            if eta > 0 and var > 0:
-                x = x + eta * math.sqrt(var) * sampling.noise_like(x, generator)
+            x = (1 - t) * y0 + t * start
+            var = sigma ** 2 * t * (s - t) / s  # the posterior spread of the noise part, squared
+            if marginal:
+                fresh2 = eta ** 2 * sigma ** 2 * t * (s - t) / s  # η² × var, in the order first measured
+                kept = math.sqrt(max(sigma ** 2 * t * (1 - t) - fresh2, 0.0))
+                level = sigma * math.sqrt(s * (1 - s))
+                if kept > 0:
+                    x = x + kept * (b / level if level > 0 else sampling.noise_like(x, generator))
+                if fresh2 > 0:
+                    x = x + math.sqrt(fresh2) * sampling.noise_like(x, generator)
+            else:
+                x = x + (t / s) * b
+                if eta > 0 and var > 0:
+                    x = x + eta * math.sqrt(var) * sampling.noise_like(x, generator)
         if impose is not None:
             x = impose(x, t)
         if on_step is not None:

@@ -20,10 +20,9 @@ from __future__ import annotations
 import math
 from typing import Any, ClassVar
 
-import torch
 from torch import Tensor
 
-from .bridge import BridgeProcess, sample_bridge
+from .bridge import BridgeProcess, sample_bridge, with_estimate_terms
 from .process import bcast, masked_loss, number, run_net
 
 
@@ -75,13 +74,8 @@ class PreconditionedBridgeProcess(BridgeProcess):
         target = (batch["target"] - start - g * (x_t - start)) / c
         out = run_net(net, x_t, t, batch["cond"], autocast)
         value = masked_loss(out, target, batch["mask"], loss)
-        extras = [term for term in (feature, adversarial) if term is not None]
-        if extras:
-            with torch.autocast(x_t.device.type, dtype=torch.bfloat16, enabled=autocast):
-                estimate = self._estimate(out, x_t, start, t)
-                for weight, fn in extras:
-                    value = value + weight * fn(estimate, batch["target"], batch["mask"])
-        return value
+        return with_estimate_terms(value, lambda: self._estimate(out, x_t, start, t), batch, (feature, adversarial),
+                                   autocast)
 
     def sample(self, net, cond, start, settings, generator, *, impose=None, on_step=None, samples_of_one=False,
                guess=None):

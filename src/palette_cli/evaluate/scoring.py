@@ -200,10 +200,11 @@ def _collect(pairs: list[Pair], nets: _Networks, batch_size: int, device: str, s
             mask = _mask_of(masks, pair, (samples.shape[-1], samples.shape[-2]))
             if mask is None:
                 continue
-            copied = uncrop_copy_score((samples[0] + 1) / 2, mask)
+            first = (samples[0] + 1) / 2
+            copied = uncrop_copy_score(first, mask)
             if copied is not None:
                 got.pixel.setdefault("copy_score", []).append(copied)
-            hole_copied = hole_copy_score((samples[0] + 1) / 2, mask)
+            hole_copied = hole_copy_score(first, mask)
             if hole_copied is not None:
                 got.pixel.setdefault("hole_copy_score", []).append(hole_copied)
             if len(samples) >= 2 and bool((mask > 0.5).any()):
