@@ -195,11 +195,14 @@ class Pipeline:
 
     def restore(self, image: Image.Image, settings: SamplerSettings, generator: torch.Generator,
                 num_samples: int = 1, tile: int | None = None, overlap: int | None = None,
-                on_step: StepCallback | None = None, lock_colour: bool = True) -> list[Image.Image]:
+                on_step: StepCallback | None = None, lock_colour: bool = True,
+                jpeg_constraint: bool = True) -> list[Image.Image]:
         """JPEG restoration at native resolution in overlapping tiles on the JPEG grid, blended at every
-        step; ``lock_colour`` keeps the input's local mean colour."""
+        step; ``lock_colour`` keeps the input's local mean colour; ``jpeg_constraint`` keeps a JPEG file's
+        result within its quantization cells (:mod:`palette_cli.tasks.quantization`)."""
         self.check_task("restore")
-        return restore_photo(self, image, settings, generator, num_samples, tile, overlap, on_step, lock_colour)
+        return restore_photo(self, image, settings, generator, num_samples, tile, overlap, on_step, lock_colour,
+                             jpeg_constraint)
 
     def infer(self, task: str, image: Image.Image, mask: Tensor | None, settings: SamplerSettings,
               generator: torch.Generator, num_samples: int = 1,

@@ -113,7 +113,13 @@ def degrade(reference: Image.Image, task: EvalTask, generator: torch.Generator) 
 
     setting = {k: v for k, v in task.describe().items() if k != "task"}
     degraded, mask = TASKS[task.name].evaluation_input(pil_to_tensor(reference), generator, **setting)
-    return tensor_to_pil(degraded), mask
+    image = tensor_to_pil(degraded)
+    if task.name == "jpeg":  # what a JPEG file tells its reader besides its pixels: its quantization tables
+        from ..imageio.reading import INFO_JPEG_QUANTIZATION
+        from ..tasks.jpeg import jpeg_file_record
+
+        image.info[INFO_JPEG_QUANTIZATION] = jpeg_file_record(task.jpeg_quality)
+    return image, mask
 
 
 def make_eval_input(source: Path, name: str, task: EvalTask, size: int, seed: int, index: int) -> EvalInput:

@@ -19,6 +19,7 @@ import warnings
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,6 +30,9 @@ from .files import ImageInputError, path_kind
 # Keys this module adds to ``Image.info`` of a loaded image.
 INFO_NOTES = "palette_cli.notes"
 INFO_ALPHA_DROPPED = "palette_cli.alpha_dropped"
+#: A JPEG file's quantization tables, component sampling and EXIF orientation (:func:`quantization_info`), for
+#: restoration's quantization constraint (:mod:`palette_cli.tasks.quantization`).
+INFO_JPEG_QUANTIZATION = "palette_cli.jpeg_quantization"
 INFO_SOURCE_FORMAT = "palette_cli.source_format"
 INFO_SOURCE_MODE = "palette_cli.source_mode"
 
@@ -190,6 +194,26 @@ def _check_file(path: Path) -> None:
         raise ImageInputError(path, "file is empty (0 bytes)")
 
 
+def quantization_info(img: Image.Image) -> dict[str, Any] | None:
+    """A just-opened JPEG's tables, component sampling and EXIF orientation as plain data, or None for
+    anything the constraint does not cover (not a JPEG; CMYK or Adobe-RGB components; odd tables)."""
+    if img.format not in ("JPEG", "MPO"):
+        return None
+    tables = getattr(img, "quantization", None)
+    layers = getattr(img, "layer", None)
+    if not tables or not layers or img.mode not in ("L", "RGB"):
+        return None
+    if img.mode == "RGB" and img.info.get("adobe_transform", 1) == 0:
+        return None  # RGB components, not YCbCr
+    try:
+        orientation = int(img.getexif().get(0x0112, 1))
+    except Exception:  # damaged EXIF: exif_transpose would not have rotated either
+        orientation = 1
+    return {"tables": {int(k): [int(v) for v in t] for k, t in tables.items()},
+            "layers": [tuple(int(v) for v in layer[1:4]) for layer in layers],
+            "orientation": orientation if 1 <= orientation <= 8 else 1}
+
+
 def _open_decoded(path: Path, allow_huge: bool) -> Image.Image:
     """Open and fully decode ``path`` (first frame), with EXIF orientation applied."""
     _check_file(path)
@@ -215,6 +239,7 @@ def _open_decoded(path: Path, allow_huge: bool) -> Image.Image:
                 img.load()
                 source_format = img.format
                 source_mode = img.mode
+                quantization = quantization_info(img)
                 decoded = ImageOps.exif_transpose(img) or img.copy()
         except ImageInputError:
             raise
@@ -226,6 +251,8 @@ def _open_decoded(path: Path, allow_huge: bool) -> Image.Image:
             raise ImageInputError(path, f"image data is truncated or corrupt ({err})") from None
     decoded.info[INFO_SOURCE_FORMAT] = source_format
     decoded.info[INFO_SOURCE_MODE] = source_mode
+    if quantization is not None:
+        decoded.info[INFO_JPEG_QUANTIZATION] = quantization
     notes: list[str] = [f"decoder warning: {w.message}" for w in caught]
     if frames > 1:
         notes.append(f"only the first of {frames} frames is used")

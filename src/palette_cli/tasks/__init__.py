@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import importlib
 import math
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -93,10 +93,16 @@ class TaskMixture:
         return f"TaskMixture({self.name!r})"
 
 
-def parse_task_spec(spec: str) -> TrainingTask:
-    """``"colorize"`` → that task; ``"colorize+inpaint+jpeg"`` or ``"colorize:1,inpaint:2"`` → a mixture."""
+def parse_task_spec(spec: str, options: dict[str, dict[str, Any]] | None = None) -> TrainingTask:
+    """``"colorize"`` → that task; ``"colorize+inpaint+jpeg"`` or ``"colorize:1,inpaint:2"`` → a mixture.
+
+    ``options`` maps a task's name to the keyword arguments it is built with (e.g. ``{"jpeg": {"high": 95}}``);
+    an option for a task the spec does not name, or one the task does not take, is a ``ValueError``."""
+    options = {str(k).lower(): dict(v) for k, v in (options or {}).items()}
     text = spec.strip().lower()
     if text in MULTITASK_ALIASES:
+        if options:
+            raise ValueError("task options need the tasks named (e.g. colorize+inpaint+jpeg), not an alias")
         return TaskMixture.paper()
     items = [part.strip() for part in text.replace("+", ",").split(",")]
     if not text or any(not part for part in items):
@@ -109,7 +115,15 @@ def parse_task_spec(spec: str) -> TrainingTask:
             weights.append(float(weight) if weight.strip() else 1.0)
         except ValueError:
             raise ValueError(f"task weight must be a number in {part!r}") from None
-    tasks = [get_task(n) for n in names]
+    unknown = sorted(set(options) - set(names))
+    if unknown:
+        raise ValueError(f"options for {', '.join(unknown)}, which the task spec {spec!r} does not train")
+    tasks = []
+    for n in names:
+        try:
+            tasks.append(get_task(n, **options.get(n, {})))
+        except TypeError as e:
+            raise ValueError(f"{n} options {options.get(n)}: {e}") from None
     if len(tasks) == 1:
         if weights[0] <= 0:
             raise ValueError(f"task weights must be positive, got {weights[0]:g}")

@@ -19,24 +19,27 @@ from ..diffusion.detail import lock_low_frequencies
 from ..imageio import pil_to_tensor, tensor_to_pil
 from ..windows import JPEG_GRID, StepCallback, round_up, tiled_net
 from .base import Example, PipelineLike, choice, full_mask
+from .quantization import JpegQuantization, project
 
 if TYPE_CHECKING:
     from ..diffusion.process import SamplerSettings
 
 QUALITY_RANGE = (5, 30)
+QUALITY_SCALE = 10.0
 
 
-def quality_probabilities(low: int = QUALITY_RANGE[0], high: int = QUALITY_RANGE[1]) -> dict[int, float]:
-    """P(Q) ∝ exp(−Q/10) for the integers Q in [low, high]."""
-    weights = {q: math.exp(-q / 10) for q in range(low, high + 1)}
+def quality_probabilities(low: int = QUALITY_RANGE[0], high: int = QUALITY_RANGE[1],
+                          scale: float = QUALITY_SCALE) -> dict[int, float]:
+    """P(Q) ∝ exp(−Q/scale) for the integers Q in [low, high]."""
+    weights = {q: math.exp(-q / scale) for q in range(low, high + 1)}
     total = sum(weights.values())
     return {q: w / total for q, w in weights.items()}
 
 
 def sample_jpeg_quality(generator: torch.Generator, low: int = QUALITY_RANGE[0],
-                        high: int = QUALITY_RANGE[1]) -> int:
-    """One quality factor Q ∈ [low, high] drawn with probability ∝ exp(−Q/10)."""
-    probs = quality_probabilities(low, high)
+                        high: int = QUALITY_RANGE[1], scale: float = QUALITY_SCALE) -> int:
+    """One quality factor Q ∈ [low, high] drawn with probability ∝ exp(−Q/scale)."""
+    probs = quality_probabilities(low, high, scale)
     return low + choice(generator, list(probs.values()))
 
 
@@ -49,6 +52,20 @@ def jpeg_roundtrip(image: Image.Image, quality: int) -> Image.Image:
         return decoded.convert("RGB")
 
 
+def jpeg_file_record(quality: int) -> dict:
+    """What ``load_image`` records of a file :func:`jpeg_roundtrip` writes at ``quality``: its quantization
+    tables and sampling (:func:`~palette_cli.imageio.reading.quantization_info`)."""
+    from ..imageio.reading import quantization_info
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (16, 16), (128, 128, 128)).save(buffer, format="JPEG", quality=int(quality))
+    buffer.seek(0)
+    with Image.open(buffer) as img:
+        record = quantization_info(img)
+    assert record is not None
+    return record
+
+
 def jpeg_degrade(image: Tensor, quality: int) -> Tensor:
     """An image tensor ((3,H,W) or (B,3,H,W), [-1,1]) quantised to 8 bits, JPEG-compressed and decoded."""
     if image.ndim == 4:
@@ -58,21 +75,29 @@ def jpeg_degrade(image: Tensor, quality: int) -> Tensor:
 
 @dataclass
 class JpegTask:
-    """Condition: the JPEG-decoded image at a random quality (or a fixed ``quality``); target: the image."""
+    """Condition: the JPEG-decoded image at a random quality (or a fixed ``quality``); target: the image.
+
+    The quality is drawn from [low, high] with P(Q) ∝ exp(−Q/scale): Palette's law by default; a training
+    config widens it with ``task_options = { jpeg = { high = 95, scale = 30 } }`` so that the model also
+    sees the light artifacts of the qualities cameras and websites use."""
 
     quality: int | None = None
     low: int = QUALITY_RANGE[0]
     high: int = QUALITY_RANGE[1]
+    scale: float = QUALITY_SCALE
     name: str = "jpeg"
 
     def __post_init__(self) -> None:
         if not 1 <= self.low <= self.high <= 100:
             raise ValueError(f"JPEG quality range must lie in 1..100, got [{self.low}, {self.high}]")
+        if not (math.isfinite(self.scale) and self.scale > 0):
+            raise ValueError(f"JPEG quality scale must be a finite number > 0, got {self.scale!r}")
         if self.quality is not None and not 1 <= self.quality <= 100:
             raise ValueError(f"JPEG quality must be in 1..100, got {self.quality}")
 
     def make_example(self, image: Tensor, generator: torch.Generator) -> Example:
-        q = self.quality if self.quality is not None else sample_jpeg_quality(generator, self.low, self.high)
+        q = self.quality if self.quality is not None else sample_jpeg_quality(generator, self.low, self.high,
+                                                                              self.scale)
         return Example(cond=jpeg_degrade(image, q), target=image, mask=full_mask(image), task=self.name)
 
     # -- evaluation and inference (the paper's protocol; the CLI's command) --------------------------
@@ -90,12 +115,16 @@ class JpegTask:
 
 def restore_photo(pipe: PipelineLike, image: Image.Image, settings: "SamplerSettings", generator: torch.Generator,
                   num_samples: int = 1, tile: int | None = None, overlap: int | None = None,
-                  on_step: StepCallback | None = None, lock_colour: bool = True) -> list[Image.Image]:
+                  on_step: StepCallback | None = None, lock_colour: bool = True,
+                  jpeg_constraint: bool = True) -> list[Image.Image]:
     """JPEG restoration at native resolution: overlapping tiles, blended at every sampling step.
 
     Tiles start on the JPEG block grid (multiples of 16 px, the 4:2:0 chroma block), where the artifacts
     the model learned sit. ``lock_colour`` keeps the output's local mean colour (its low frequencies)
     equal to the input's, which JPEG preserves well: restoration cannot shift colours.
+    ``jpeg_constraint``: when ``image`` came from a JPEG file (``load_image`` keeps its quantization
+    tables), every DCT coefficient of the result is kept within half a quantization step of the file's
+    (:mod:`.quantization`), so a lightly compressed photo cannot be made worse than the file allows.
     """
     cond_full = pil_to_tensor(image).unsqueeze(0)
     h, w = cond_full.shape[-2:]
@@ -113,4 +142,7 @@ def restore_photo(pipe: PipelineLike, image: Image.Image, settings: "SamplerSett
     out = pipe.sample(cond, settings, generator, net=net)
     if lock_colour:
         out = lock_low_frequencies(out, cond.cpu())
+    quant = JpegQuantization.from_image(image) if jpeg_constraint else None
+    if quant is not None:
+        out = project(out[..., :h, :w], cond_full[..., :h, :w], quant)
     return [tensor_to_pil(o[:, :h, :w]) for o in out]

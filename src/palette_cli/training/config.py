@@ -52,6 +52,8 @@ class TrainConfig:
     """Everything a training run needs; loadable from TOML / YAML / JSON with dotted-key overrides."""
 
     task: str = "colorize+inpaint+uncrop+jpeg"
+    # per-task build options, e.g. { jpeg = { high = 95, scale = 30 } } (tasks/jpeg.py: the quality law)
+    task_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     data: DataConfig = field(default_factory=DataConfig)
     net: str | dict[str, Any] = "small"
     schedule: dict[str, Any] = field(default_factory=lambda: PAPER_TRAIN.to_dict())
@@ -125,11 +127,11 @@ class TrainConfig:
             ScheduleConfig.from_dict(self.schedule)
         except (TypeError, ValueError) as e:
             raise ConfigError(f"schedule: {e}") from None
-        from ..tasks import task_names
+        from ..tasks import parse_task_spec, task_names
 
         process = self.build_process()
         try:
-            tasks = task_names(self.task)
+            tasks = task_names(parse_task_spec(self.task, self.task_options))
         except ValueError as e:
             raise ConfigError(f"task: {e}") from None
         try:

@@ -27,7 +27,7 @@ def build_dataset(config: TrainConfig, source: Any, mode: str, seed: int):
     from ..tasks import parse_task_spec
 
     try:
-        task = parse_task_spec(config.task)
+        task = parse_task_spec(config.task, config.task_options)
     except (KeyError, ValueError) as e:
         raise ConfigError(f"task: {e}") from None
     try:
