@@ -179,3 +179,25 @@ def test_palette_restore_keeps_a_light_jpeg_within_its_cells_and_can_be_told_not
     assert violation(off, decoded, quant, whole_blocks=True) > 1.0
     assert violation(on, decoded, quant, whole_blocks=True) < 1.0  # measured 0.82; without it 4.5
     assert psnr(on, truth) > psnr(off, truth)
+
+
+def test_a_run_with_task_options_trains_on_them_and_its_file_records_them(tmp_path):
+    from palette_cli.checkpoint import read_info
+    from palette_cli.training import Trainer, export_checkpoint, load_config
+
+    for i in range(2):
+        make_photo(64, 64, i).save(tmp_path / f"p{i}.png")
+    base = ["task=jpeg", "objective=bridge", "loss=l1", "process={p_start = 0.25, sigma = 0.1}",
+            'net={image_size = 32, model_channels = 32, channel_mult = [1, 1], num_res_blocks = 1, '
+            'attention_resolutions = [], num_head_channels = 32, gamma_embedding = "time"}',
+            f"data.source={tmp_path}", "data.size=32", "batch_size=2", "steps=1", "precision=fp32",
+            "channels_last=false", "val_every=1000", "log_every=1"]
+    config = load_config(None, base + ["task_options={jpeg = {low = 90, high = 95}}"])
+    trainer = Trainer(config, tmp_path / "run")
+    assert (trainer.dataset.task.low, trainer.dataset.task.high) == (90, 95)
+    trainer.run()
+    info = read_info(export_checkpoint(tmp_path / "run", tmp_path / "m.safetensors"))
+    assert info.training["task_options"] == {"jpeg": {"low": 90, "high": 95}}
+    plain = load_config(None, base)
+    Trainer(plain, tmp_path / "run2").run()
+    assert "task_options" not in read_info(export_checkpoint(tmp_path / "run2", tmp_path / "p.safetensors")).training

@@ -48,6 +48,8 @@ def export_checkpoint(source: str | Path, out: str | Path, dtype: str = "fp16", 
         "precision": cfg.get("precision"),
         "task": cfg.get("task"),
     }
+    if cfg.get("task_options"):  # written only when set: the files of runs without them read as before
+        training["task_options"] = cfg["task_options"]
     info = ModelInfo(net=ckpt["net"], schedule=ckpt["schedule"], tasks=list(ckpt["tasks"]), training=training,
                      extra={**process.metadata(), **(extra or {})})
     return save_model(out, info, ckpt["ema"], dtype=dtype)
