@@ -201,3 +201,13 @@ def test_a_run_with_task_options_trains_on_them_and_its_file_records_them(tmp_pa
     plain = load_config(None, base)
     Trainer(plain, tmp_path / "run2").run()
     assert "task_options" not in read_info(export_checkpoint(tmp_path / "run2", tmp_path / "p.safetensors")).training
+
+
+def test_a_greyscale_jpeg_stays_grey(tmp_path):
+    img = jpeg_file(tmp_path / "g.jpg", make_photo(40, 32, seed=9).convert("L"), quality=40)
+    quant = JpegQuantization.from_image(img)
+    decoded = pil_to_tensor(img)[None]
+    tinted = decoded + torch.tensor([0.1, 0.0, -0.1]).view(1, 3, 1, 1)  # a colour cast on a grey photo
+    fixed = project(tinted, decoded, quant)
+    assert float((fixed - fixed.mean(1, keepdim=True)).abs().max()) < 1e-4
+    assert violation(fixed, decoded, quant, whole_blocks=True) <= 0.5 + 1e-3

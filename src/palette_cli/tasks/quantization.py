@@ -158,7 +158,7 @@ def _displayed(x: Tensor, orientation: int) -> Tensor:
 def project(out: Tensor, decoded: Tensor, quant: JpegQuantization, iterations: int = 3) -> Tensor:
     """``out`` (N, 3, H, W in [-1, 1]) moved into the quantization cells of the JPEG that decodes to
     ``decoded`` (1 or N, 3, H, W): each luma coefficient within half a step of the file's, each chroma one
-    (on the subsampled planes) too. The passes alternate with the encoder's own edge rule (a partial block is
+    (on the subsampled planes) too; a greyscale file's result is grey. The passes alternate with the encoder's own edge rule (a partial block is
     completed by repeating the last row and column), and the chroma correction is brought back to full size
     bilinearly, the decoder's upsampling; ``iterations`` passes tighten both."""
     o = quant.orientation
@@ -174,7 +174,9 @@ def project(out: Tensor, decoded: Tensor, quant: JpegQuantization, iterations: i
         y = F.pad(y[..., :h, :w], pad, mode="replicate")
         luma = y[:, :1] + _clamp_change(y[:, :1], ref[:, :1], quant.luma)
         chroma = y[:, 1:]
-        if quant.chroma is not None:
+        if quant.chroma is None:  # a one-component (greyscale) file: the photo had no colour
+            chroma = torch.zeros_like(chroma)
+        else:
             low = F.avg_pool2d(chroma, (fv, fh)) if (fv, fh) != (1, 1) else chroma
             change = _clamp_change(low, ref_c, quant.chroma)
             if (fv, fh) != (1, 1):
