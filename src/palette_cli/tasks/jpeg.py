@@ -1,6 +1,7 @@
 """JPEG restoration: the condition is the image after a real JPEG encode/decode (Pillow, in memory).
 
-The quality factor Q is an integer in [5, 30] drawn with probability ∝ exp(−Q/10), as in Palette.
+The quality factor Q is an integer in [5, 30] drawn with probability ∝ exp(−Q/10), as in Palette, by default
+(a training config may widen the law: ``task_options``; the shipped restorer trained on 5–95, ∝ exp(−Q/30)).
 Pillow's defaults are kept otherwise (baseline JPEG, 4:2:0 chroma subsampling, standard tables).
 """
 
