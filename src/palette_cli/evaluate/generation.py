@@ -114,11 +114,9 @@ def degrade(reference: Image.Image, task: EvalTask, generator: torch.Generator) 
     setting = {k: v for k, v in task.describe().items() if k != "task"}
     degraded, mask = TASKS[task.name].evaluation_input(pil_to_tensor(reference), generator, **setting)
     image = tensor_to_pil(degraded)
-    if task.name == "jpeg":  # what a JPEG file tells its reader besides its pixels: its quantization tables
-        from ..imageio.reading import INFO_JPEG_QUANTIZATION
-        from ..tasks.jpeg import jpeg_file_record
-
-        image.info[INFO_JPEG_QUANTIZATION] = jpeg_file_record(task.jpeg_quality)
+    info = getattr(TASKS[task.name], "evaluation_info", None)  # e.g. a JPEG file's quantization tables
+    if info is not None:
+        image.info.update(info(**setting))
     return image, mask
 
 

@@ -44,12 +44,17 @@ def sample_jpeg_quality(generator: torch.Generator, low: int = QUALITY_RANGE[0],
     return low + choice(generator, list(probs.values()))
 
 
-def jpeg_roundtrip(image: Image.Image, quality: int) -> Image.Image:
-    """An 8-bit RGB image encoded as JPEG at ``quality`` in memory and decoded again."""
+def _jpeg_file(image: Image.Image, quality: int) -> io.BytesIO:
+    """An 8-bit RGB image encoded as a JPEG file in memory at ``quality`` (Pillow's other defaults)."""
     buffer = io.BytesIO()
     image.convert("RGB").save(buffer, format="JPEG", quality=int(quality))
     buffer.seek(0)
-    with Image.open(buffer) as decoded:
+    return buffer
+
+
+def jpeg_roundtrip(image: Image.Image, quality: int) -> Image.Image:
+    """An 8-bit RGB image encoded as JPEG at ``quality`` in memory and decoded again."""
+    with Image.open(_jpeg_file(image, quality)) as decoded:
         return decoded.convert("RGB")
 
 
@@ -58,10 +63,7 @@ def jpeg_file_record(quality: int) -> dict:
     tables and sampling (:func:`~palette_cli.imageio.reading.quantization_info`)."""
     from ..imageio.reading import quantization_info
 
-    buffer = io.BytesIO()
-    Image.new("RGB", (16, 16), (128, 128, 128)).save(buffer, format="JPEG", quality=int(quality))
-    buffer.seek(0)
-    with Image.open(buffer) as img:
+    with Image.open(_jpeg_file(Image.new("RGB", (16, 16), (128, 128, 128)), quality)) as img:
         record = quantization_info(img)
     assert record is not None
     return record
@@ -107,6 +109,14 @@ class JpegTask:
                          **setting) -> tuple[Tensor, None]:
         """The evaluation input of a reference (3,H,W): a real JPEG round trip at ``jpeg_quality``."""
         return jpeg_degrade(image, jpeg_quality), None
+
+    @staticmethod
+    def evaluation_info(*, jpeg_quality: int = 10, **setting) -> dict:
+        """What the evaluation input's file tells its reader besides its pixels: its quantization tables
+        (``Image.info``, as ``load_image`` records them for a JPEG file)."""
+        from ..imageio.reading import INFO_JPEG_QUANTIZATION
+
+        return {INFO_JPEG_QUANTIZATION: jpeg_file_record(jpeg_quality)}
 
     @staticmethod
     def infer(pipe: PipelineLike, image: Image.Image, mask: Tensor | None, settings: "SamplerSettings",

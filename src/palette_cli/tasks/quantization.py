@@ -42,7 +42,8 @@ class JpegQuantization:
 
     @classmethod
     def from_info(cls, info: dict[str, Any] | None) -> "JpegQuantization | None":
-        """The constraint of a file's record (:func:`~palette_cli.imageio.reading.quantization_info`); None when it is missing or unusable."""
+        """The constraint of a file's record (:func:`~palette_cli.imageio.reading.quantization_info`); None
+        when it is missing or unusable."""
         if not info:
             return None
         try:
@@ -67,16 +68,6 @@ class JpegQuantization:
     def from_image(cls, img: Image.Image) -> "JpegQuantization | None":
         """The constraint a loaded image carries (``load_image`` records it for JPEG files), or None."""
         return cls.from_info(img.info.get(INFO_JPEG_QUANTIZATION))
-
-    @classmethod
-    def for_quality(cls, quality: int) -> "JpegQuantization":
-        """The tables Pillow writes at ``quality`` with its defaults (4:2:0), as in
-        :func:`~palette_cli.tasks.jpeg.jpeg_roundtrip`."""
-        from .jpeg import jpeg_file_record
-
-        found = cls.from_info(jpeg_file_record(quality))
-        assert found is not None
-        return found
 
 
 def _dct_matrix(n: int = 8) -> Tensor:
@@ -110,11 +101,11 @@ def idct_blocks(coeffs: Tensor) -> Tensor:
     return _unblocks(d.T @ coeffs @ d)
 
 
-def _clamp_change(out: Tensor, ref: Tensor, steps: Tensor) -> Tensor:
-    """The change to add to ``out`` so that every block coefficient lies within half a step of ``ref``'s."""
-    c_out, c_ref = dct_blocks(out), dct_blocks(ref)
+def _clamp_change(out: Tensor, c_ref: Tensor, steps: Tensor) -> Tensor:
+    """The change to add to ``out`` so that every block coefficient lies within half a step of ``c_ref``
+    (the reference's :func:`dct_blocks`, broadcast over ``out``'s samples)."""
     half = steps.to(out) / 2
-    delta = c_out - c_ref
+    delta = dct_blocks(out) - c_ref
     return idct_blocks(torch.maximum(torch.minimum(delta, half), -half) - delta)
 
 
@@ -158,9 +149,10 @@ def _displayed(x: Tensor, orientation: int) -> Tensor:
 def project(out: Tensor, decoded: Tensor, quant: JpegQuantization, iterations: int = 3) -> Tensor:
     """``out`` (N, 3, H, W in [-1, 1]) moved into the quantization cells of the JPEG that decodes to
     ``decoded`` (1 or N, 3, H, W): each luma coefficient within half a step of the file's, each chroma one
-    (on the subsampled planes) too; a greyscale file's result is grey. The passes alternate with the encoder's own edge rule (a partial block is
-    completed by repeating the last row and column), and the chroma correction is brought back to full size
-    bilinearly, the decoder's upsampling; ``iterations`` passes tighten both."""
+    (on the subsampled planes) too; a greyscale file's result is grey. The passes alternate with the
+    encoder's own edge rule (a partial block is completed by repeating the last row and column), and the
+    chroma correction is brought back to full size bilinearly, the decoder's upsampling; ``iterations``
+    passes tighten both."""
     o = quant.orientation
     out_s, ref_s = _stored(out.float(), o), _stored(decoded.float(), o)
     h, w = out_s.shape[-2:]
@@ -168,17 +160,20 @@ def project(out: Tensor, decoded: Tensor, quant: JpegQuantization, iterations: i
     mh, mw = 8 * fv, 8 * fh
     pad = (0, (-w) % mw, 0, (-h) % mh)  # the encoder extends a partial block by repeating the edge
     y = _to_ycc(out_s)
-    ref = F.pad(_to_ycc(ref_s).expand(y.shape[0], -1, -1, -1), pad, mode="replicate")
-    ref_c = F.avg_pool2d(ref[:, 1:], (fv, fh)) if (fv, fh) != (1, 1) else ref[:, 1:]
+    # the file's coefficients: computed once, for every pass and every sample
+    ref = F.pad(_to_ycc(ref_s), pad, mode="replicate")
+    c_luma = dct_blocks(ref[:, :1])
+    if quant.chroma is not None:
+        c_chroma = dct_blocks(F.avg_pool2d(ref[:, 1:], (fv, fh)) if (fv, fh) != (1, 1) else ref[:, 1:])
     for _ in range(max(1, iterations)):
         y = F.pad(y[..., :h, :w], pad, mode="replicate")
-        luma = y[:, :1] + _clamp_change(y[:, :1], ref[:, :1], quant.luma)
+        luma = y[:, :1] + _clamp_change(y[:, :1], c_luma, quant.luma)
         chroma = y[:, 1:]
         if quant.chroma is None:  # a one-component (greyscale) file: the photo had no colour
             chroma = torch.zeros_like(chroma)
         else:
             low = F.avg_pool2d(chroma, (fv, fh)) if (fv, fh) != (1, 1) else chroma
-            change = _clamp_change(low, ref_c, quant.chroma)
+            change = _clamp_change(low, c_chroma, quant.chroma)
             if (fv, fh) != (1, 1):
                 change = F.interpolate(change, scale_factor=(fv, fh), mode="bilinear", align_corners=False)
             chroma = chroma + change
